@@ -1,0 +1,50 @@
+# Two commands do everything on a fresh machine: `make search` and `make test`.
+# Setup is idempotent: the venv is rebuilt only when pyproject.toml changes.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+TARGET_MS ?= 50
+PYTEST_ARGS ?=
+
+.PHONY: setup data search test test-slow clean
+
+setup: $(STAMP)
+
+# torch==2.13.0 first: its CPU wheel lies on disk; the project's range then installs nothing more.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+# Fashion-MNIST from Debian where we can; otherwise say how to point at a data set.
+data:
+	@if [ -d $(FASHION_MNIST) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Fashion-MNIST (Debian package dataset-fashion-mnist)"; \
+	  apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1; } || \
+	  echo "warning: could not install dataset-fashion-mnist; give a data set with --data PATH"; \
+	else \
+	  echo "note: Fashion-MNIST not found at $(FASHION_MNIST): run 'sudo apt-get install dataset-fashion-mnist' or give --data PATH"; \
+	fi
+
+# The furthest stage that exists: export + verify + time MobileNetV3-Large until nas.search lands.
+search: $(STAMP) data
+	@if $(PY) -c "import nas.search" 2>/dev/null; then \
+	  $(PY) -m nas.search --target-ms $(TARGET_MS); \
+	else \
+	  $(PY) -m nas.inspect search_spaces/reference/mobilenetv3_large.yaml && \
+	  $(PY) -m nas.export search_spaces/reference/mobilenetv3_large.yaml --onnx experiments/runs/reference/mobilenetv3_large.onnx --verify; \
+	fi
+
+test: $(STAMP) data
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-slow: $(STAMP) data
+	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

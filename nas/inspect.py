@@ -1,0 +1,52 @@
+"""Print an architecture's parameters, multiply-adds and (with --device) predicted latency.
+
+    python -m nas.inspect SPEC.yaml [--device host|pixel1|NAME] [--json]
+"""
+from __future__ import annotations
+
+from nas.cli import ArgumentParser, emit, run_main
+from nas.model import count_macs, count_params
+from nas.spec import load_spec
+
+
+def inspect_spec(spec, device: str | None = None) -> dict:
+    result = {
+        "name": spec.name,
+        "arch_hash": spec.content_hash(),
+        "resolution": spec.resolution,
+        "blocks": len(spec.blocks),
+        "params": count_params(spec),
+        "macs": count_macs(spec),
+        "arch": spec.to_string(),
+    }
+    if device:
+        from nas.latency.devices import get_device
+
+        pred = get_device(device).predict(spec)
+        result.update(device=device, latency_ms=round(pred.ms, 4),
+                      latency_p10_ms=round(pred.p10, 4), latency_p90_ms=round(pred.p90, 4))
+    return result
+
+
+def _human(r: dict) -> str:
+    lines = [f"{r['name']} ({r['arch_hash']}): {r['params']:,} params, {r['macs'] / 1e6:.1f}M MACs, "
+             f"{r['blocks']} blocks at {r['resolution']}x{r['resolution']}"]
+    if "latency_ms" in r:
+        lines.append(f"  predicted latency on {r['device']}: {r['latency_ms']:.2f} ms "
+                     f"(p10 {r['latency_p10_ms']:.2f}, p90 {r['latency_p90_ms']:.2f})")
+    lines.append(f"  {r['arch']}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = ArgumentParser(prog="python -m nas.inspect", description=__doc__.strip().splitlines()[0])
+    p.add_argument("spec", help="architecture spec (YAML)")
+    p.add_argument("--device", help="latency device: host, pixel1 or a table name under latency_tables/")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    args = p.parse_args(argv)
+    emit(inspect_spec(load_spec(args.spec), args.device), args.json, _human)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,1 @@
+"""Latency: ONNX Runtime timing, per-op lookup tables, prediction and device calibration."""

@@ -1,0 +1,88 @@
+"""Time ONNX models with ONNX Runtime: explicit threads, warm-up, robust statistics."""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import onnxruntime as ort
+
+PROVIDER = "CPUExecutionProvider"
+
+
+@dataclass(frozen=True)
+class Timing:
+    median: float
+    p10: float
+    p90: float
+    n: int
+
+    @classmethod
+    def of(cls, samples_ms) -> "Timing":
+        a = np.asarray(samples_ms, dtype=float)
+        p10, med, p90 = np.percentile(a, [10, 50, 90])
+        return cls(float(med), float(p10), float(p90), int(a.size))
+
+    def as_dict(self, digits: int = 5) -> dict:
+        return {"median": round(self.median, digits), "p10": round(self.p10, digits),
+                "p90": round(self.p90, digits), "n": self.n}
+
+
+def make_session(model: str | bytes | os.PathLike, threads: int = 1) -> ort.InferenceSession:
+    """A CPU session with an explicit thread count (never ONNX Runtime's all-cores default)."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    if isinstance(model, os.PathLike):
+        model = os.fspath(model)
+    return ort.InferenceSession(model, sess_options=opts, providers=[PROVIDER])
+
+
+def random_input(session: ort.InferenceSession, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for inp in session.get_inputs():
+        shape = [d if isinstance(d, int) else 1 for d in inp.shape]
+        feeds[inp.name] = rng.standard_normal(shape).astype(np.float32)
+    return feeds
+
+
+def run_once_ms(session: ort.InferenceSession, feeds: dict[str, np.ndarray]) -> float:
+    start = time.perf_counter()
+    session.run(None, feeds)
+    return (time.perf_counter() - start) * 1e3
+
+
+def time_session(session: ort.InferenceSession, runs: int = 30, warmup: int = 10, seed: int = 0) -> Timing:
+    """Median / p10 / p90 of `runs` timed inferences after `warmup` untimed ones."""
+    feeds = random_input(session, seed)
+    for _ in range(warmup):
+        session.run(None, feeds)
+    return Timing.of([run_once_ms(session, feeds) for _ in range(runs)])
+
+
+def host_fingerprint(threads: int) -> dict:
+    """What a host timing depends on; a table measured elsewhere must not be used silently."""
+    return {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "runtime": f"onnxruntime {ort.__version__}",
+        "provider": PROVIDER,
+        "threads": threads,
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or platform.machine()
