@@ -182,7 +182,7 @@ def has_residual(block: BlockSpec, in_ch: int) -> bool:
 
 # ---- validation -----------------------------------------------------------------------------
 
-class _Checker:
+class Checker:
     """Reads a mapping field by field, naming the file and the field in every error."""
 
     def __init__(self, source: str):
@@ -259,7 +259,7 @@ _ARCH_KEYS = ("name", "resolution", "num_classes", "se_style", "stem", "blocks",
 
 def spec_from_dict(data: Any, source: str = "<spec>") -> ArchSpec:
     """Validate a parsed YAML mapping and build an ArchSpec; errors name the file and field."""
-    c = _Checker(source)
+    c = Checker(source)
     d = c.mapping(data, "", _ARCH_KEYS, ("name", "resolution", "stem", "blocks", "head"))
     name = d["name"]
     if not isinstance(name, str) or not name.strip():
