@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from nas.spec import ArchSpec, BlockSpec, conv_out_size, has_residual
+from nas.spec import ArchSpec, BlockSpec, HeadSpec, conv_out_size, has_residual
 
 BN_EPS = 1e-3
 BN_MOMENTUM = 0.01
@@ -67,9 +67,8 @@ class Bneck(nn.Module):
 
 
 class Head(nn.Module):
-    def __init__(self, spec: ArchSpec, cin: int):
+    def __init__(self, h: HeadSpec, cin: int, num_classes: int):
         super().__init__()
-        h = spec.head
         self.conv = ConvBNAct(cin, h.conv, 1, act=h.act)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten(1)
@@ -80,7 +79,7 @@ class Head(nn.Module):
             self.fc = nn.Identity()
             features = h.conv
         self.dropout = nn.Dropout(h.dropout)
-        self.classifier = nn.Linear(features, spec.num_classes)
+        self.classifier = nn.Linear(features, num_classes)
 
     def forward(self, x):
         return self.classifier(self.dropout(self.fc(self.flatten(self.pool(self.conv(x))))))
@@ -95,7 +94,7 @@ class Net(nn.Module):
         self.blocks = nn.Sequential(*(
             Bneck(b, cin, spec.se_channels(b, cin), gate) for b, (cin, _) in zip(spec.blocks, spec.block_inputs())
         ))
-        self.head = Head(spec, spec.blocks[-1].out)
+        self.head = Head(spec.head, spec.blocks[-1].out, spec.num_classes)
 
     def forward(self, x):
         return self.head(self.blocks(self.stem(x)))

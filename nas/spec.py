@@ -310,6 +310,9 @@ def spec_from_dict(data: Any, source: str = "<spec>") -> ArchSpec:
 
 # ---- YAML files -----------------------------------------------------------------------------
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader: latency tables are large
+
+
 def load_yaml_file(path: str | os.PathLike) -> Any:
     """Read and parse a YAML file, turning every failure into a one-line UserError."""
     p = Path(path)
@@ -324,7 +327,7 @@ def load_yaml_file(path: str | os.PathLike) -> Any:
     if not text.strip():
         raise UserError("file is empty", source=str(p))
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_LOADER)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"

@@ -22,11 +22,11 @@ class Timing:
     def of(cls, samples_ms) -> "Timing":
         a = np.asarray(samples_ms, dtype=float)
         p10, med, p90 = np.percentile(a, [10, 50, 90])
-        return cls(float(med), float(p10), float(p90), int(a.size))
+        # Rounded to 10 ns here, so that a table's YAML round trip is exact.
+        return cls(round(float(med), 5), round(float(p10), 5), round(float(p90), 5), int(a.size))
 
-    def as_dict(self, digits: int = 5) -> dict:
-        return {"median": round(self.median, digits), "p10": round(self.p10, digits),
-                "p90": round(self.p90, digits), "n": self.n}
+    def as_dict(self) -> dict:
+        return {"median": self.median, "p10": self.p10, "p90": self.p90, "n": self.n}
 
 
 def make_session(model: str | bytes | os.PathLike, threads: int = 1) -> ort.InferenceSession:

@@ -1,0 +1,183 @@
+"""Latency tables and devices.
+
+    python -m nas.latency build --device host [--space S ...] [--threads N] [--force]
+    python -m nas.latency validate --device host --samples N [--space S] [--json]
+    python -m nas.latency export-ops --space S --out DIR
+    python -m nas.latency import --device NAME --timings FILE
+    python -m nas.latency calibrate --device NAME --measurements FILE
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from nas.cli import ArgumentParser, emit, positive_int, run_main
+from nas.errors import UserError
+from nas.latency import calibrate
+
+# torch, onnxruntime and friends load inside the commands that need them: a mistyped flag
+# answers at once.
+DEFAULT_SPACE = "mobilenetv3_large"
+
+
+def _host_only(parser, device: str, verb: str) -> None:
+    if device != "host":
+        parser.error(f"argument --device: {verb} measures this machine, so the device is 'host' "
+                     f"(got {device!r}); for another device use export-ops + import, or calibrate")
+
+
+def _bar(total: int, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="op", leave=False, mininterval=0.5)
+
+
+def cmd_build(args) -> dict:
+    _host_only(args.parser, args.device, "build")
+    from nas.latency.build import measure_ops
+    from nas.latency.calibrate_host import calibrate_host_table, calibration_specs
+    from nas.latency.devices import TableDevice, load_host_table
+    from nas.latency.ops import ops_of, space_ops
+    from nas.space import load_space
+
+    start = time.perf_counter()
+    table = load_host_table(args.threads, path=args.table, force_new=args.force)
+    spaces = [load_space(s) for s in (args.space or [DEFAULT_SPACE])]
+    device = TableDevice("host", table)
+    cal_specs = [s for sp in spaces for s in calibration_specs(sp, args.calibration_samples, seed=0)]
+    wanted = [op for sp in spaces for op in space_ops(sp)] + [op for s in cal_specs for op in ops_of(s)]
+    missing = [op for op in {o.key: o for o in wanted}.values() if op.key not in table]
+    with _bar(len(missing), "measuring ops") as bar:
+        def keep(chunk):  # save after every chunk: an interrupted build keeps what it measured
+            for key, timing in chunk.items():
+                table.add(key, timing)
+            table.save()
+
+        measure_ops(missing, threads=args.threads, chunk=args.chunk, on_chunk=keep, progress=bar.update)
+    table.save()
+    with _bar(len(cal_specs), "calibrating on whole networks") as bar:
+        cal = calibrate_host_table(device, args.threads, cal_specs, progress=bar.update)
+    return {"device": "host", "table": str(table.path), "ops": len(table), "measured": len(missing),
+            "spaces": [sp.name for sp in spaces], "calibration": cal,
+            "wall_s": round(time.perf_counter() - start, 1)}
+
+
+def cmd_validate(args) -> dict:
+    _host_only(args.parser, args.device, "validate")
+    import numpy as np
+
+    from nas.latency.devices import host_device
+    from nas.latency.validate import validate
+    from nas.space import load_space
+    from nas.spec import atomic_write_text
+
+    space = load_space(args.space)
+    device = host_device(args.threads, path=args.table)
+    rng = np.random.default_rng(args.seed)
+    specs = [space.sample_spec(rng) for _ in range(args.samples)]
+    with _bar(len(specs), "exporting networks") as bar:
+        result = validate(device, specs, threads=args.threads, progress=bar.update)
+    rows = result.pop("rows")
+    if args.out:
+        atomic_write_text(args.out, json.dumps({**result, "rows": rows}, indent=1))
+        result["rows_file"] = str(args.out)
+    return {"device": "host", "space": space.name, "seed": args.seed, **result}
+
+
+def cmd_export_ops(args) -> dict:
+    from nas.latency.calibrate_host import calibration_specs
+    from nas.latency.ops import ops_of, space_ops
+    from nas.latency.portable import export_ops
+    from nas.space import load_space
+
+    space = load_space(args.space)
+    ops = space_ops(space)
+    networks = [] if args.no_networks else calibration_specs(space, args.calibration_samples, seed=0)
+    ops += [op for s in networks for op in ops_of(s)]
+    with _bar(len(ops) + len(networks), "exporting") as bar:
+        out = export_ops(ops, Path(args.out), networks, progress=bar.update)
+    return {"out": str(out), "ops": len({o.key for o in ops}), "networks": len(networks),
+            "next": f"copy {out} to the device, run `python3 time_ops.py` there, then "
+                    f"`python -m nas.latency import --device NAME --timings timings.json`"}
+
+
+def cmd_import(args) -> dict:
+    from nas.latency.devices import TABLES_DIR
+    from nas.latency.portable import import_timings
+
+    path = Path(args.timings)
+    if path.is_dir():
+        raise UserError("is a directory, expected time_ops.py's timings.json", source=str(path))
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError("file not found", source=str(path)) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"not valid JSON: {err}", source=str(path)) from None
+    table = import_timings(data, str(path), args.device)
+    out = Path(args.out) if args.out else TABLES_DIR / f"{args.device}.yaml"
+    table.save(out)
+    return {"device": args.device, "table": str(out), "ops": len(table), "calibration": table.calibration}
+
+
+def _human(r: dict) -> str:
+    return "\n".join(f"{k}: {v}" for k, v in r.items())
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = ArgumentParser(prog="python -m nas.latency", description="Latency tables and devices.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
+
+    b = sub.add_parser("build", help="measure every op a space can produce on this host")
+    b.add_argument("--device", default="host")
+    b.add_argument("--space", action="append", help=f"search space name or YAML (repeatable; default {DEFAULT_SPACE})")
+    b.add_argument("--threads", type=positive_int, default=1)
+    b.add_argument("--force", action="store_true", help="start a fresh table instead of completing the existing one")
+    b.add_argument("--calibration-samples", type=positive_int, default=24,
+                   help="random networks of each space timed whole to calibrate the op sum (default 24)")
+    b.add_argument("--chunk", type=positive_int, default=64, help="ops measured (and saved) together (default 64)")
+    b.set_defaults(run=cmd_build)
+
+    v = sub.add_parser("validate", help="predicted vs measured latency of random networks on this host")
+    v.add_argument("--device", default="host")
+    v.add_argument("--samples", type=positive_int, default=50)
+    v.add_argument("--space", default=DEFAULT_SPACE)
+    v.add_argument("--seed", type=int, default=1, help="sampling seed (the build calibrates on seed 0)")
+    v.add_argument("--threads", type=positive_int, default=1)
+    v.add_argument("--out", help="write every sample's predicted and measured ms to this JSON file")
+    v.set_defaults(run=cmd_validate)
+
+    e = sub.add_parser("export-ops", help="write every op of a space as ONNX, with a standalone timer")
+    e.add_argument("--space", default=DEFAULT_SPACE)
+    e.add_argument("--out", required=True)
+    e.add_argument("--calibration-samples", type=positive_int, default=8,
+                   help="random networks also exported whole, to calibrate the op sum (default 8)")
+    e.add_argument("--no-networks", action="store_true", help="ops only (the imported table stays uncalibrated)")
+    e.set_defaults(run=cmd_export_ops)
+
+    i = sub.add_parser("import", help="turn time_ops.py's timings.json into a device table")
+    i.add_argument("--device", required=True, help="name of the new device (latency_tables/NAME.yaml)")
+    i.add_argument("--timings", required=True)
+    i.add_argument("--out", help="table path (default latency_tables/NAME.yaml)")
+    i.set_defaults(run=cmd_import)
+
+    calibrate.register(sub)
+
+    for name in ("build", "validate"):
+        sub.choices[name].add_argument("--table", type=Path,
+                                       help="host table file (default latency_tables/host.yaml)")
+    for sp in sub.choices.values():
+        if "--json" not in sp._option_string_actions:
+            sp.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    args = p.parse_args(argv)
+    args.parser = p
+    if hasattr(args, "func"):  # a subcommand that prints its own output
+        return args.func(args) or 0
+    result = args.run(args)
+    emit(result, args.json, getattr(args, "human", _human))
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

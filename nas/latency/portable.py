@@ -1,0 +1,92 @@
+"""Tables for other devices: export every op as ONNX with a standalone timer, import its timings."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+from pathlib import Path
+from typing import Any, Sequence
+
+from nas.errors import UserError
+from nas.latency.build import op_onnx, spec_onnx
+from nas.latency.calibrate_host import fit_scale_offset
+from nas.latency.measure import Timing
+from nas.latency.ops import Op, ops_of
+from nas.latency.table import LatencyTable
+from nas.spec import ArchSpec, atomic_write_text
+
+TIMER = Path(__file__).with_name("standalone_timer.py")
+
+
+def export_ops(ops: Sequence[Op], out: Path, models: Sequence[ArchSpec] = (), progress=None) -> Path:
+    """Write ops/*.onnx, whole networks for calibration, manifest.json and time_ops.py under `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "onnx").mkdir(exist_ok=True)
+    entries = []
+    for op in {op.key: op for op in ops}.values():
+        name = f"onnx/op-{hashlib.sha1(op.key.encode()).hexdigest()[:12]}.onnx"
+        if not (out / name).exists():
+            _write_bytes(out / name, op_onnx(op))
+        entries.append({"kind": "op", "key": op.key, "file": name, "input_shape": list(op.input_shape)})
+        if progress:
+            progress(1)
+    for spec in models:
+        name = f"onnx/net-{spec.content_hash()}.onnx"
+        if not (out / name).exists():
+            _write_bytes(out / name, spec_onnx(spec))
+        entries.append({"kind": "network", "key": spec.to_string(), "file": name,
+                        "input_shape": [1, 3, spec.resolution, spec.resolution],
+                        "ops": [op.key for op in ops_of(spec)]})
+        if progress:
+            progress(1)
+    atomic_write_text(out / "manifest.json", json.dumps({"version": 1, "entries": entries}, indent=1))
+    shutil.copyfile(TIMER, out / "time_ops.py")
+    return out
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def import_timings(data: Any, source: str, name: str) -> LatencyTable:
+    """A table (with its whole-network calibration where networks were timed) from time_ops.py output."""
+    def fail(field: str, message: str) -> UserError:
+        return UserError(message, source=source, field=field)
+
+    if not isinstance(data, dict) or "entries" not in data or not isinstance(data["entries"], list):
+        raise fail("entries", "expected the JSON written by time_ops.py (a mapping with 'entries')")
+    if data.get("unit", "ms") != "ms":
+        raise fail("unit", f"expected 'ms', got {data.get('unit')!r}")
+    device = data.get("device") if isinstance(data.get("device"), dict) else {}
+    table = LatencyTable({**device, "name": name})
+    networks = []
+    for i, e in enumerate(data["entries"]):
+        f = f"entries[{i}]"
+        if not isinstance(e, dict) or not isinstance(e.get("key"), str):
+            raise fail(f, "expected a mapping with 'key'")
+        stats = {}
+        for k in ("median", "p10", "p90", "n"):
+            v = e.get(k)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                raise fail(f"{f}.{k}", f"expected a finite number > 0, got {v!r}")
+            stats[k] = v
+        timing = Timing(float(stats["median"]), float(stats["p10"]), float(stats["p90"]), int(stats["n"]))
+        if e.get("kind") == "network":
+            networks.append((e, timing))
+        else:
+            table.add(e["key"], timing)
+    if not table.ops:
+        raise fail("entries", "no op timings")
+    if networks:
+        sums, wholes = [], []
+        for e, timing in networks:
+            keys = e.get("ops") or []
+            if not keys or any(k not in table for k in keys):
+                raise fail("entries", f"network {e['key'][:40]}... lists ops that were not timed")
+            sums.append(sum(table.ops[k].median for k in keys))
+            wholes.append(timing.median)
+        table.calibration = fit_scale_offset(sums, wholes)
+    return table
