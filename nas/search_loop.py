@@ -1,14 +1,20 @@
 """Drive one searcher: in-process batches for cheap proxies, Ray Tune trials for training proxies.
 
-Both write the run directory's `samples.jsonl` (one line per evaluated architecture) and
-`searcher.pkl` (the algorithm's state, saved after every ask and tell). A resumed run reloads the
-state, takes the results of suggestions that were logged but not yet told from the log, and
-re-issues the rest: no evaluation is lost and none is logged twice.
+Both write the run directory's `samples.jsonl` (one line per evaluated architecture, fsynced) and
+`searcher.pkl` (the algorithm's state, saved after every ask and tell, before the evaluations it
+covers start). A resumed run reloads the state, tells the algorithm the logged results of
+suggestions it was still waiting for (in the order they were logged, which is the order they were
+told), and re-issues the rest: no evaluation is lost and none is logged twice. In-process, the
+re-issued suggestions form a batch of their own, as they did before the interruption, so a
+resumed run continues exactly as an uninterrupted one with the same seed would have.
 """
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -17,7 +23,7 @@ import numpy as np
 from nas.errors import UserError
 from nas.reward import RewardConfig
 from nas.runlog import JsonlWriter, read_jsonl
-from nas.searchers import Algorithm, Suggestion, TuneSearcher, load_state, save_state
+from nas.searchers import Algorithm, Suggestion, load_state, save_state
 from nas.space import SearchSpace
 from nas.spec import ArchSpec
 
@@ -30,7 +36,8 @@ class Evaluator:
     """Latency from the device, accuracy from the proxy, and the reward that combines them.
 
     `to_accuracy` maps a proxy result to the accuracy the reward multiplies: a training proxy's
-    top-1 as is; a zero-cost score through a map fitted to short training (see nas.search).
+    top-1 as is; a zero-cost score through a map onto an accuracy scale (nas.search fits one to
+    a few short trainings). A failed evaluation scores accuracy 0 and reward 0.
     """
 
     device: Any
@@ -45,15 +52,30 @@ class Evaluator:
             return float(self.to_accuracy(result))
         return float(result["accuracy"])
 
+    def evaluate(self, spec: ArchSpec) -> dict:
+        """The proxy's result; an exception in it (one network's problem) becomes a failed result.
+
+        A UserError (bad data path, bad flag) concerns every network and propagates.
+        """
+        start = time.perf_counter()
+        try:
+            return self.proxy.evaluate(spec)
+        except UserError:
+            raise
+        except Exception as err:  # noqa: BLE001 - recorded as the sample's reason
+            return {"score": None, "accuracy": None, "failed": True, "error": err,
+                    "reason": f"{type(err).__name__}: {err}"[:300], "seconds": time.perf_counter() - start}
+
     def records(self, suggestions: Sequence[Suggestion], specs: Sequence[ArchSpec],
                 results: Sequence[dict]) -> list[dict]:
         lat = self.device.predict_many(specs)
+        failed = np.array([bool(r.get("failed")) for r in results])
         acc = np.array([self.accuracy_of(r) for r in results])
         if self.reward.variance_aware:
             rewards = self.reward.batch(acc, lat[:, 0], lat[:, 1], lat[:, 2])
         else:
             rewards = self.reward.batch(acc, lat[:, 0])
-        rewards = np.where([bool(r.get("failed")) for r in results], 0.0, np.atleast_1d(rewards))
+        rewards = np.where(failed, 0.0, np.atleast_1d(rewards))
         out = []
         for s, spec, r, (ms, p10, p90), a, rw in zip(suggestions, specs, results, lat, acc, rewards):
             out.append({
@@ -88,45 +110,70 @@ class SearchRun:
         if not resume and (state.exists() or log.exists()):
             raise UserError("already holds a search: pass --resume to continue it, or choose another --out",
                             source=str(self.dir))
-        self.logged: dict[int, dict] = {r["i"]: r for r in read_jsonl(log)}
+        in_order = read_jsonl(log)   # a torn last line (killed mid-write) is not a sample
+        self.logged: dict[int, dict] = {}
+        for r in in_order:
+            self.logged.setdefault(r["i"], r)
         if resume and state.exists():
             load_state(self.algorithm, state)
         elif self.logged:  # a log without a state: the process died before its first save
             raise UserError("has samples.jsonl but no searcher.pkl; start a new run with another --out",
                             source=str(self.dir))
-        self.writer = JsonlWriter(log)
         self.started = time.perf_counter()
         self.offset_s = max((r.get("wall_s", 0.0) for r in self.logged.values()), default=0.0)
-        self._drain_logged()
+        self._writer: JsonlWriter | None = None
+        self._any_ok = any(not r.get("failed") for r in self.logged.values())
+        self._drain_logged(in_order)
 
     # ---- bookkeeping ------------------------------------------------------------------------
     def _save(self) -> None:
         save_state(self.algorithm, self.dir / STATE_FILE)
 
-    def _drain_logged(self) -> None:
+    def _drain_logged(self, in_order: Sequence[dict]) -> None:
         """Tell the algorithm the logged results of suggestions it is still waiting for."""
-        for i in sorted(self.algorithm.outstanding):
-            record = self.logged.get(i)
-            if record is not None:
-                if tuple(record["tokens"]) != self.algorithm.outstanding[i]:
-                    raise UserError(f"sample {i} in the log differs from the searcher's checkpoint",
-                                    source=str(self.dir / SAMPLES_FILE))
-                self.algorithm.tell(i, record["reward"])
+        a = self.algorithm
+        for record in in_order:
+            i = record["i"]
+            if i in a.outstanding:
+                self._check_tokens(record, a.outstanding[i])
+                a.tell(i, record["reward"])
+            elif i >= a.next_index:
+                raise UserError(f"sample {i} is in the log but not in the searcher's checkpoint (an older "
+                                f"searcher.pkl?); start a new run with another --out", source=str(self.dir))
         self._save()
 
+    def _check_tokens(self, record: dict, tokens: tuple[int, ...]) -> None:
+        if tuple(record["tokens"]) != tuple(tokens):
+            raise UserError(f"sample {record['i']} in the log differs from the searcher's checkpoint (another "
+                            f"seed, space or searcher?)", source=str(self.dir / SAMPLES_FILE))
+
     def _log(self, records: Sequence[dict]) -> None:
+        if self._writer is None:
+            self._writer = JsonlWriter(self.dir / SAMPLES_FILE)
+        wall = round(self.offset_s + time.perf_counter() - self.started, 3)
         for r in records:
-            r["wall_s"] = round(self.offset_s + time.perf_counter() - self.started, 3)
-            self.writer.write(r)
+            r["wall_s"] = wall
+        self._writer.write_many(list(records))   # on disk before the algorithm is told
+        for r in records:
             self.logged[r["i"]] = r
         if self.progress:
             self.progress(len(records))
+
+    def _close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
     @property
     def done(self) -> int:
         return self.algorithm.told
 
     def _ask_batch(self, limit: int) -> list[Suggestion]:
+        # Re-issued suggestions were one batch before the interruption: keep them one now, so the
+        # algorithm hears their results before it proposes anything new, as it did then.
+        pending = self.algorithm.pending_reissue
+        if pending:
+            limit = pending
         batch: list[Suggestion] = []
         while len(batch) < limit and self.done + len(batch) < self.samples:
             s = self.algorithm.ask()
@@ -144,98 +191,151 @@ class SearchRun:
                 if not batch:
                     raise RuntimeError(f"{self.algorithm.name} suggested nothing with results all in")
                 self._save()  # every asked suggestion is in the state before it is evaluated
-                specs = [self.space.decode(s.tokens) for s in batch]
-                results = [self.evaluator.proxy.evaluate(spec) for spec in specs]
-                records = self.evaluator.records(batch, specs, results)
-                self._log(records)
+                records = self._evaluate(batch)
                 for r in records:
                     self.algorithm.tell(r["i"], r["reward"])
                 self._save()
         finally:
-            self.writer.close()
+            self._close()
         return self.records()
+
+    def _evaluate(self, batch: Sequence[Suggestion]) -> list[dict]:
+        """Evaluate and log a batch; its records, in batch order."""
+        specs = [self.space.decode(s.tokens) for s in batch]
+        results = [self.evaluator.evaluate(spec) for spec in specs]
+        if not self._any_ok and all(r.get("error") is not None for r in results):
+            raise results[0]["error"]  # nothing has ever evaluated: a broken proxy, not a bad network
+        self._any_ok = self._any_ok or any(not r.get("failed") for r in results)
+        records = self.evaluator.records(batch, specs, results)
+        self._log(records)
+        return records
 
     # ---- Ray Tune -----------------------------------------------------------------------------
     def run_on_ray(self, proxy_config, address: str | None = None, cpus: int | None = None,
-                   asha: bool = False, max_failures: int = 1, cpus_per_trial: int = 1) -> list[dict]:
+                   asha: bool = False, max_failures: int = 1, cpus_per_trial: int = 1,
+                   trainable: Callable[[dict], None] | None = None) -> list[dict]:
         """Each suggestion becomes a Tune trial training the spec (nas.proxies.ray_tune); the
-        TuneSearcher scores finished trials with the reward and tells the algorithm."""
+        TuneSearcher scores finished trials with the reward and tells the algorithm.
+
+        Local Ray with `cpus` CPUs unless `address` names a cluster. A trial that raises is retried
+        `max_failures` times, then logged as failed (reward 0, its error as the reason) and the
+        search goes on. With `asha`, poor trials stop after their first epoch and are scored on the
+        accuracy they reached. `trainable` replaces `proxy_trainable`: a function trainable whose
+        config holds index, tokens, arch, spec (a dict) and proxy (a ProxyConfig dict), reporting
+        `accuracy` and, when the network diverged, `failed`.
+        """
         import ray
         from ray import tune
         from ray.tune.schedulers import ASHAScheduler
 
-        from nas.proxies.ray_tune import proxy_trainable
+        from nas.proxies.ray_tune import QUIET_ENV, _total_epochs, proxy_trainable
+        from nas.searchers import TuneSearcher
 
         remaining = self.samples - self.done
         if remaining <= 0:
-            self.writer.close()
             return self.records()
-        started_here = _init_ray(address, cpus)
-        specs_by_index: dict[int, ArchSpec] = {}
+        for key, value in QUIET_ENV.items():
+            os.environ.setdefault(key, value)
+        if proxy_config.threads is None:  # each trial's torch uses exactly the CPUs Tune gave it
+            proxy_config = replace(proxy_config, threads=cpus_per_trial)
+        proxy_dict = proxy_config.to_dict()
+        if address is None and trainable is None:
+            from nas.proxies.datasets import open_source
+
+            open_source(proxy_config.data.dataset, proxy_config.data.path)  # a bad --data: one error, not N trials
+        attempt = len(list(self.dir.glob("tune-*")))
+        experiment = self.dir.resolve() / f"tune-{attempt}"
+
+        trial_dirs = _trial_dirs()
 
         def on_result(s: Suggestion, result: dict | None, error: bool) -> float:
-            spec = specs_by_index.pop(s.index, None) or self.space.decode(s.tokens)
             failed = error or not result or bool(result.get("failed", False))
-            accuracy = 0.0 if failed else float(result.get("accuracy", 0.0))
-            r = {"accuracy": accuracy, "score": accuracy, "failed": failed,
-                 "reason": (result or {}).get("reason") or ("trial error" if error else None),
-                 "seconds": (result or {}).get("seconds", 0.0)}
-            record = self.evaluator.records([s], [spec], [r])[0]
+            reason = (_trial_error(trial_dirs.paths.get(s.index)) if error
+                      else (result or {}).get("reason") or ("no result" if not result else None))
+            r = {"accuracy": 0.0 if failed else float(result.get("accuracy", 0.0)),
+                 "score": None if failed else result.get("accuracy"), "failed": failed,
+                 "reason": reason if failed else None, "seconds": (result or {}).get("seconds", 0.0)}
+            record = self.evaluator.records([s], [self.space.decode(s.tokens)], [r])[0]
             self._log([record])
             return record["reward"]
 
-        class _Searcher(TuneSearcher):
-            def suggest(inner, trial_id):  # noqa: N805 - adds the spec and proxy to each trial
-                config = super().suggest(trial_id)
-                if config is None:
-                    return None
-                spec = self.space.decode(config["tokens"])
-                specs_by_index[config["index"]] = spec
-                self._save()
-                return {**config, "spec": spec.to_dict(), "proxy": proxy_config.to_dict()}
+        def extra_config(s: Suggestion) -> dict:
+            return {"spec": self.space.decode(s.tokens).to_dict(), "proxy": proxy_dict}
 
-            def on_trial_complete(inner, trial_id, result=None, error=False):  # noqa: N805
-                super().on_trial_complete(trial_id, result, error)
-                self._save()
-
-        searcher = _Searcher(self.algorithm, on_result, metric="accuracy", mode="max", limit=self.samples)
-        total_epochs = max(1, getattr(proxy_config.train, "epochs", 1) or 1)
+        searcher = TuneSearcher(self.algorithm, on_result, metric="accuracy", mode="max", limit=self.samples,
+                                extra_config=extra_config, state_path=self.dir / STATE_FILE)
+        total_epochs = _total_epochs(proxy_config)
         scheduler = ASHAScheduler(max_t=total_epochs, grace_period=1) if asha and total_epochs > 1 else None
-        attempt = len(list(self.dir.glob("tune-*")))
-        trainable = tune.with_resources(proxy_trainable, {"cpu": cpus_per_trial})
+        resources = tune.with_resources(trainable or proxy_trainable, {"cpu": cpus_per_trial})
+        started, temp_dir = _init_ray(address, cpus)
         try:
+            # As many suggestions in flight as trials can run: evolution's parents stay fresh.
+            slots = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_trial))
             tune.Tuner(
-                trainable,
+                resources,
                 tune_config=tune.TuneConfig(search_alg=searcher, num_samples=remaining, scheduler=scheduler,
-                                            reuse_actors=True, metric="accuracy", mode="max"),
-                run_config=tune.RunConfig(name=f"tune-{attempt}", storage_path=str(self.dir.resolve()),
+                                            reuse_actors=True, metric="accuracy", mode="max",
+                                            max_concurrent_trials=slots, trial_dirname_creator=_trial_dirname),
+                run_config=tune.RunConfig(name=experiment.name, storage_path=str(experiment.parent),
                                           failure_config=tune.FailureConfig(max_failures=max_failures),
+                                          callbacks=[trial_dirs],
                                           checkpoint_config=tune.CheckpointConfig(num_to_keep=1), verbose=0),
             ).fit()
         finally:
-            self.writer.close()
-            if started_here:
+            self._close()
+            if started:
                 ray.shutdown()
+            if temp_dir is not None:
+                shutil.rmtree(temp_dir, ignore_errors=True)
         return self.records()
 
     def records(self) -> list[dict]:
         return [self.logged[i] for i in sorted(self.logged)]
 
 
-def _init_ray(address: str | None, cpus: int | None) -> bool:
-    """Join a cluster at `address`, or start a local Ray with a short temp dir; True if started here."""
-    import os
-    import tempfile
+def _trial_dirs():
+    """A Tune callback that remembers each sample's trial directory on the driver, where Tune
+    writes error.txt before it tells the searcher that the trial failed."""
+    from ray.tune import Callback
 
+    class TrialDirs(Callback):
+        def __init__(self):
+            self.paths: dict[int, str] = {}
+
+        def on_trial_start(self, iteration, trials, trial, **info):
+            self.paths[trial.config["index"]] = trial.local_path
+
+    return TrialDirs()
+
+
+def _trial_error(trial_dir: str | None) -> str:
+    """The last line of a failed trial's error.txt: the exception."""
+    path = Path(trial_dir or "") / "error.txt"
+    if trial_dir and path.exists():
+        lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+        lines = [ln for ln in lines if not ln.startswith("Failure #")]
+        if lines:
+            return f"trial error: {lines[-1]}"[:300]
+    return "trial error"
+
+
+def _trial_dirname(trial) -> str:
+    return f"sample-{trial.config['index']:05d}-{trial.trial_id}"  # the config's arch string is too long
+
+
+def _init_ray(address: str | None, cpus: int | None) -> tuple[bool, str | None]:
+    """Join a cluster at `address`, or start a local Ray in a short temp dir. Returns whether this
+    call connected (the caller then disconnects) and the temp dir to remove afterwards."""
     import ray
 
+    from nas.proxies.runtime import available_cpus
+
     if ray.is_initialized():
-        return False
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        return False, None
     if address:
         ray.init(address=address, log_to_driver=False, logging_level="WARNING")
-    else:
-        temp = tempfile.mkdtemp(prefix="ray_", dir="/tmp")  # socket paths must stay under ~107 bytes
-        ray.init(num_cpus=cpus or os.cpu_count(), include_dashboard=False, _temp_dir=temp,
-                 log_to_driver=False, logging_level="WARNING")
-    return True
+        return True, None
+    temp = tempfile.mkdtemp(prefix="ray_", dir="/tmp")  # socket paths must stay under ~107 bytes
+    ray.init(num_cpus=cpus or available_cpus(), include_dashboard=False, _temp_dir=temp,
+             log_to_driver=False, logging_level="WARNING")
+    return True, temp

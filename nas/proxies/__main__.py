@@ -1,0 +1,193 @@
+"""Accuracy proxies: train one spec, score one spec, or audit every proxy's fidelity.
+
+    python -m nas.proxies train --spec SPEC.yaml [--epochs E | --steps S] [--data PATH] [--json]
+    python -m nas.proxies score --spec SPEC.yaml --proxy naswot|synflow|grad_norm|zen|params|macs|all [--json]
+    python -m nas.proxies audit --space S --samples N [--budget smoke|default|paper] [--out DIR] [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from nas.cli import ArgumentParser, emit, positive_int, run_main
+from nas.errors import UserError
+from nas.proxies.config import (BUDGETS, DATASETS, OPTIMIZERS, ZERO_COST_NAMES, DataConfig, get_budget,
+                                jsonable)
+
+
+# Config fields a flag sets: a bad value is reported under the flag's name.
+_FLAG_OF = {"resolution": "--resolution", "stem_stride": "--stem-stride", "train_images": "--train-images",
+            "val_images": "--val-images", "batch_size": "--batch-size", "lr": "--lr", "threads": "--threads"}
+
+
+@contextlib.contextmanager
+def _flag_names():
+    try:
+        yield
+    except UserError as err:
+        if err.source is None and err.field in _FLAG_OF:
+            message = str(err).removeprefix(f"{err.field}: ")
+            raise UserError(message, field=_FLAG_OF[err.field]) from None
+        raise
+
+
+def _stem_stride(text: str) -> str | int:
+    if text in ("auto", "keep"):
+        return text
+    if text in ("1", "2"):
+        return int(text)
+    raise argparse.ArgumentTypeError(f"must be auto, keep, 1 or 2, got {text!r}")
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--data", metavar="PATH",
+                   help="data set directory (IDX files, CIFAR python batches or class folders); "
+                        "default: Fashion-MNIST from /usr/share/datasets/fashion-mnist")
+    g.add_argument("--dataset", choices=DATASETS, help="format of --data (default: detected)")
+    g.add_argument("--resolution", type=positive_int, default=32, help="input size (default 32)")
+    g.add_argument("--stem-stride", type=_stem_stride, default="auto",
+                   help="auto (1 where the net would end at 1x1), keep, 1 or 2")
+    r = p.add_argument_group("run")
+    r.add_argument("--budget", default="default", choices=sorted(BUDGETS), help="budget (default: default)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    r.add_argument("--threads", type=positive_int, help="torch threads (default: the CPUs this process may use)")
+    r.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+
+
+def _data_config(args) -> DataConfig:
+    dataset = args.dataset
+    if dataset is None:
+        from nas.proxies.datasets import detect_dataset
+
+        dataset = detect_dataset(args.data) if args.data else "fashion-mnist"
+    return DataConfig(dataset=dataset, path=args.data, resolution=args.resolution, stem_stride=args.stem_stride)
+
+
+def _parser() -> ArgumentParser:
+    p = ArgumentParser(prog="python -m nas.proxies", description=__doc__.strip().splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
+
+    t = sub.add_parser("train", help="train one spec on the proxy task and print its top-1")
+    t.add_argument("--spec", required=True, help="architecture spec (YAML)")
+    length = t.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=positive_int, help="epochs (default: the budget's)")
+    length.add_argument("--steps", type=positive_int, help="optimizer steps instead of epochs")
+    t.add_argument("--train-images", type=positive_int, help="training subset size (default: the budget's)")
+    t.add_argument("--val-images", type=positive_int, help="validation subset size (default: the budget's)")
+    t.add_argument("--batch-size", type=positive_int)
+    t.add_argument("--optimizer", choices=OPTIMIZERS)
+    t.add_argument("--lr", type=float, help="peak learning rate (default: scaled with the batch size)")
+    _add_common(t)
+
+    s = sub.add_parser("score", help="zero-cost score(s) of one spec")
+    s.add_argument("--spec", required=True, help="architecture spec (YAML)")
+    s.add_argument("--proxy", required=True, choices=[*ZERO_COST_NAMES, "all"])
+    _add_common(s)
+
+    a = sub.add_parser("audit", help="rank correlation of every proxy with a longer reference training")
+    a.add_argument("--space", required=True, help="search space name (mobilenetv3_large, ...) or YAML path")
+    a.add_argument("--samples", type=positive_int, required=True, help="architectures to sample")
+    a.add_argument("--out", help="output directory (default: experiments/runs/audit-<space>-<seed>)")
+    a.add_argument("--address", help="Ray cluster address for the reference trainings")
+    a.add_argument("--ray-cpus", type=positive_int, help="run the reference trainings on a local Ray with N CPUs")
+    a.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_common(a)
+    return p
+
+
+def cmd_train(args) -> dict:
+    from nas.proxies.proxy import make_proxy
+    from nas.spec import load_spec
+
+    spec = load_spec(args.spec)
+    recipe = get_budget(args.budget).proxy
+    changes = {k: v for k, v in {"train_images": args.train_images, "val_images": args.val_images,
+                                "batch_size": args.batch_size, "optimizer": args.optimizer, "lr": args.lr}.items()
+               if v is not None}
+    if args.epochs is not None:
+        changes.update(epochs=args.epochs, steps=None)
+    if args.steps is not None:
+        changes["steps"] = args.steps
+    proxy = make_proxy("train", args.budget, _data_config(args), args.seed, args.device, args.threads,
+                       train=replace(recipe, **changes))
+    result = proxy.evaluate(spec)
+    result.update(name=spec.name, dataset=proxy.config.data.dataset)
+    return result
+
+
+def _human_train(r: dict) -> str:
+    status = f"FAILED ({r['reason']})" if r["failed"] else f"top-1 {r['accuracy']:.4f}"
+    return (f"{r['name']} ({r['arch_hash']}): {status} on {r['val_images']} held-out {r['dataset']} images after "
+            f"{r['epochs']} epoch(s), {r['steps']} steps on {r['train_images']} images; {r['seconds']:.1f} s")
+
+
+def cmd_score(args) -> dict:
+    from nas.proxies.proxy import make_proxy
+    from nas.spec import load_spec
+
+    spec = load_spec(args.spec)
+    data = _data_config(args)
+    names = list(ZERO_COST_NAMES) if args.proxy == "all" else [args.proxy]
+    results = [make_proxy(n, args.budget, data, args.seed, args.device, args.threads).evaluate(spec) for n in names]
+    if len(results) == 1:
+        return {**results[0], "name": spec.name}
+    return {"name": spec.name, "arch_hash": spec.content_hash(), "proxy": "all",
+            "scores": {r["proxy"]: r["score"] for r in results}, "seconds": {r["proxy"]: r["seconds"] for r in results},
+            "failed": any(r["failed"] for r in results)}
+
+
+def _human_score(r: dict) -> str:
+    if r["proxy"] == "all":
+        return "\n".join([f"{r['name']} ({r['arch_hash']}):"] +
+                         [f"  {n:10s} {s if s is None else format(s, '.6g'):>14}  {r['seconds'][n]:.3f} s"
+                          for n, s in r["scores"].items()])
+    return f"{r['name']} ({r['arch_hash']}): {r['proxy']} = {r['score']}  ({r['seconds']:.3f} s)"
+
+
+def cmd_audit(args) -> dict:
+    from nas.proxies.audit import AuditConfig, run_audit
+    from nas.proxies.report import markdown_table, write_report
+
+    data = _data_config(args)
+    space_tag = Path(args.space).stem
+    out = Path(args.out or f"experiments/runs/audit-{space_tag}-{args.seed}")
+    if out.exists() and not out.is_dir():
+        raise UserError("exists and is not a directory", source=str(out), field="--out")
+    config = AuditConfig(space=args.space, samples=args.samples, budget=get_budget(args.budget), data=data,
+                         seed=args.seed, device=args.device, threads=args.threads, address=args.address,
+                         ray_cpus=args.ray_cpus)
+    audit = run_audit(config, out, progress=not args.no_progress)
+    files = write_report(audit, out)
+    summary = dict(audit["summary"], files=files)
+    if not args.json:
+        print(markdown_table(summary), end="")
+    return summary
+
+
+def _human_audit(r: dict) -> str:
+    return (f"recommended proxy: {r['recommended']}; for the search's reward: {r['recommended_for_reward']}\n"
+            f"report: {r['files']['markdown']}, {r['files']['json']}, plots {r['files']['scatter']}, "
+            f"{r['files']['fidelity']}")
+
+
+COMMANDS = {"train": (cmd_train, _human_train), "score": (cmd_score, _human_score),
+            "audit": (cmd_audit, _human_audit)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command, human = COMMANDS[args.command]
+    with _flag_names():
+        result = command(args)
+    # A network that diverged is a result (failed: true), not an error: the exit status stays 0.
+    emit(jsonable(result), args.json, human)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main, sys.argv[1:])
