@@ -14,6 +14,15 @@ from nas.proxies.datasets import (FASHION_MNIST_DIR, detect_dataset, open_source
                                   read_image_folder, to_resolution)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny networks gain nothing from threads, and spinning threads suffer on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # ---- synthetic data sets (also used by the other proxy tests) -------------------------------
 
 def _idx_bytes(array: np.ndarray) -> bytes:

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from nas.errors import UserError
-from nas.proxies import DataConfig, TrainConfig, Trainer, adapt_spec, get_budget, load_data, make_proxy, train_spec
+from nas.proxies import DataConfig, ProxyConfig, TrainConfig, Trainer, adapt_spec, get_budget, load_data, make_proxy, train_spec
 from nas.proxies.train import warmup_cosine
 from nas.spec import load_spec, spec_from_dict
 from conftest import REFERENCE
-from test_proxies_data import write_idx_dataset
+from test_proxies_data import one_torch_thread, write_idx_dataset  # noqa: F401 (autouse fixture)
 
 TINY = spec_from_dict({
     "name": "tiny", "resolution": 224, "num_classes": 1000,
@@ -113,6 +113,11 @@ def test_train_config_validation():
     with pytest.raises(UserError, match="optimizer"):
         TrainConfig(optimizer="adam")
     assert TrainConfig(batch_size=128).learning_rate == pytest.approx(0.1)
+    config = ProxyConfig(train=TrainConfig(epochs=3), seed=7)
+    assert ProxyConfig.from_dict(config.to_dict()) == config  # what a Ray trial receives
+    assert config.fingerprint() != ProxyConfig(seed=7).fingerprint()
+    with pytest.raises(UserError, match="unknown keys"):
+        ProxyConfig.from_dict({"train": {"epochz": 3}})
     assert TrainConfig(batch_size=128, lr=0.3).learning_rate == 0.3
 
 
@@ -120,13 +125,13 @@ def test_make_proxy_names_and_results(data, tmp_path):
     directory = write_idx_dataset(tmp_path / "d")
     config = DataConfig(path=str(directory))
     budget = replace(get_budget("smoke"), proxy=replace(RECIPE, epochs=1))
-    trained = make_proxy("train", budget, config).evaluate(TINY)
+    trained = make_proxy("train", budget, config, threads=1).evaluate(TINY)
     assert {"accuracy", "score", "seconds", "failed", "arch_hash", "proxy"} <= set(trained)
     assert trained["score"] == trained["accuracy"] and 0 <= trained["accuracy"] <= 1 and not trained["failed"]
     assert make_proxy("train-3ep", budget, config).config.train.epochs == 3
     assert make_proxy("train-40steps", budget, config).config.train.steps == 40
     assert make_proxy("reference", budget, config).config.train == budget.reference
-    scored = make_proxy("naswot", budget, config).evaluate(TINY)
+    scored = make_proxy("naswot", budget, config, threads=1).evaluate(TINY)
     assert scored["accuracy"] is None and math.isfinite(scored["score"]) and make_proxy("naswot").cheap
     with pytest.raises(UserError, match="unknown proxy"):
         make_proxy("train-0ep")

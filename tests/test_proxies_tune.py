@@ -1,7 +1,5 @@
 """Training proxies as Ray Tune trials on a local Ray: per-epoch reports, checkpoints, results in order."""
 import csv
-import os
-from dataclasses import replace
 from pathlib import Path
 
 import pytest

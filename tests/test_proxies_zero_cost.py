@@ -9,6 +9,7 @@ from nas.errors import UserError
 from nas.proxies import ZERO_COST, adapt_spec, zero_cost_score
 from nas.spec import load_spec, scale_width
 from conftest import REFERENCE
+from test_proxies_data import one_torch_thread  # noqa: F401 (autouse fixture)
 from test_proxies_train import TINY
 
 REQUIRED = {"naswot", "synflow", "grad_norm", "zen", "params", "macs"}

@@ -2,7 +2,7 @@
 
 The search calls one thing::
 
-    proxy = make_proxy("train", budget="default", data=DataConfig(), seed=0)
+    proxy = make_proxy(DEFAULT_PROXY, budget="default", data=DataConfig(), seed=0)   # "zen>train"
     result = proxy.evaluate(spec)   # {"accuracy", "score", "seconds", "failed", ...}
 
 Names resolve lazily (PEP 562), so that `python -m nas.proxies --help` and flag errors answer
@@ -15,7 +15,8 @@ import importlib
 _EXPORTS = {
     "nas.proxies.config": ("BUDGETS", "Budget", "DataConfig", "ProxyConfig", "TrainConfig", "get_budget"),
     "nas.proxies.data": ("ProxyData", "load_data"),
-    "nas.proxies.proxy": ("Proxy", "TrainingProxy", "ZeroCostScorer", "make_proxy", "proxy_names"),
+    "nas.proxies.proxy": ("DEFAULT_PROXY", "Proxy", "TrainingProxy", "ZeroCostScorer", "make_proxy", "proxy_names"),
+    "nas.proxies.cascade": ("CascadeProxy",),
     "nas.proxies.train": ("TrainResult", "Trainer", "adapt_spec", "train_spec"),
     "nas.proxies.zero_cost": ("ZERO_COST", "zero_cost_score"),
 }

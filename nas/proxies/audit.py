@@ -24,7 +24,7 @@ from tqdm import tqdm
 from nas.errors import UserError
 from nas.proxies.cascade import steady_state
 from nas.proxies.config import Budget, DataConfig, ProxyConfig, jsonable
-from nas.proxies.proxy import Proxy, TrainingProxy, audit_proxies
+from nas.proxies.proxy import TrainingProxy, audit_proxies
 from nas.spec import ArchSpec
 
 

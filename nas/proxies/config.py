@@ -154,9 +154,9 @@ class ProxyConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "ProxyConfig":
-        return cls(data=_build(DataConfig, d.get("data", {}), "data"),
-                   train=_build(TrainConfig, d.get("train", {}), "train"),
-                   **{k: v for k, v in d.items() if k not in ("data", "train")})
+        rest = {k: v for k, v in d.items() if k not in ("data", "train")}
+        return _build(cls, {**rest, "data": _build(DataConfig, d.get("data", {}), "data"),
+                            "train": _build(TrainConfig, d.get("train", {}), "train")}, "proxy config")
 
     def fingerprint(self) -> str:
         """Identity of everything that changes a result (device and threads do not, by design)."""
