@@ -43,14 +43,19 @@ class SearchBudget:
     proxy_budget: str       # nas.proxies budget for training (score map, final accuracy, references)
     netadapt_budget: str    # nas.netadapt budget
     map_networks: int       # networks trained to map a zero-cost score onto accuracy
+    netadapt: tuple = ()    # overrides of the NetAdapt budget, as (field, value) pairs
 
 
+# Zen-score ranked architectures best in the proxy audit and costs 0.15 s a network, so the
+# default budget can afford the thousands of samples a controller needs; the paper budget trains
+# every sample for 5 epochs, as MnasNet did, on Ray.
 BUDGETS = {
-    "smoke": SearchBudget("smoke", samples=96, batch_size=16, proxy="synflow", proxy_budget="smoke",
-                          netadapt_budget="smoke", map_networks=3),
-    "default": SearchBudget("default", samples=2000, batch_size=16, proxy="synflow", proxy_budget="default",
-                            netadapt_budget="default", map_networks=8),
-    "paper": SearchBudget("paper", samples=8000, batch_size=64, proxy="train", proxy_budget="paper",
+    "smoke": SearchBudget("smoke", samples=96, batch_size=16, proxy="zen", proxy_budget="smoke",
+                          netadapt_budget="smoke", map_networks=3, netadapt=(("delta", 0.1),)),
+    "default": SearchBudget("default", samples=2000, batch_size=16, proxy="zen", proxy_budget="default",
+                            netadapt_budget="default", map_networks=8,
+                            netadapt=(("delta", 0.04), ("final_steps", 200))),
+    "paper": SearchBudget("paper", samples=8000, batch_size=64, proxy="train-5ep", proxy_budget="paper",
                           netadapt_budget="paper", map_networks=0),
 }
 
@@ -186,6 +191,7 @@ def run_pipeline(config: dict[str, Any], run_dir: Path, resume: bool) -> dict[st
     if not pipe.done("search"):
         t0 = time.perf_counter()
         to_accuracy, score_map = None, None
+        in_process = proxy.cheap or ">" in proxy_name  # zero-cost scores and cascades run here
         if proxy.cheap:
             score_map = pipe.state.get("score_map") or fit_score_map(space, proxy, budget, data, config["seed"])
             pipe.state["score_map"] = score_map
@@ -199,7 +205,7 @@ def run_pipeline(config: dict[str, Any], run_dir: Path, resume: bool) -> dict[st
             run = SearchRun(run_dir / "search", space, algorithm, evaluator, samples, resume=resume,
                             progress=bar.update)
             bar.update(run.done)
-            if proxy.cheap:
+            if in_process:
                 records = run.run_inprocess(batch_size=budget.batch_size)
             else:
                 records = run.run_on_ray(proxy.config, address=config["address"], cpus=config["cpus"])
@@ -220,7 +226,8 @@ def run_pipeline(config: dict[str, Any], run_dir: Path, resume: bool) -> dict[st
         t0 = time.perf_counter()
         from nas.netadapt import run_netadapt
         result = run_netadapt(best, target_ms=target, device=device, budget=budget.netadapt_budget, data=data,
-                              out_dir=run_dir / "netadapt", resume=resume, seed=config["seed"])
+                              out_dir=run_dir / "netadapt", resume=resume, seed=config["seed"],
+                              **dict(budget.netadapt))
         final = result["spec"]
         save_spec(replace(final, name=f"{space.family}-{target:g}ms-{config['device']}"), run_dir / "final.yaml")
         pipe.finish("netadapt", {"iterations": result["iterations"], "accuracy": result["accuracy"],
@@ -310,10 +317,11 @@ def select_seed(records: list[dict], space, device, target: float) -> tuple[Arch
     ok = [r for r in records if not r.get("failed")]
     if not ok:
         raise UserError("every sampled network failed its evaluation; nothing to adapt", source="search")
-    above = [r for r in ok if target <= r["latency_ms"] <= 1.3 * target]
-    if above:
-        r = max(above, key=lambda r: r["reward"])
-        return spec_from_string(r["arch"], name="best"), f"best reward within [T, 1.3T]: sample {r['i']}"
+    for ceiling in (1.15, 1.3):  # close above the target: few NetAdapt iterations
+        above = [r for r in ok if target <= r["latency_ms"] <= ceiling * target]
+        if above:
+            r = max(above, key=lambda r: r["reward"])
+            return spec_from_string(r["arch"], name="best"), f"best reward within [T, {ceiling}T]: sample {r['i']}"
     r = max(ok, key=lambda r: r["reward"])
     spec = spec_from_string(r["arch"], name="best")
     if device.predict(spec).ms >= target:
