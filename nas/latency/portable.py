@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import shutil
 from pathlib import Path
 from typing import Any, Sequence
@@ -11,9 +10,8 @@ from typing import Any, Sequence
 from nas.errors import UserError
 from nas.latency.build import op_onnx, spec_onnx
 from nas.latency.calibrate_host import fit_scale_offset
-from nas.latency.measure import Timing
 from nas.latency.ops import Op, ops_of
-from nas.latency.table import LatencyTable
+from nas.latency.table import LatencyTable, timing_from_entry
 from nas.spec import ArchSpec, atomic_write_text
 
 TIMER = Path(__file__).with_name("standalone_timer.py")
@@ -67,13 +65,7 @@ def import_timings(data: Any, source: str, name: str) -> LatencyTable:
         f = f"entries[{i}]"
         if not isinstance(e, dict) or not isinstance(e.get("key"), str):
             raise fail(f, "expected a mapping with 'key'")
-        stats = {}
-        for k in ("median", "p10", "p90", "n"):
-            v = e.get(k)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                raise fail(f"{f}.{k}", f"expected a finite number > 0, got {v!r}")
-            stats[k] = v
-        timing = Timing(float(stats["median"]), float(stats["p10"]), float(stats["p90"]), int(stats["n"]))
+        timing = timing_from_entry(e, fail, f)
         if e.get("kind") == "network":
             networks.append((e, timing))
         else:

@@ -87,7 +87,7 @@ class LatencyTable:
             raise fail("ops", "expected a mapping of op key -> timing")
         ops = {}
         for key, entry in ops_in.items():
-            ops[str(key)] = _timing(entry, fail, f"ops[{key}]")
+            ops[str(key)] = timing_from_entry(entry, fail, f"ops[{key}]")
         if data["n_ops"] != len(ops):
             raise fail("n_ops", f"says {data['n_ops']} ops but the file holds {len(ops)} (file truncated or edited?)")
         calibration = data.get("calibration")
@@ -100,7 +100,7 @@ class LatencyTable:
         return cls(data["device"], ops, calibration, path=source)
 
 
-def _timing(entry: Any, fail, field: str) -> Timing:
+def timing_from_entry(entry: Any, fail, field: str) -> Timing:
     if not isinstance(entry, Mapping):
         raise fail(field, "expected {median, p10, p90, n}")
     values = {}
