@@ -62,9 +62,8 @@ def test_smoke_pipeline_end_to_end_and_resume(tmp_path):
     (["--target-ms", "50", "--config", "/nonexistent.yaml"], "not found"),
 ])
 def test_bad_flags_are_one_line(args, needle, tmp_path):
-    proc = run_cli("nas.search", *args, "--out", str(tmp_path / "run"), timeout=120) if "--out" not in args else \
-        run_cli("nas.search", *args, timeout=120)
-    assert_user_error(proc, needle)
+    out = [] if "--out" in args else ["--out", str(tmp_path / "run")]
+    assert_user_error(run_cli("nas.search", *args, *out, timeout=120), needle)
     assert not (tmp_path / "run" / "final.yaml").exists()
 
 
