@@ -18,6 +18,13 @@ def _plt():
     return plt
 
 
+def _save(plt, fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def pareto_front(latency: Sequence[float], accuracy: Sequence[float]) -> list[int]:
     """Indices of samples no other sample beats on both latency (lower) and accuracy (higher)."""
     order = np.lexsort((-np.asarray(accuracy), np.asarray(latency)))
@@ -51,11 +58,7 @@ def plot_search(samples: list[dict], target_ms: float, out: Path) -> Path:
     b.set_xlabel("sample")
     b.legend(loc="upper right")
     fig.suptitle("The controller learning: reward and latency over samples")
-    fig.tight_layout()
-    path = out / "search_progress.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out / "search_progress.png")
 
 
 def plot_pareto(samples: list[dict], references: list[dict], final: dict | None, target_ms: float,
@@ -79,11 +82,7 @@ def plot_pareto(samples: list[dict], references: list[dict], final: dict | None,
     ax.set_ylabel("proxy accuracy")
     ax.legend(loc="lower right")
     ax.set_title("Accuracy vs latency of every sample")
-    fig.tight_layout()
-    path = out / "pareto.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out / "pareto.png")
 
 
 def plot_netadapt(history: list[dict], target_ms: float, out: Path) -> Path | None:
@@ -103,11 +102,7 @@ def plot_netadapt(history: list[dict], target_ms: float, out: Path) -> Path | No
     ax.set_ylabel("proxy accuracy after fine-tune")
     ax.set_title("NetAdapt trajectory (iteration numbers)")
     ax.legend()
-    fig.tight_layout()
-    path = out / "netadapt.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out / "netadapt.png")
 
 
 def plot_latency_check(points: list[dict], out: Path, title: str) -> Path | None:
@@ -130,11 +125,7 @@ def plot_latency_check(points: list[dict], out: Path, title: str) -> Path | None
     ax.set_ylabel("predicted ms")
     ax.set_title(title)
     ax.legend(loc="upper left")
-    fig.tight_layout()
-    path = out / "latency_check.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out / "latency_check.png")
 
 
 def _fmt(x: Any, digits: int = 2) -> str:
