@@ -124,9 +124,14 @@ def test_trials_spread_over_two_nodes(tmp_path):
     from nas.search_loop import Evaluator, SearchRun
     from nas.searchers import make_algorithm
 
+    import sys
+
+    from ray import cloudpickle
+
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False,
-                                                            "_temp_dir": "/tmp/ray_cl"})
+    os.makedirs("/tmp/ray", exist_ok=True)  # Ray records the cluster address there
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
     try:
