@@ -110,8 +110,11 @@ def test_select_seed_prefers_networks_just_above_the_target():
 
 
 def _where(config):
+    import time
+
     import ray
     from ray import tune
+    time.sleep(2)  # long enough that one node cannot take every trial while the other starts
     tune.report({"accuracy": 0.5, "node": ray.get_runtime_context().get_node_id()})
 
 
@@ -131,6 +134,8 @@ def test_trials_spread_over_two_nodes(tmp_path):
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     os.makedirs("/tmp/ray", exist_ok=True)  # Ray records the cluster address there
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
+    import ray
+    ray.shutdown()  # a Ray left running by an earlier test would take the trials instead of the cluster
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
