@@ -26,9 +26,8 @@ import math
 import os
 import shutil
 import sys
-import tempfile
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -39,6 +38,7 @@ import torch
 from nas.cli import ArgumentParser, emit, positive_float, positive_int, run_main
 from nas.errors import UserError
 from nas.proxies.config import DataConfig, ProxyConfig, TrainConfig, get_budget, jsonable
+from nas.proxies.runtime import ray_session
 from nas.spec import ArchSpec, atomic_write_text, load_spec, save_spec, spec_from_dict
 from nas.surgery import Knob, candidate_widths, floor_widths, knobs_of, shrink, structure
 
@@ -333,32 +333,6 @@ def finetune_with_ray(config: NetAdaptConfig, parent_spec: ArchSpec, parent_stat
                        "steps": int(m.get("steps", 0)), "seconds": float(m.get("seconds", float("nan"))),
                        "state_path": str(path) if ok else None}
     return outcomes  # type: ignore[return-value]
-
-
-@contextmanager
-def ray_session(address: str | None = None, cpus: int | None = None) -> Iterator[None]:
-    """A Ray for the whole run: the cluster at `address`, or a local one started (and stopped) here."""
-    import ray
-
-    from nas.proxies.runtime import available_cpus
-
-    if ray.is_initialized():
-        yield
-        return
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    temp_dir = None
-    if address:
-        ray.init(address=address, log_to_driver=False, logging_level="WARNING")
-    else:
-        temp_dir = tempfile.mkdtemp(prefix="ray_", dir="/tmp")  # socket paths must stay under 107 bytes
-        ray.init(num_cpus=cpus or available_cpus(), include_dashboard=False, _temp_dir=temp_dir,
-                 log_to_driver=False, logging_level="WARNING")
-    try:
-        yield
-    finally:
-        ray.shutdown()
-        if temp_dir:
-            shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 # ---- the log and checkpoints --------------------------------------------------------------------

@@ -11,8 +11,6 @@ resumed run continues exactly as an uninterrupted one with the same seed would h
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,6 +21,7 @@ import numpy as np
 from nas.errors import UserError
 from nas.reward import RewardConfig
 from nas.runlog import JsonlWriter, read_jsonl
+from nas.proxies.runtime import ray_session
 from nas.searchers import Algorithm, Suggestion, load_state, save_state
 from nas.space import SearchSpace
 from nas.spec import ArchSpec
@@ -267,26 +266,22 @@ class SearchRun:
         total_epochs = _total_epochs(proxy_config)
         scheduler = ASHAScheduler(max_t=total_epochs, grace_period=1) if asha and total_epochs > 1 else None
         resources = tune.with_resources(trainable or proxy_trainable, {"cpu": cpus_per_trial})
-        started, temp_dir = _init_ray(address, cpus)
         try:
-            # As many suggestions in flight as trials can run: evolution's parents stay fresh.
-            slots = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_trial))
-            tune.Tuner(
-                resources,
-                tune_config=tune.TuneConfig(search_alg=searcher, num_samples=remaining, scheduler=scheduler,
-                                            reuse_actors=True, metric="accuracy", mode="max",
-                                            max_concurrent_trials=slots, trial_dirname_creator=_trial_dirname),
-                run_config=tune.RunConfig(name=experiment.name, storage_path=str(experiment.parent),
-                                          failure_config=tune.FailureConfig(max_failures=max_failures),
-                                          callbacks=[trial_dirs],
-                                          checkpoint_config=tune.CheckpointConfig(num_to_keep=1), verbose=0),
-            ).fit()
+            with ray_session(address, cpus):
+                # As many suggestions in flight as trials can run: evolution's parents stay fresh.
+                slots = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_trial))
+                tune.Tuner(
+                    resources,
+                    tune_config=tune.TuneConfig(search_alg=searcher, num_samples=remaining, scheduler=scheduler,
+                                                reuse_actors=True, metric="accuracy", mode="max",
+                                                max_concurrent_trials=slots, trial_dirname_creator=_trial_dirname),
+                    run_config=tune.RunConfig(name=experiment.name, storage_path=str(experiment.parent),
+                                              failure_config=tune.FailureConfig(max_failures=max_failures),
+                                              callbacks=[trial_dirs],
+                                              checkpoint_config=tune.CheckpointConfig(num_to_keep=1), verbose=0),
+                ).fit()
         finally:
             self._close()
-            if started:
-                ray.shutdown()
-            if temp_dir is not None:
-                shutil.rmtree(temp_dir, ignore_errors=True)
         return self.records()
 
     def records(self) -> list[dict]:
@@ -321,21 +316,3 @@ def _trial_error(trial_dir: str | None) -> str:
 
 def _trial_dirname(trial) -> str:
     return f"sample-{trial.config['index']:05d}-{trial.trial_id}"  # the config's arch string is too long
-
-
-def _init_ray(address: str | None, cpus: int | None) -> tuple[bool, str | None]:
-    """Join a cluster at `address`, or start a local Ray in a short temp dir. Returns whether this
-    call connected (the caller then disconnects) and the temp dir to remove afterwards."""
-    import ray
-
-    from nas.proxies.runtime import available_cpus
-
-    if ray.is_initialized():
-        return False, None
-    if address:
-        ray.init(address=address, log_to_driver=False, logging_level="WARNING")
-        return True, None
-    temp = tempfile.mkdtemp(prefix="ray_", dir="/tmp")  # socket paths must stay under ~107 bytes
-    ray.init(num_cpus=cpus or available_cpus(), include_dashboard=False, _temp_dir=temp,
-             log_to_driver=False, logging_level="WARNING")
-    return True, temp

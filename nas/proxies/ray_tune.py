@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from nas.errors import UserError
 from nas.proxies.config import ProxyConfig
-from nas.proxies.runtime import available_cpus, select_device, set_threads
+from nas.proxies.runtime import ray_session, select_device, set_threads
 from nas.spec import ArchSpec, spec_from_dict
 
 CHECKPOINT_FILE = "trainer.pt"
@@ -80,7 +78,6 @@ def evaluate_specs(specs: Sequence[ArchSpec], proxy_config: ProxyConfig, address
     `asha`, poor trials stop after `grace_period` epochs; their accuracy is then that of the
     shorter training (`stopped_early` is set).
     """
-    import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
@@ -90,8 +87,7 @@ def evaluate_specs(specs: Sequence[ArchSpec], proxy_config: ProxyConfig, address
         os.environ.setdefault(key, value)
     if proxy_config.threads is None:
         proxy_config = replace(proxy_config, threads=cpus_per_trial)
-    temp_dir = None if ray.is_initialized() else _start_ray(address, cpus)
-    try:
+    with ray_session(address, cpus):
         total_epochs = _total_epochs(proxy_config)
         trainable = tune.with_resources(
             tune.with_parameters(proxy_trainable, specs=[s.to_dict() for s in specs]),
@@ -114,40 +110,6 @@ def evaluate_specs(specs: Sequence[ArchSpec], proxy_config: ProxyConfig, address
             index = r.config["index"]
             results[index] = _result(specs[index], r, total_epochs)
         return results  # type: ignore[return-value]
-    finally:
-        if temp_dir is not None:
-            ray.shutdown()
-            _remove_when_quiet(temp_dir)
-
-
-def _start_ray(address: str | None, cpus: int | None) -> str | None:
-    """Join the cluster at `address`, or start a private local Ray; its temporary directory (local only)."""
-    import ray
-
-    if address:
-        try:
-            ray.init(address=address, log_to_driver=False, logging_level="ERROR")
-        except (ConnectionError, ValueError, RuntimeError) as err:
-            raise UserError(f"cannot connect to Ray at {address!r}: {err}", field="--address") from None
-        return None
-    # Unix socket paths must stay under 107 bytes: a short directory of our own.
-    temp_dir = tempfile.mkdtemp(prefix="ray_", dir="/tmp")
-    try:
-        ray.init(num_cpus=cpus or available_cpus(), include_dashboard=False, _temp_dir=temp_dir,
-                 log_to_driver=False, logging_level="ERROR")
-    except BaseException:
-        _remove_when_quiet(temp_dir)
-        raise
-    return temp_dir
-
-
-def _remove_when_quiet(directory: str, attempts: int = 10) -> None:
-    """Delete Ray's temporary directory; processes still exiting may write there for a moment."""
-    for _ in range(attempts):
-        shutil.rmtree(directory, ignore_errors=True)
-        time.sleep(0.3)
-        if not os.path.exists(directory):
-            return
 
 
 def _total_epochs(config: ProxyConfig) -> int:

@@ -3,6 +3,11 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -50,3 +55,45 @@ def generator(seed: int, *stream: int) -> torch.Generator:
     """A CPU torch generator for one named stream (e.g. seed, epoch): resumable and order-independent."""
     mixed = np.random.SeedSequence([seed, *stream]).generate_state(1, dtype=np.uint64)[0]
     return torch.Generator().manual_seed(int(mixed))
+
+
+@contextmanager
+def ray_session(address: str | None = None, cpus: int | None = None) -> Iterator[None]:
+    """Ray for a block: the cluster at `address`, or a private local Ray with `cpus` CPUs, left as it
+    was afterwards; a Ray already initialised (a caller's, a test's) is used as it is."""
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    temp_dir = None
+    if address:
+        try:
+            ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+        except (ConnectionError, ValueError, RuntimeError) as err:
+            raise UserError(f"cannot connect to Ray at {address!r}: {err}", field="--address") from None
+    else:
+        # Ray keeps Unix sockets in its temp dir, whose paths must stay under 107 bytes.
+        temp_dir = tempfile.mkdtemp(prefix="ray_", dir="/tmp")
+        try:
+            ray.init(num_cpus=cpus or available_cpus(), include_dashboard=False, _temp_dir=temp_dir,
+                     log_to_driver=False, logging_level="ERROR")
+        except BaseException:
+            _remove_when_quiet(temp_dir)
+            raise
+    try:
+        yield
+    finally:
+        ray.shutdown()
+        if temp_dir:
+            _remove_when_quiet(temp_dir)
+
+
+def _remove_when_quiet(directory: str, attempts: int = 10) -> None:
+    """Delete Ray's temporary directory; processes still exiting may write there for a moment."""
+    for _ in range(attempts):
+        shutil.rmtree(directory, ignore_errors=True)
+        if not os.path.exists(directory):
+            return
+        time.sleep(0.3)
