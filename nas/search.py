@@ -23,11 +23,9 @@ import numpy as np
 
 from nas.cli import ArgumentParser, emit, positive_float, positive_int, run_main
 from nas.errors import UserError
+from nas.paths import REFERENCE_DIR, RUNS_DIR
 from nas.spec import ArchSpec, atomic_write_text, load_spec, load_yaml_file, save_spec, scale_width
 
-ROOT = Path(__file__).resolve().parent.parent
-RUNS_DIR = ROOT / "experiments" / "runs"
-REFERENCE_DIR = ROOT / "search_spaces" / "reference"
 FAMILY_SPACES = {"large": "mobilenetv3_large", "small": "mobilenetv3_small"}
 FAMILY_REFERENCES = {"large": "mobilenetv3_large", "small": "mobilenetv3_small"}
 

@@ -18,10 +18,10 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from nas.errors import UserError
+from nas.paths import SPACES_DIR
 from nas.spec import (ACTIVATIONS, MAX_BLOCKS, SE_STYLES, ArchSpec, BlockSpec, Checker, HeadSpec, StemSpec,
                       conv_out_size, load_yaml_file, make_divisible, spec_from_dict)
 
-SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
 # Decision kinds in the order a stage's tokens appear.
 KINDS = ("layers", "k", "exp", "se", "act", "width", "skip")
 DEFAULT_CHOICES: dict[str, list] = {

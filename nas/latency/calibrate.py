@@ -30,12 +30,11 @@ from scipy.optimize import nnls
 
 from nas.cli import emit
 from nas.errors import UserError
+from nas.paths import ROOT, TABLES_DIR
 from nas.latency.predict import Prediction
 from nas.spec import (ArchSpec, BlockSpec, Checker, atomic_write_text, conv_out_size, has_residual,
                       load_spec, load_yaml_file, se_channels)
 
-ROOT = Path(__file__).resolve().parents[2]
-TABLES = ROOT / "latency_tables"
 UNIT = "ms"
 
 # ---- features ---------------------------------------------------------------------------------
@@ -479,7 +478,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 def run_calibrate(args: argparse.Namespace) -> int:
     device_info, ms_list = load_measurements(args.measurements)
     fit, fits = calibrate([m.spec for m in ms_list], [m.ms for m in ms_list], args.model, args.measurements)
-    out = Path(args.out) if args.out else TABLES / f"{args.device}.yaml"
+    out = Path(args.out) if args.out else TABLES_DIR / f"{args.device}.yaml"
     labels = [m.label for m in ms_list]
     text = calibrated_yaml(args.device, device_info, fit, fits, labels, [m.spec_path for m in ms_list],
                            _display_path(args.measurements))

@@ -3,15 +3,14 @@ networks timed whole in the same session as their ops."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from nas.latency.build import measure_specs
+from nas.paths import REFERENCE_DIR
 from nas.spec import ArchSpec, load_spec
 
-REFERENCE_DIR = Path(__file__).resolve().parent.parent.parent / "search_spaces" / "reference"
 # Published networks of the MobileNetV3 family: structurally varied, always available.
 CALIBRATION_REFERENCES = ("mobilenetv3_large", "mobilenetv3_large_075", "mobilenetv3_small",
                           "mobilenetv3_small_075", "mobilenetv3_large_minimalistic", "mobilenetv3_small_minimalistic")

@@ -13,9 +13,9 @@ from nas.latency.measure import host_fingerprint
 from nas.latency.ops import Op, ops_of
 from nas.latency.predict import Prediction
 from nas.latency.table import LatencyTable
+from nas.paths import TABLES_DIR
 from nas.spec import ArchSpec, load_yaml_file
 
-TABLES_DIR = Path(__file__).resolve().parent.parent.parent / "latency_tables"
 FINGERPRINT_KEYS = ("cpu", "cores", "runtime", "provider", "threads")
 
 
