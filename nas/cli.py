@@ -4,8 +4,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shlex
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from nas.errors import UserError
 
@@ -48,14 +49,32 @@ def emit(result: dict[str, Any], as_json: bool, human: Callable[[dict[str, Any]]
         print(human(result))
 
 
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+_resume_hint: str | None = None
+
+
+def set_resume_hint(command: str | None) -> None:
+    """The command that continues this run, printed if it is interrupted (Ctrl-C) from now on."""
+    global _resume_hint
+    _resume_hint = command
+
+
+def resume_command(prog: str, argv: Sequence[str], add: Sequence[str] = (), drop: Sequence[str] = ()) -> str:
+    """`prog argv...` with flags `add`ed (if missing) and `drop`ped: what reruns a command to resume it."""
+    args = [a for a in argv if a not in drop] + [a for a in add if a not in argv]
+    return shlex.join([*prog.split(), *args])
+
+
 def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
-    """Run a command's main, turning user errors into one stderr line and exit status 2."""
+    """Run a command's main: a user error is one stderr line and exit status 2; Ctrl-C says how to resume."""
+    set_resume_hint(None)
     try:
         code = main(argv)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+        hint = f"; continue with: {_resume_hint}" if _resume_hint else "; nothing was saved"
+        print(f"\ninterrupted{hint}", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
     sys.exit(code or 0)

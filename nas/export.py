@@ -14,6 +14,7 @@ from torch import nn
 
 from nas.cli import ArgumentParser, emit, positive_int, run_main
 from nas.errors import UserError
+from nas.files import atomic_write_bytes
 from nas.latency.measure import make_session, time_session
 from nas.model import build_model, count_macs, count_params
 from nas.spec import ArchSpec, load_spec
@@ -95,11 +96,7 @@ def export_spec(spec: ArchSpec, out: str | Path, *, weights: str | None = None, 
         result.update(latency_ms=round(t.median, 4), latency_p10_ms=round(t.p10, 4),
                       latency_p90_ms=round(t.p90, 4), timed_runs=t.n, threads=threads)
     # Write only after every check passed, so a failed run leaves nothing half-done.
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_bytes(onnx_bytes)
-    tmp.replace(out)
+    atomic_write_bytes(out, onnx_bytes)
     return result
 
 

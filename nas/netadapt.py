@@ -35,11 +35,14 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
-from nas.cli import ArgumentParser, emit, positive_float, positive_int, run_main
+from nas.cli import (ArgumentParser, emit, positive_float, positive_int, resume_command, run_main,
+                     set_resume_hint)
 from nas.errors import UserError
 from nas.proxies.config import DataConfig, ProxyConfig, TrainConfig, get_budget, jsonable
 from nas.proxies.runtime import ray_session
-from nas.spec import ArchSpec, atomic_write_text, load_spec, save_spec, spec_from_dict
+from nas.spec import ArchSpec, load_spec, save_spec, spec_from_dict
+from nas.files import atomic_write_text
+from nas.paths import RUNS_DIR
 from nas.surgery import Knob, candidate_widths, floor_widths, knobs_of, shrink, structure
 
 LOG_NAME = "netadapt.jsonl"
@@ -676,12 +679,12 @@ def run_netadapt(spec: ArchSpec, target_ms: float, device: Any = "pixel1", *,
     """
     name = device if isinstance(device, str) else getattr(device, "name", "device")
     config = make_config(target_ms, name, budget, data, seed, **overrides)
-    out = Path(out_dir) if out_dir is not None else default_out(spec, config)
+    out = Path(out_dir) if out_dir is not None else default_out(spec, config.device, target_ms, seed)
     return NetAdapt(spec, config, out, None if isinstance(device, str) else device, weights, progress).run(resume)
 
 
-def default_out(spec: ArchSpec, config: NetAdaptConfig) -> Path:
-    return Path("experiments/runs") / f"netadapt-{spec.name}-{config.device}-{config.target_ms:g}ms-s{config.seed}"
+def default_out(spec: ArchSpec, device: str, target_ms: float, seed: int) -> Path:
+    return RUNS_DIR / f"netadapt-{spec.name}-{Path(device).stem}-{target_ms:g}ms-s{seed}"
 
 
 # ---- command line -------------------------------------------------------------------------------
@@ -757,12 +760,23 @@ def main(argv: list[str] | None = None) -> int:
     budget = get_netadapt_budget(args.budget)
     changes = {k: v for k, v in {"train_images": args.train_images, "val_images": args.val_images,
                                  "steps": args.seed_steps}.items() if v is not None}
-    result = run_netadapt(
-        spec, args.target_ms, args.device, weights=args.weights, data=data, budget=budget, out_dir=args.out,
-        resume=args.resume, seed=args.seed,
-        train=replace(budget.train, **changes), steps=args.steps, final_steps=args.final_steps, delta=args.delta,
-        select=args.select, parallel=args.parallel, max_iterations=args.max_iterations,
-        train_device=args.train_device, threads=args.threads, address=args.address)
+    out = Path(args.out) if args.out else default_out(spec, args.device, args.target_ms, args.seed)
+    if out.exists() and not out.is_dir():
+        raise UserError("exists and is not a directory", source=str(out), field="--out")
+    if args.resume and not (out / LOG_NAME).exists():
+        raise UserError(f"nothing to resume: no {LOG_NAME} here", source=str(out), field="--resume")
+    try:
+        result = run_netadapt(
+            spec, args.target_ms, args.device, weights=args.weights, data=data, budget=budget, out_dir=out,
+            resume=args.resume, seed=args.seed,
+            train=replace(budget.train, **changes), steps=args.steps, final_steps=args.final_steps,
+            delta=args.delta, select=args.select, parallel=args.parallel, max_iterations=args.max_iterations,
+            train_device=args.train_device, threads=args.threads, address=args.address)
+    except KeyboardInterrupt:
+        argv = sys.argv[1:] if argv is None else argv
+        set_resume_hint(resume_command("python -m nas.netadapt", argv, add=["--resume"] + (
+            [] if args.out else ["--out", str(out)])) if (out / LOG_NAME).exists() else None)
+        raise
     result = {k: v for k, v in result.items() if k != "spec"}
     emit(jsonable(result), args.json, _human)
     return 0

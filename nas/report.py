@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from nas.spec import atomic_write_text
+from nas.files import atomic_write_text
 
 
 def _plt():

@@ -21,10 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from nas.cli import ArgumentParser, emit, positive_float, positive_int, run_main
+from nas.cli import ArgumentParser, emit, positive_float, positive_int, resume_command, run_main, set_resume_hint
 from nas.errors import UserError
 from nas.paths import REFERENCE_DIR, RUNS_DIR
-from nas.spec import ArchSpec, atomic_write_text, load_spec, load_yaml_file, save_spec, scale_width
+from nas.spec import ArchSpec, load_spec, save_spec, scale_width
+from nas.files import atomic_write_text, load_yaml_file
 
 FAMILY_SPACES = {"large": "mobilenetv3_large", "small": "mobilenetv3_small"}
 FAMILY_REFERENCES = {"large": "mobilenetv3_large", "small": "mobilenetv3_small"}
@@ -68,23 +69,40 @@ CONFIG_KEYS = ("target_ms", *DEFAULTS)
 
 # ---- configuration --------------------------------------------------------------------------
 
-def resolve_config(args, file_config: dict[str, Any], source: str) -> dict[str, Any]:
+Origins = dict[str, tuple[str | None, str]]  # key -> (file, field) an error about its value names
+
+
+def flag_origins() -> Origins:
+    return {key: (None, "--" + key.replace("_", "-")) for key in CONFIG_KEYS}
+
+
+def file_origins(source: str) -> Origins:
+    return {key: (source, key) for key in CONFIG_KEYS}
+
+
+def resolve_config(args, file_config: dict[str, Any], source: str | None) -> tuple[dict[str, Any], Origins]:
     """defaults <- config file <- flags given on the command line."""
-    config = dict(DEFAULTS)
+    config, origins = dict(DEFAULTS), flag_origins()
     for key, value in file_config.items():
         if key not in CONFIG_KEYS:
-            raise UserError(f"unknown key (allowed: {', '.join(CONFIG_KEYS)})", source=source, field=key)
-        config[key] = value
+            raise UserError(f"unknown key (allowed: {', '.join(CONFIG_KEYS)})", source=source, field=str(key))
+        config[key], origins[key] = value, (source, key)
     for key in CONFIG_KEYS:
         value = getattr(args, key, None)
         if value is not None:
-            config[key] = value
-    return validate_config(config, source)
+            config[key], origins[key] = value, (None, "--" + key.replace("_", "-"))
+    return validate_config(config, origins), origins
 
 
-def validate_config(config: dict[str, Any], source: str) -> dict[str, Any]:
+MAX_SAMPLES = 1_000_000
+
+
+def validate_config(config: dict[str, Any], origins: Origins | str) -> dict[str, Any]:
+    if isinstance(origins, str):
+        origins = file_origins(origins)
+
     def fail(field, message):
-        return UserError(message, source=source, field=field)
+        return UserError(message, source=origins[field][0], field=origins[field][1])
 
     t = config.get("target_ms")
     if t is None:
@@ -109,8 +127,17 @@ def validate_config(config: dict[str, Any], source: str) -> dict[str, Any]:
         v = config[key]
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
             raise fail(key, f"must be an integer >= 1, got {v!r}")
+    if config["samples"] is not None and config["samples"] > MAX_SAMPLES:
+        raise fail("samples", f"{config['samples']} is more than a search can use (at most {MAX_SAMPLES})")
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if config["cpus"] is not None and config["address"] is None and config["cpus"] > available:
+        raise fail("cpus", f"this machine lets the run use {available} CPU(s), got {config['cpus']} "
+                           f"(a cluster takes --address)")
     for key in ("space", "device", "dataset"):
         if not isinstance(config[key], str) or not config[key].strip():
+            raise fail(key, f"must be a non-empty string, got {config[key]!r}")
+    for key in ("proxy", "data", "address"):
+        if config[key] is not None and (not isinstance(config[key], str) or not config[key].strip()):
             raise fail(key, f"must be a non-empty string, got {config[key]!r}")
     config["target_ms"] = float(t)
     return config
@@ -157,14 +184,52 @@ class Pipeline:
         return before + time.perf_counter() - self.started
 
 
+@dataclass
+class Prepared:
+    """What a run is made of, resolved (and so checked) before its directory is written."""
+
+    device: Any
+    space: Any
+    why: str
+    data: Any
+    proxy: Any
+    proxy_name: str
+
+
+def prepare(config: dict[str, Any], origins: Origins) -> Prepared:
+    """Resolve device, space, data and proxy; a bad one is a one-line error naming where it came from."""
+    from nas.latency.devices import get_device
+    from nas.latency.ops import space_ops
+    from nas.proxies.config import DataConfig
+    from nas.proxies.datasets import open_source
+    from nas.proxies.proxy import make_proxy
+
+    def at(key: str, make):
+        try:
+            return make()
+        except UserError as err:
+            raise err.located(*origins[key]) from None
+
+    budget = BUDGETS[config["budget"]]
+    device = at("device", lambda: get_device(config["device"]))
+    space, why = at("space", lambda: pick_space(config, device))
+    if getattr(device, "measure_missing", True) is None:  # a table from elsewhere must cover the space
+        at("device", lambda: device.ensure_ops(space_ops(space)))
+    at("device", lambda: device.predict(space.seed_spec()))  # e.g. a table without its calibration
+    data = at("dataset", lambda: DataConfig(dataset=config["dataset"], path=config["data"]))
+    if config["data"] is not None and not Path(config["data"]).expanduser().is_dir():
+        raise UserError(f"no such directory: {config['data']}", source=origins["data"][0], field=origins["data"][1])
+    at("data", lambda: open_source(data.dataset, data.path))
+    proxy_name = config["proxy"] or budget.proxy
+    proxy = at("proxy", lambda: make_proxy(proxy_name, budget.proxy_budget, data=data, seed=config["seed"]))
+    return Prepared(device, space, why, data, proxy, proxy_name)
+
+
 def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def run_pipeline(config: dict[str, Any], run_dir: Path, resume: bool) -> dict[str, Any]:
-    from nas.latency.devices import get_device
-    from nas.proxies.config import DataConfig
-    from nas.proxies.proxy import make_proxy
+def run_pipeline(config: dict[str, Any], run_dir: Path, resume: bool, prepared: Prepared) -> dict[str, Any]:
     from nas.reward import RewardConfig
     from nas.search_loop import Evaluator, SearchRun
     from nas.searchers import make_algorithm
@@ -173,11 +238,8 @@ def run_pipeline(config: dict[str, Any], run_dir: Path, resume: bool) -> dict[st
     if resume:
         pipe.state["wall_s_before_resume"] = pipe.state.get("wall_s", 0.0)
     budget = BUDGETS[config["budget"]]
-    device = get_device(config["device"])
-    space, why = pick_space(config, device)
-    data = DataConfig(dataset=config["dataset"], path=config["data"])
-    proxy_name = config["proxy"] or budget.proxy
-    proxy = make_proxy(proxy_name, budget.proxy_budget, data=data, seed=config["seed"])
+    device, space, why, data = prepared.device, prepared.space, prepared.why, prepared.data
+    proxy, proxy_name = prepared.proxy, prepared.proxy_name
     samples = config["samples"] or budget.samples
     w = config["reward_w"] if config["reward_w"] is not None else space.reward_w
     target = config["target_ms"]
@@ -412,7 +474,11 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = Path(args.out) if args.out else latest_run()
         if not (run_dir / "config.yaml").exists():
             raise UserError("no config.yaml here: not a run directory to resume", source=str(run_dir))
-        config = validate_config({**DEFAULTS, **load_yaml_file(run_dir / "config.yaml")}, str(run_dir / "config.yaml"))
+        saved = load_yaml_file(run_dir / "config.yaml")
+        if not isinstance(saved, dict):
+            raise UserError("expected a mapping of settings", source=str(run_dir / "config.yaml"))
+        origins = file_origins(str(run_dir / "config.yaml"))
+        config = validate_config({**DEFAULTS, **saved}, origins)
         for key in CONFIG_KEYS:
             given = getattr(args, key, None)
             if given is not None and key not in ("address", "cpus") and given != config[key]:
@@ -420,29 +486,35 @@ def main(argv: list[str] | None = None) -> int:
                                 f"drop the flag to resume, or start a new run", source=str(run_dir / "config.yaml"))
         for key in ("address", "cpus"):
             if getattr(args, key) is not None:
-                config[key] = getattr(args, key)
+                config[key], origins[key] = getattr(args, key), (None, "--" + key)
+        config = validate_config(config, origins)
+        prepared = prepare(config, origins)
     else:
         file_config = {}
         if args.config:
             file_config = load_yaml_file(args.config)
             if not isinstance(file_config, dict):
                 raise UserError("expected a mapping of settings", source=args.config)
-        config = resolve_config(args, file_config, args.config or "command line")
+        config, origins = resolve_config(args, file_config, args.config)
         run_dir = Path(args.out) if args.out else RUNS_DIR / time.strftime(
             f"{Path(str(config['space'])).stem}-{config['target_ms']:g}ms-{Path(config['device']).stem}-%Y%m%d-%H%M%S")
+        if run_dir.exists() and not run_dir.is_dir():
+            raise UserError("exists and is not a directory", source=str(run_dir), field="--out")
         if (run_dir / "config.yaml").exists():
             raise UserError("already holds a run: add --resume to continue it, or choose another --out",
                             source=str(run_dir))
-        run_dir.mkdir(parents=True, exist_ok=True)
+        prepared = prepare(config, origins)  # nothing is written before the inputs check out
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UserError(f"cannot create the run directory: {err.strerror or err}", source=str(run_dir),
+                            field="--out") from None
         import yaml
         atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=True))
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    try:
-        summary = run_pipeline(config, run_dir, resume=args.resume)
-    except KeyboardInterrupt:
-        print(f"interrupted; continue with: python -m nas.search --resume --out {run_dir}", file=sys.stderr)
-        return 130
+    set_resume_hint(resume_command("python -m nas.search", ["--resume", "--out", str(run_dir)]))
+    summary = run_pipeline(config, run_dir, resume=args.resume, prepared=prepared)
     keys = ("final_spec", "onnx", "predicted_ms", "measured_host_ms", "proxy_accuracy", "samples", "wall_s",
             "target_ms", "device", "space", "netadapt_iterations", "params", "macs", "max_abs_diff")
     result = {k: summary[k] for k in keys} | {"report": str(run_dir / "report.md"), "run_dir": str(run_dir)}

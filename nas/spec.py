@@ -16,12 +16,12 @@ import math
 import os
 import re
 from dataclasses import asdict, dataclass, fields, replace
-from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import yaml
 
 from nas.errors import UserError
+from nas.files import atomic_write_text, load_yaml_file
 
 ACTIVATIONS = ("relu", "relu6", "hswish", "swish")
 ACT_CODES = {"relu": "re", "relu6": "r6", "hswish": "hs", "swish": "sw"}
@@ -310,31 +310,6 @@ def spec_from_dict(data: Any, source: str = "<spec>") -> ArchSpec:
 
 # ---- YAML files -----------------------------------------------------------------------------
 
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader: latency tables are large
-
-
-def load_yaml_file(path: str | os.PathLike) -> Any:
-    """Read and parse a YAML file, turning every failure into a one-line UserError."""
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except FileNotFoundError:
-        raise UserError("file not found", source=str(p)) from None
-    except IsADirectoryError:
-        raise UserError("is a directory, expected a YAML file", source=str(p)) from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise UserError(f"cannot read: {err.__class__.__name__}: {err}", source=str(p)) from None
-    if not text.strip():
-        raise UserError("file is empty", source=str(p))
-    try:
-        return yaml.load(text, Loader=_LOADER)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise UserError(f"YAML syntax error at {where}: {problem}", source=str(p)) from None
-
-
 def load_spec(path: str | os.PathLike) -> ArchSpec:
     return spec_from_dict(load_yaml_file(path), source=str(path))
 
@@ -361,19 +336,6 @@ def spec_to_yaml(spec: ArchSpec) -> str:
         lines.append(f"  - {_flow(row)}  # {b.to_string()}")
     lines.append(f"head: {_flow(head)}")
     return "\n".join(lines) + "\n"
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write a file whole or not at all."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, p)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def save_spec(spec: ArchSpec, path: str | os.PathLike) -> None:

@@ -52,7 +52,7 @@ def test_smoke_pipeline_end_to_end_and_resume(tmp_path):
     (["--target-ms", "0"], "--target-ms"),
     (["--target-ms", "-5"], "--target-ms"),
     (["--target-ms", "nan"], "--target-ms"),
-    (["--target-ms", "1e9"], "target_ms"),
+    (["--target-ms", "1e9"], "--target-ms"),
     ([], "target_ms"),
     (["--target-ms", "50", "--budget", "huge"], "--budget"),
     (["--target-ms", "50", "--device", "nokia3310"], "unknown device"),

@@ -44,8 +44,8 @@ def test_score_json(idx_dir):
     (("train", "--spec", SMALL, "--epochs", "1", "--steps", "2"), ("--steps",)),
     (("train", "--spec", SMALL, "--bogus"), ("--bogus",)),
     (("score", "--spec", SMALL, "--proxy", "oracle"), ("--proxy", "oracle")),
-    (("audit", "--space", "no_such_space", "--samples", "2"), ("no_such_space",)),
-    (("audit", "--space", "mobilenetv3_small", "--samples", "2", "--budget", "huge"), ("--budget",)),
+    (("audit", "--space", "no_such_space", "--samples", "3"), ("no_such_space",)),
+    (("audit", "--space", "mobilenetv3_small", "--samples", "3", "--budget", "huge"), ("--budget",)),
     (("frobnicate",), ("frobnicate",)),
 ])
 def test_user_errors_are_one_line(args, needles):

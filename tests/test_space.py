@@ -6,7 +6,8 @@ from hypothesis import strategies as st
 from nas.errors import UserError
 from nas.model import count_params
 from nas.space import SPACES_DIR, load_space, space_from_dict
-from nas.spec import load_spec, load_yaml_file, spec_from_dict, spec_from_string
+from nas.spec import load_spec, spec_from_dict, spec_from_string
+from nas.files import load_yaml_file
 from conftest import REFERENCE
 
 SPACES = ["mobilenetv3_large", "mobilenetv3_small", "mnasnet"]

@@ -34,7 +34,8 @@ from nas.netadapt import (NetAdaptBudget, ProxyTask, atomic_torch_save, cpu_stat
 from nas.proxies.config import DataConfig, TrainConfig
 from nas.proxies.data import load_data
 from nas.proxies.train import evaluate_accuracy
-from nas.spec import atomic_write_text, load_spec, scale_width
+from nas.spec import load_spec, scale_width
+from nas.files import atomic_write_text
 from nas.surgery import shrink, structure
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,12 +9,14 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
-from nas.cli import ArgumentParser, emit, positive_int, run_main
+from nas.cli import ArgumentParser, emit, positive_int, resume_command, run_main, set_resume_hint
 from nas.errors import UserError
 from nas.latency import calibrate
+from nas.files import load_json_file
 
 # torch, onnxruntime and friends load inside the commands that need them: a mistyped flag
 # answers at once.
@@ -53,6 +55,8 @@ def cmd_build(args) -> dict:
             for key, timing in chunk.items():
                 table.add(key, timing)
             table.save()
+            set_resume_hint(resume_command("python -m nas.latency", args.argv, drop=["--force"]) +
+                            f"  ({len(table)} ops kept in {table.path})")
 
         measure_ops(missing, threads=args.threads, chunk=args.chunk, on_chunk=keep, progress=bar.update)
     table.save()
@@ -90,7 +94,7 @@ def cmd_validate(args) -> dict:
     from nas.latency.devices import host_device
     from nas.latency.validate import validate
     from nas.space import load_space
-    from nas.spec import atomic_write_text
+    from nas.files import atomic_write_text
 
     space = load_space(args.space)
     device = host_device(args.threads, path=args.table)
@@ -112,6 +116,8 @@ def cmd_export_ops(args) -> dict:
     from nas.space import load_space
 
     space = load_space(args.space)
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UserError("exists and is not a directory", source=args.out, field="--out")
     ops = space_ops(space)
     networks = [] if args.no_networks else calibration_specs(space, args.calibration_samples, seed=0)
     ops += [op for s in networks for op in ops_of(s)]
@@ -126,16 +132,8 @@ def cmd_import(args) -> dict:
     from nas.latency.devices import TABLES_DIR
     from nas.latency.portable import import_timings
 
-    path = Path(args.timings)
-    if path.is_dir():
-        raise UserError("is a directory, expected time_ops.py's timings.json", source=str(path))
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError("file not found", source=str(path)) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise UserError(f"not valid JSON: {err}", source=str(path)) from None
-    table = import_timings(data, str(path), args.device)
+    data = load_json_file(args.timings)
+    table = import_timings(data, str(args.timings), args.device)
     out = Path(args.out) if args.out else TABLES_DIR / f"{args.device}.yaml"
     table.save(out)
     return {"device": args.device, "table": str(out), "ops": len(table), "calibration": table.calibration}
@@ -177,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     e.set_defaults(run=cmd_export_ops)
 
     i = sub.add_parser("import", help="turn time_ops.py's timings.json into a device table")
-    i.add_argument("--device", required=True, help="name of the new device (latency_tables/NAME.yaml)")
+    i.add_argument("--device", required=True, type=calibrate.check_device_name, help="name of the new device (latency_tables/NAME.yaml)")
     i.add_argument("--timings", required=True)
     i.add_argument("--out", help="table path (default latency_tables/NAME.yaml)")
     i.set_defaults(run=cmd_import)
@@ -192,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             sp.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = p.parse_args(argv)
     args.parser = p
+    args.argv = sys.argv[1:] if argv is None else argv
     if hasattr(args, "func"):  # a subcommand that prints its own output
         return args.func(args) or 0
     result = args.run(args)

@@ -32,8 +32,8 @@ from nas.cli import emit
 from nas.errors import UserError
 from nas.paths import ROOT, TABLES_DIR
 from nas.latency.predict import Prediction
-from nas.spec import (ArchSpec, BlockSpec, Checker, atomic_write_text, conv_out_size, has_residual,
-                      load_spec, load_yaml_file, se_channels)
+from nas.spec import ArchSpec, BlockSpec, Checker, conv_out_size, has_residual, load_spec, se_channels
+from nas.files import atomic_write_text, load_yaml_file
 
 UNIT = "ms"
 
@@ -455,7 +455,7 @@ def _display_path(path: str) -> str:
         return str(path)
 
 
-def _check_name(name: str) -> str:
+def check_device_name(name: str) -> str:
     if not name or any(ch in name for ch in "/\\") or name.startswith("."):
         raise argparse.ArgumentTypeError(f"a device name is a plain file stem, got {name!r}")
     return name
@@ -465,7 +465,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     """Add `calibrate` to the `python -m nas.latency` subcommands."""
     p = subparsers.add_parser("calibrate", help="fit a device's latency model to end-to-end timings",
                               description=__doc__.strip().splitlines()[0])
-    p.add_argument("--device", required=True, type=_check_name, help="device name (latency_tables/NAME.yaml)")
+    p.add_argument("--device", required=True, type=check_device_name, help="device name (latency_tables/NAME.yaml)")
     p.add_argument("--measurements", required=True, help="YAML or CSV file of spec path, ms")
     p.add_argument("--model", default="auto", choices=["auto", *MODELS],
                    help="latency model; auto picks the lowest leave-one-out error (default)")

@@ -14,7 +14,8 @@ from nas.latency.ops import Op, ops_of
 from nas.latency.predict import Prediction
 from nas.latency.table import LatencyTable
 from nas.paths import TABLES_DIR
-from nas.spec import ArchSpec, load_yaml_file
+from nas.spec import ArchSpec
+from nas.files import load_yaml_file
 
 FINGERPRINT_KEYS = ("cpu", "cores", "runtime", "provider", "threads")
 
@@ -45,7 +46,10 @@ class TableDevice:
 
     def ensure(self, specs: Sequence[ArchSpec]) -> list[Op]:
         """Measure (or refuse) the ops these specs need that the table lacks; never guess."""
-        needed = {op.key: op for spec in specs for op in ops_of(spec)}
+        return self.ensure_ops([op for spec in specs for op in ops_of(spec)])
+
+    def ensure_ops(self, ops: Sequence[Op]) -> list[Op]:
+        needed = {op.key: op for op in ops}
         missing = [needed[k] for k in self.table.missing(needed)]
         if missing:
             if self.measure_missing is None:

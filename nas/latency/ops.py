@@ -6,6 +6,7 @@ classifier). Keys follow the once-for-all project's LUT keys, e.g.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -13,6 +14,18 @@ from torch import nn
 
 from nas.model import Bneck, ConvBNAct, Head
 from nas.spec import ArchSpec, BlockSpec, HeadSpec, StemSpec, has_residual, se_channels
+
+
+_ACT = r"(relu|relu6|hswish|swish)"
+OP_KEY_RE = re.compile(
+    rf"stem-in:(\d+)x\1x3-out:\d+-k:\d+-s:\d+-act:{_ACT}"
+    rf"|bneck-in:(\d+)x\3x\d+-exp:\d+-out:\d+-k:\d+-s:\d+-se:(0|1|mnas)-act:{_ACT}(-noskip)?"
+    rf"|head-in:(\d+)x\7x\d+-conv:\d+(-fc:\d+)?-act:{_ACT}-classes:\d+")
+
+
+def is_op_key(key: str) -> bool:
+    """Whether `key` is an op key this project writes (a table from elsewhere may hold typos)."""
+    return OP_KEY_RE.fullmatch(key) is not None
 
 
 @dataclass(frozen=True)

@@ -10,29 +10,30 @@ from typing import Any, Sequence
 from nas.errors import UserError
 from nas.latency.build import op_onnx, spec_onnx
 from nas.latency.calibrate_host import fit_scale_offset
-from nas.latency.ops import Op, ops_of
+from nas.latency.ops import Op, is_op_key, ops_of
 from nas.latency.table import LatencyTable, timing_from_entry
-from nas.spec import ArchSpec, atomic_write_text
+from nas.spec import ArchSpec
+from nas.files import atomic_write_bytes, atomic_write_text
 
 TIMER = Path(__file__).with_name("standalone_timer.py")
 
 
 def export_ops(ops: Sequence[Op], out: Path, models: Sequence[ArchSpec] = (), progress=None) -> Path:
     """Write ops/*.onnx, whole networks for calibration, manifest.json and time_ops.py under `out`."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "onnx").mkdir(exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise UserError("exists and is not a directory", source=str(out), field="--out")
     entries = []
     for op in {op.key: op for op in ops}.values():
         name = f"onnx/op-{hashlib.sha1(op.key.encode()).hexdigest()[:12]}.onnx"
         if not (out / name).exists():
-            _write_bytes(out / name, op_onnx(op))
+            atomic_write_bytes(out / name, op_onnx(op))
         entries.append({"kind": "op", "key": op.key, "file": name, "input_shape": list(op.input_shape)})
         if progress:
             progress(1)
     for spec in models:
         name = f"onnx/net-{spec.content_hash()}.onnx"
         if not (out / name).exists():
-            _write_bytes(out / name, spec_onnx(spec))
+            atomic_write_bytes(out / name, spec_onnx(spec))
         entries.append({"kind": "network", "key": spec.to_string(), "file": name,
                         "input_shape": [1, 3, spec.resolution, spec.resolution],
                         "ops": [op.key for op in ops_of(spec)]})
@@ -41,12 +42,6 @@ def export_ops(ops: Sequence[Op], out: Path, models: Sequence[ArchSpec] = (), pr
     atomic_write_text(out / "manifest.json", json.dumps({"version": 1, "entries": entries}, indent=1))
     shutil.copyfile(TIMER, out / "time_ops.py")
     return out
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
 
 
 def import_timings(data: Any, source: str, name: str) -> LatencyTable:
@@ -66,6 +61,8 @@ def import_timings(data: Any, source: str, name: str) -> LatencyTable:
         if not isinstance(e, dict) or not isinstance(e.get("key"), str):
             raise fail(f, "expected a mapping with 'key'")
         timing = timing_from_entry(e, fail, f)
+        if e.get("kind") != "network" and not is_op_key(e["key"]):
+            raise fail(f"{f}.key", f"not an op key of this project: {e['key'][:80]!r}")
         if e.get("kind") == "network":
             networks.append((e, timing))
         else:

@@ -10,7 +10,7 @@ from typing import Any, Iterable, Mapping
 
 from nas.errors import UserError
 from nas.latency.measure import Timing
-from nas.spec import atomic_write_text, load_yaml_file
+from nas.files import atomic_write_text, load_yaml_file
 
 UNIT = "ms"
 
@@ -97,6 +97,11 @@ class LatencyTable:
             for k, v in calibration.items():
                 if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                     raise fail(f"calibration.{k}", f"expected a finite number, got {v!r}")
+            for k in ("scale", "offset_ms"):
+                if k not in calibration:
+                    raise fail(f"calibration.{k}", "missing (ms = scale * sum of ops + offset_ms)")
+            if calibration["scale"] <= 0:
+                raise fail("calibration.scale", f"must be > 0, got {calibration['scale']!r}")
         return cls(data["device"], ops, calibration, path=source)
 
 

@@ -12,8 +12,9 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from nas.cli import ArgumentParser, emit, positive_int, run_main
+from nas.cli import ArgumentParser, emit, positive_int, resume_command, run_main, set_resume_hint
 from nas.errors import UserError
+from nas.paths import RUNS_DIR
 from nas.proxies.config import (BUDGETS, DATASETS, OPTIMIZERS, ZERO_COST_NAMES, DataConfig, get_budget,
                                 jsonable)
 
@@ -32,6 +33,13 @@ def _flag_names():
             message = str(err).removeprefix(f"{err.field}: ")
             raise UserError(message, field=_FLAG_OF[err.field]) from None
         raise
+
+
+def _at_least_3(text: str) -> int:
+    value = positive_int(text)
+    if value < 3:  # a rank correlation of two points is always +-1
+        raise argparse.ArgumentTypeError(f"a rank correlation needs at least 3 networks, got {text!r}")
+    return value
 
 
 def _stem_stride(text: str) -> str | int:
@@ -91,7 +99,7 @@ def _parser() -> ArgumentParser:
 
     a = sub.add_parser("audit", help="rank correlation of every proxy with a longer reference training")
     a.add_argument("--space", required=True, help="search space name (mobilenetv3_large, ...) or YAML path")
-    a.add_argument("--samples", type=positive_int, required=True, help="architectures to sample")
+    a.add_argument("--samples", type=_at_least_3, required=True, help="architectures to sample (at least 3)")
     a.add_argument("--out", help="output directory (default: experiments/runs/audit-<space>-<seed>)")
     a.add_argument("--address", help="Ray cluster address for the reference trainings")
     a.add_argument("--ray-cpus", type=positive_int, help="run the reference trainings on a local Ray with N CPUs")
@@ -155,12 +163,13 @@ def cmd_audit(args) -> dict:
 
     data = _data_config(args)
     space_tag = Path(args.space).stem
-    out = Path(args.out or f"experiments/runs/audit-{space_tag}-{args.seed}")
+    out = Path(args.out) if args.out else RUNS_DIR / f"audit-{space_tag}-{args.seed}"
     if out.exists() and not out.is_dir():
         raise UserError("exists and is not a directory", source=str(out), field="--out")
     config = AuditConfig(space=args.space, samples=args.samples, budget=get_budget(args.budget), data=data,
                          seed=args.seed, device=args.device, threads=args.threads, address=args.address,
                          ray_cpus=args.ray_cpus)
+    set_resume_hint(resume_command("python -m nas.proxies", args.argv) + f"  (results kept in {out})")
     audit = run_audit(config, out, progress=not args.no_progress)
     files = write_report(audit, out)
     summary = dict(audit["summary"], files=files)
@@ -181,6 +190,7 @@ COMMANDS = {"train": (cmd_train, _human_train), "score": (cmd_score, _human_scor
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else argv
     command, human = COMMANDS[args.command]
     with _flag_names():
         result = command(args)

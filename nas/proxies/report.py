@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.proxies.audit import CASCADE_KEEP, rank_values
-from nas.spec import atomic_write_text
+from nas.files import atomic_write_text
 
 
 KIND_COLOURS = {"zero-cost": "C0", "training": "C1", "cascade": "C2"}
