@@ -35,11 +35,11 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
-from nas.cli import (ArgumentParser, emit, positive_float, positive_int, resume_command, run_main,
-                     set_resume_hint)
+from nas.cli import (ArgumentParser, emit, non_negative_int, positive_float, positive_int, resume_command,
+                     run_main, set_resume_hint)
 from nas.errors import UserError
 from nas.proxies.config import DataConfig, ProxyConfig, TrainConfig, get_budget, jsonable
-from nas.proxies.runtime import ray_session
+from nas.proxies.runtime import TRIAL_RETRIES, ray_session
 from nas.spec import ArchSpec, load_spec, save_spec, spec_from_dict
 from nas.files import atomic_write_text
 from nas.paths import RUNS_DIR
@@ -110,6 +110,7 @@ class NetAdaptConfig:
     train_device: str = "auto"
     threads: int | None = None
     address: str | None = None
+    trial_retries: int = TRIAL_RETRIES
 
     def __post_init__(self):
         if not (isinstance(self.target_ms, (int, float)) and math.isfinite(self.target_ms) and self.target_ms > 0):
@@ -139,7 +140,7 @@ class NetAdaptConfig:
     def identity(self) -> dict[str, Any]:
         """What changes the results; a resumed run must match it."""
         d = asdict(self)
-        for key in ("parallel", "max_iterations", "train_device", "threads", "address"):
+        for key in ("parallel", "max_iterations", "train_device", "threads", "address", "trial_retries"):
             d.pop(key)
         return jsonable(d)
 
@@ -323,7 +324,8 @@ def finetune_with_ray(config: NetAdaptConfig, parent_spec: ArchSpec, parent_stat
         trainable,
         param_space={"index": tune.grid_search(list(range(len(proposals))))},
         tune_config=tune.TuneConfig(reuse_actors=True),
-        run_config=tune.RunConfig(name=name, storage_path=str((work_dir / "tune").resolve()), verbose=0))
+        run_config=tune.RunConfig(name=name, storage_path=str((work_dir / "tune").resolve()), verbose=0,
+                                  failure_config=tune.FailureConfig(max_failures=config.trial_retries)))
     outcomes: list[dict[str, Any] | None] = [None] * len(proposals)
     for r in tuner.fit():
         i = r.config["index"]
@@ -689,16 +691,6 @@ def default_out(spec: ArchSpec, device: str, target_ms: float, seed: int) -> Pat
 
 # ---- command line -------------------------------------------------------------------------------
 
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
-    return value
-
-
 def _fraction(text: str) -> float:
     value = positive_float(text)
     if value >= 1:
@@ -724,18 +716,20 @@ def _parser() -> ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     a = p.add_argument_group("algorithm and budget")
     a.add_argument("--budget", default="default", choices=sorted(BUDGETS), help="budget (default: default)")
-    a.add_argument("--steps", type=_non_negative, help="fine-tune steps per proposal, T (default: the budget's)")
-    a.add_argument("--final-steps", type=_non_negative, help="long fine-tune of the result (default: the budget's)")
+    a.add_argument("--steps", type=non_negative_int, help="fine-tune steps per proposal, T (default: the budget's)")
+    a.add_argument("--final-steps", type=non_negative_int, help="long fine-tune of the result (default: the budget's)")
     a.add_argument("--seed-steps", type=positive_int, help="training steps of the seed (default: the budget's)")
     a.add_argument("--delta", type=_fraction, help="latency cut per iteration, a fraction of the seed's latency "
                                                    "(default: the budget's, 0.01)")
     a.add_argument("--select", choices=SELECT_RULES, default="ratio",
                    help="ratio: largest dAcc/|dLat| (MobileNetV3); accuracy: highest accuracy (NetAdapt)")
     a.add_argument("--max-iterations", type=positive_int, help="stop after N iterations in all (--resume goes on)")
-    a.add_argument("--seed", type=_non_negative, default=0)
+    a.add_argument("--seed", type=non_negative_int, default=0)
     r = p.add_argument_group("where it runs")
     r.add_argument("--parallel", choices=PARALLEL, help="none: in-process; ray: each proposal a Ray Tune trial")
     r.add_argument("--address", help="Ray cluster address (with --parallel ray)")
+    r.add_argument("--trial-retries", type=non_negative_int, default=TRIAL_RETRIES,
+                   help=f"reruns of a proposal's Ray trial that raised or whose worker died (default {TRIAL_RETRIES})")
     r.add_argument("--train-device", default="auto", choices=("auto", "cpu", "cuda"), help="where to train")
     r.add_argument("--threads", type=positive_int, help="torch threads (default: the CPUs this process may use)")
     d = p.add_argument_group("proxy data")
@@ -771,7 +765,8 @@ def main(argv: list[str] | None = None) -> int:
             resume=args.resume, seed=args.seed,
             train=replace(budget.train, **changes), steps=args.steps, final_steps=args.final_steps,
             delta=args.delta, select=args.select, parallel=args.parallel, max_iterations=args.max_iterations,
-            train_device=args.train_device, threads=args.threads, address=args.address)
+            train_device=args.train_device, threads=args.threads, address=args.address,
+            trial_retries=args.trial_retries)
     except KeyboardInterrupt:
         argv = sys.argv[1:] if argv is None else argv
         set_resume_hint(resume_command("python -m nas.netadapt", argv, add=["--resume"] + (

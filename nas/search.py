@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from nas.cli import ArgumentParser, emit, positive_float, positive_int, resume_command, run_main, set_resume_hint
+from nas.cli import (ArgumentParser, emit, non_negative_int, positive_float, positive_int, resume_command,
+                     run_main, set_resume_hint)
 from nas.errors import UserError
 from nas.paths import REFERENCE_DIR, RUNS_DIR
 from nas.spec import ArchSpec, load_spec, save_spec, scale_width
@@ -62,7 +63,7 @@ BUDGETS = {
 DEFAULTS: dict[str, Any] = {
     "space": "auto", "device": "pixel1", "proxy": None, "budget": "default", "seed": 0,
     "algorithm": "controller", "reward": "tunas", "reward_w": None, "samples": None,
-    "dataset": "fashion-mnist", "data": None, "address": None, "cpus": None,
+    "dataset": "fashion-mnist", "data": None, "address": None, "cpus": None, "trial_retries": 1,
 }
 CONFIG_KEYS = ("target_ms", *DEFAULTS)
 
@@ -123,13 +124,18 @@ def validate_config(config: dict[str, Any], origins: Origins | str) -> dict[str,
     for key in ("seed",):
         if isinstance(config[key], bool) or not isinstance(config[key], int) or config[key] < 0:
             raise fail(key, f"must be an integer >= 0, got {config[key]!r}")
+    r = config["trial_retries"]
+    if isinstance(r, bool) or not isinstance(r, int) or not 0 <= r <= 100:
+        raise fail("trial_retries", f"must be an integer in 0..100, got {r!r}")
     for key in ("samples", "cpus"):
         v = config[key]
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
             raise fail(key, f"must be an integer >= 1, got {v!r}")
     if config["samples"] is not None and config["samples"] > MAX_SAMPLES:
         raise fail("samples", f"{config['samples']} is more than a search can use (at most {MAX_SAMPLES})")
-    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    from nas.proxies.runtime import available_cpus
+
+    available = available_cpus()
     if config["cpus"] is not None and config["address"] is None and config["cpus"] > available:
         raise fail("cpus", f"this machine lets the run use {available} CPU(s), got {config['cpus']} "
                            f"(a cluster takes --address)")
@@ -225,6 +231,14 @@ def prepare(config: dict[str, Any], origins: Origins) -> Prepared:
     return Prepared(device, space, why, data, proxy, proxy_name)
 
 
+def limit_local_cpus(config: dict[str, Any]) -> None:
+    """--cpus N: the whole local run (torch, ONNX Runtime, a local Ray and its workers) on N CPUs."""
+    if config["cpus"] is not None and config["address"] is None:
+        from nas.proxies.runtime import limit_cpus
+
+        limit_cpus(config["cpus"])
+
+
 def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -270,7 +284,8 @@ def run_pipeline(config: dict[str, Any], run_dir: Path, resume: bool, prepared: 
             if in_process:
                 records = run.run_inprocess(batch_size=budget.batch_size)
             else:
-                records = run.run_on_ray(proxy.config, address=config["address"], cpus=config["cpus"])
+                records = run.run_on_ray(proxy.config, address=config["address"], cpus=config["cpus"],
+                                         max_failures=config["trial_retries"])
         pipe.finish("search", {"samples": len(records), "score_map": score_map}, time.perf_counter() - t0)
     from nas.runlog import read_jsonl
     records = read_jsonl(run_dir / "search" / "samples.jsonl")
@@ -289,6 +304,7 @@ def run_pipeline(config: dict[str, Any], run_dir: Path, resume: bool, prepared: 
         from nas.netadapt import run_netadapt
         result = run_netadapt(best, target_ms=target, device=device, budget=budget.netadapt_budget, data=data,
                               out_dir=run_dir / "netadapt", resume=resume, seed=config["seed"],
+                              trial_retries=config["trial_retries"], address=config["address"],
                               **dict(budget.netadapt))
         final = result["spec"]
         save_spec(replace(final, name=f"{space.family}-{target:g}ms-{config['device']}"), run_dir / "final.yaml")
@@ -464,7 +480,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="run directory (default experiments/runs/<family>-<target>ms-<device>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out (default: the latest run)")
     p.add_argument("--address", help="Ray cluster address (ray start --head); trials run there")
-    p.add_argument("--cpus", type=positive_int, help="CPUs a local Ray may use")
+    p.add_argument("--cpus", type=positive_int, help="CPUs a local run may use (Ray trials, torch threads)")
+    p.add_argument("--trial-retries", dest="trial_retries", type=non_negative_int,
+                   help="reruns of a Ray trial that raised or whose worker died, before it counts as failed "
+                        "(default 1)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = p.parse_args(argv)
     if args.seed is not None and args.seed < 0:
@@ -481,13 +500,14 @@ def main(argv: list[str] | None = None) -> int:
         config = validate_config({**DEFAULTS, **saved}, origins)
         for key in CONFIG_KEYS:
             given = getattr(args, key, None)
-            if given is not None and key not in ("address", "cpus") and given != config[key]:
+            if given is not None and key not in ("address", "cpus", "trial_retries") and given != config[key]:
                 raise UserError(f"--{key.replace('_', '-')} {given} differs from this run's saved {config[key]!r}; "
                                 f"drop the flag to resume, or start a new run", source=str(run_dir / "config.yaml"))
-        for key in ("address", "cpus"):
+        for key in ("address", "cpus", "trial_retries"):
             if getattr(args, key) is not None:
-                config[key], origins[key] = getattr(args, key), (None, "--" + key)
+                config[key], origins[key] = getattr(args, key), (None, "--" + key.replace("_", "-"))
         config = validate_config(config, origins)
+        limit_local_cpus(config)
         prepared = prepare(config, origins)
     else:
         file_config = {}
@@ -503,6 +523,7 @@ def main(argv: list[str] | None = None) -> int:
         if (run_dir / "config.yaml").exists():
             raise UserError("already holds a run: add --resume to continue it, or choose another --out",
                             source=str(run_dir))
+        limit_local_cpus(config)
         prepared = prepare(config, origins)  # nothing is written before the inputs check out
         try:
             run_dir.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -27,6 +28,7 @@ class Outcome:
     returncode: int
     stderr: str
     seconds: float        # wall time of this attempt
+    cpu_s: float          # CPU time (user + system) it and its children used
 
     @property
     def last_line(self) -> str:
@@ -35,10 +37,11 @@ class Outcome:
 
 
 def run_until(cmd: Sequence[str], sig: signal.Signals | None, delay_s: float,
-              ready: Callable[[], bool] = lambda: True, timeout: float = 600) -> Outcome:
+              ready: Callable[[], bool] = lambda: True, timeout: float = 600, env: dict | None = None) -> Outcome:
     """Start `python -m cmd...`; once `ready()` holds, wait `delay_s` and send `sig` (None: let it finish)."""
     start = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", *cmd], cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.Popen([sys.executable, "-m", *cmd], cwd=ROOT, env=env or ENV, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     hit = False
     if sig is not None:
@@ -55,8 +58,10 @@ def run_until(cmd: Sequence[str], sig: signal.Signals | None, delay_s: float,
     except subprocess.TimeoutExpired:
         proc.kill()
         _, err = proc.communicate()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return Outcome(sig.name if sig is not None else "none", delay_s, hit, proc.returncode, err,
-                   time.monotonic() - start)
+                   time.monotonic() - start, cpu)
 
 
 def broken_files(folder: Path, finished: bool) -> list[str]:

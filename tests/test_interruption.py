@@ -15,7 +15,7 @@ import signal
 import pytest
 
 from conftest import REFERENCE
-from interrupt import broken_files, run_until
+from interrupt import ENV, broken_files, run_until
 from nas.latency.devices import get_device
 from nas.latency.table import LatencyTable
 from nas.proxies.datasets import FASHION_MNIST_DIR
@@ -36,17 +36,17 @@ def resume_hint(outcome) -> list[str]:
 
 
 def interrupt_twice_then_finish(cmd, out, ready, rng, sigint_window, sigkill_window, resumed_ready=None,
-                                timeout=600):
+                                timeout=600, env=None):
     """SIGINT, then SIGKILL of the resumed run, then the resumed run to the end; returns the last outcome."""
-    first = run_until(cmd, signal.SIGINT, rng.uniform(*sigint_window), ready, timeout)
+    first = run_until(cmd, signal.SIGINT, rng.uniform(*sigint_window), ready, timeout, env)
     assert first.hit, "finished before the SIGINT"
     assert broken_files(out, finished=False) == []
     again = resume_hint(first)
     second = run_until(again, signal.SIGKILL, rng.uniform(*sigkill_window), resumed_ready() if resumed_ready
-                       else (lambda: True), timeout=timeout)
+                       else (lambda: True), timeout=timeout, env=env)
     assert second.hit and second.returncode == -signal.SIGKILL, second.stderr[-2000:]
     assert broken_files(out, finished=False) == []
-    last = run_until(again, None, 0, timeout=timeout)
+    last = run_until(again, None, 0, timeout=timeout, env=env)
     assert last.returncode == 0, last.stderr[-3000:]
     assert broken_files(out, finished=True) == []
     return last
@@ -56,9 +56,13 @@ def interrupt_twice_then_finish(cmd, out, ready, rng, sigint_window, sigkill_win
 def test_search_interrupted_and_resumed(tmp_path):
     out = tmp_path / "run"
     cmd = ["nas.search", "--target-ms", "15", "--space", "mobilenetv3_small", "--budget", "smoke",
-           "--out", str(out)]
-    interrupt_twice_then_finish(cmd, out, lambda: (out / "config.yaml").exists(), random.Random(8),
-                                sigint_window=(0.5, 6), sigkill_window=(3, 12))
+           "--out", str(out), "--cpus", "1"]
+    free = {k: v for k, v in ENV.items() if k != "OMP_NUM_THREADS"}  # torch would take every CPU it may
+    last = interrupt_twice_then_finish(cmd, out, lambda: (out / "config.yaml").exists(), random.Random(8),
+                                       sigint_window=(0.5, 6), sigkill_window=(3, 12), env=free)
+    # --cpus 1 (saved in the run's config) bounds the resumed run too: one CPU's worth of time at most
+    # (unbounded, this run uses about 1.6 CPUs of this 2-core machine).
+    assert last.cpu_s <= 1.1 * last.seconds, (last.cpu_s, last.seconds)
     samples = read_jsonl(out / "search" / "samples.jsonl")
     assert [s["i"] for s in samples] == list(range(96))  # each sample once, none lost
     summary = json.loads((out / "summary.json").read_text())

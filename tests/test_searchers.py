@@ -269,6 +269,41 @@ def test_ray_path_retries_and_records_failed_trials(local_ray, tmp_path):
     assert (tmp_path / "run" / "searcher.pkl").exists() and run.done == 4
 
 
+def _dying_trainable(config, marks):
+    """The worker process dies (SIGKILL, as the OOM killer does): always for index % 3 == 1, on the
+    first attempt only for index % 3 == 2."""
+    import signal
+
+    from ray import tune
+
+    mark = Path(marks) / str(config["index"])
+    if config["index"] % 3 == 1 or (config["index"] % 3 == 2 and not mark.exists()):
+        mark.touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    tune.report({"accuracy": 0.5 + 0.01 * config["index"], "failed": False})
+
+
+@pytest.mark.parametrize("retries", [0, 1])
+def test_ray_path_survives_dying_workers(local_ray, tmp_path, retries):
+    from ray import tune
+
+    from nas.proxies.config import ProxyConfig
+
+    space = load_space(TINY)
+    ev = Evaluator(get_device("pixel1"), None, RewardConfig.hard(1.3))
+    (tmp_path / "marks").mkdir()
+    run = SearchRun(tmp_path / "run", space, make_algorithm("evolution", space, seed=0, population=4), ev, 6)
+    records = run.run_on_ray(ProxyConfig(), max_failures=retries,
+                             trainable=tune.with_parameters(_dying_trainable, marks=str(tmp_path / "marks")))
+    assert [r["i"] for r in records] == list(range(6))  # the search went on past every death
+    for r in records:
+        dies = r["i"] % 3 == 1 or (r["i"] % 3 == 2 and retries == 0)
+        if dies:
+            assert r["failed"] and r["reward"] == 0 and "died" in r["reason"], r
+        else:
+            assert not r["failed"] and r["accuracy"] == pytest.approx(0.5 + 0.01 * r["i"]), r
+
+
 @pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir(), reason="Fashion-MNIST is not installed")
 def test_ray_path_trains_a_tiny_proxy(local_ray, tmp_path):
     """End to end: a local Ray, real training on Fashion-MNIST (2 epochs of 128 images), ASHA."""

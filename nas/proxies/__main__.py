@@ -12,11 +12,13 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from nas.cli import ArgumentParser, emit, positive_int, resume_command, run_main, set_resume_hint
+from nas.cli import (ArgumentParser, emit, non_negative_int, positive_int, resume_command, run_main,
+                     set_resume_hint)
 from nas.errors import UserError
 from nas.paths import RUNS_DIR
 from nas.proxies.config import (BUDGETS, DATASETS, OPTIMIZERS, ZERO_COST_NAMES, DataConfig, get_budget,
                                 jsonable)
+from nas.proxies.runtime import TRIAL_RETRIES
 
 
 # Config fields a flag sets: a bad value is reported under the flag's name.
@@ -103,6 +105,8 @@ def _parser() -> ArgumentParser:
     a.add_argument("--out", help="output directory (default: experiments/runs/audit-<space>-<seed>)")
     a.add_argument("--address", help="Ray cluster address for the reference trainings")
     a.add_argument("--ray-cpus", type=positive_int, help="run the reference trainings on a local Ray with N CPUs")
+    a.add_argument("--trial-retries", type=non_negative_int, default=TRIAL_RETRIES,
+                   help=f"reruns of a Ray trial that raised or whose worker died (default {TRIAL_RETRIES})")
     a.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_common(a)
     return p
@@ -168,7 +172,7 @@ def cmd_audit(args) -> dict:
         raise UserError("exists and is not a directory", source=str(out), field="--out")
     config = AuditConfig(space=args.space, samples=args.samples, budget=get_budget(args.budget), data=data,
                          seed=args.seed, device=args.device, threads=args.threads, address=args.address,
-                         ray_cpus=args.ray_cpus)
+                         ray_cpus=args.ray_cpus, trial_retries=args.trial_retries)
     set_resume_hint(resume_command("python -m nas.proxies", args.argv) + f"  (results kept in {out})")
     audit = run_audit(config, out, progress=not args.no_progress)
     files = write_report(audit, out)

@@ -25,6 +25,7 @@ from nas.errors import UserError
 from nas.proxies.cascade import steady_state
 from nas.proxies.config import Budget, DataConfig, ProxyConfig, jsonable
 from nas.proxies.proxy import TrainingProxy, audit_proxies
+from nas.proxies.runtime import TRIAL_RETRIES
 from nas.spec import ArchSpec
 
 
@@ -94,6 +95,7 @@ class AuditConfig:
     threads: int | None = None
     address: str | None = None  # a Ray cluster for the reference trainings
     ray_cpus: int | None = None  # a local Ray with this many CPUs for them
+    trial_retries: int = TRIAL_RETRIES  # reruns of a reference trial that raised or lost its worker
 
 
 def run_audit(config: AuditConfig, out_dir: Path, progress: bool = True) -> dict[str, Any]:
@@ -136,6 +138,7 @@ def _references_on_ray(specs: Sequence[ArchSpec], reference: TrainingProxy, cach
     if not missing:
         return
     results = evaluate_specs(missing, reference.config, address=config.address, cpus=config.ray_cpus,
+                             max_failures=config.trial_retries,
                              run_dir=out_dir / "tune", name="reference")
     for spec, result in zip(missing, results):
         result["proxy"] = "reference"

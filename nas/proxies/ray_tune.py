@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from nas.proxies.config import ProxyConfig
-from nas.proxies.runtime import ray_session, select_device, set_threads
+from nas.proxies.runtime import TRIAL_RETRIES, ray_session, select_device, set_threads
 from nas.spec import ArchSpec, spec_from_dict
 
 CHECKPOINT_FILE = "trainer.pt"
@@ -69,14 +69,16 @@ def proxy_trainable(config: dict[str, Any], specs: Sequence[dict[str, Any]] | No
 def evaluate_specs(specs: Sequence[ArchSpec], proxy_config: ProxyConfig, address: str | None = None,
                    cpus: int | None = None, *, cpus_per_trial: int = 1, gpus_per_trial: float = 0,
                    run_dir: str | os.PathLike = "experiments/runs/tune", name: str | None = None,
-                   asha: bool = False, grace_period: int = 1, max_concurrent: int | None = None) -> list[dict[str, Any]]:
+                   asha: bool = False, grace_period: int = 1, max_concurrent: int | None = None,
+                   max_failures: int = TRIAL_RETRIES) -> list[dict[str, Any]]:
     """Train every spec as a Tune trial; one result dict per spec, in order.
 
     A local Ray with `cpus` CPUs (default: this process's) is started and stopped here unless
     `address` names a running cluster (or Ray is already initialised). Results and checkpoints
     stay under `run_dir` (on a multi-node cluster, make it storage every node can reach). With
     `asha`, poor trials stop after `grace_period` epochs; their accuracy is then that of the
-    shorter training (`stopped_early` is set).
+    shorter training (`stopped_early` is set). A trial that raises or whose worker dies is retried
+    `max_failures` times, then its result is failed with the error as the reason.
     """
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
@@ -102,6 +104,7 @@ def evaluate_specs(specs: Sequence[ArchSpec], proxy_config: ProxyConfig, address
                 name=name or f"proxies-{time.strftime('%Y%m%d-%H%M%S')}",
                 storage_path=str(Path(run_dir).resolve()),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                failure_config=tune.FailureConfig(max_failures=max_failures),
                 verbose=0),
         )
         grid = tuner.fit()

@@ -15,12 +15,26 @@ import torch
 from nas.errors import UserError
 
 
+# A Ray trial that raises, or whose worker process dies (OOM killer, lost node), runs again this many
+# times; then it is recorded as failed (reward 0, its error as the reason) and the run goes on.
+TRIAL_RETRIES = 1
+
+
 def available_cpus() -> int:
     """CPUs this process may use (the affinity mask, not the machine's count)."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+def limit_cpus(n: int) -> int:
+    """Keep this process, the threads it starts and its children (a local Ray, ONNX Runtime, torch)
+    on `n` of the CPUs it may use. Call it early: threads that already exist keep their mask."""
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:n])
+    torch.set_num_threads(n)
+    return n
 
 
 def set_threads(threads: int | None = None) -> int:
