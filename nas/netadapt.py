@@ -24,6 +24,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import time
@@ -686,7 +687,8 @@ def run_netadapt(spec: ArchSpec, target_ms: float, device: Any = "pixel1", *,
 
 
 def default_out(spec: ArchSpec, device: str, target_ms: float, seed: int) -> Path:
-    return RUNS_DIR / f"netadapt-{spec.name}-{Path(device).stem}-{target_ms:g}ms-s{seed}"
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{spec.name}-{Path(device).stem}")
+    return RUNS_DIR / f"netadapt-{slug}-{target_ms:g}ms-s{seed}"
 
 
 # ---- command line -------------------------------------------------------------------------------

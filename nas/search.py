@@ -497,6 +497,10 @@ def main(argv: list[str] | None = None) -> int:
         if not isinstance(saved, dict):
             raise UserError("expected a mapping of settings", source=str(run_dir / "config.yaml"))
         origins = file_origins(str(run_dir / "config.yaml"))
+        for key in saved:
+            if key not in CONFIG_KEYS:
+                raise UserError(f"unknown key (allowed: {', '.join(CONFIG_KEYS)})", source=str(run_dir / "config.yaml"),
+                                field=str(key))
         config = validate_config({**DEFAULTS, **saved}, origins)
         for key in CONFIG_KEYS:
             given = getattr(args, key, None)

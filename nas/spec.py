@@ -36,6 +36,7 @@ MIN_RESOLUTION = 8
 MAX_BLOCKS = 128
 MAX_KERNEL = 11
 MAX_CLASSES = 100_000
+MAX_NAME = 200
 
 
 def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -264,6 +265,8 @@ def spec_from_dict(data: Any, source: str = "<spec>") -> ArchSpec:
     name = d["name"]
     if not isinstance(name, str) or not name.strip():
         raise c.fail("name", f"expected a non-empty string, got {_kind(name)} {name!r}")
+    if not name.isprintable() or len(name) > MAX_NAME:  # it goes into logs, reports and file names
+        raise c.fail("name", f"expected one line of printable characters (at most {MAX_NAME}), got {name[:80]!r}")
     resolution = c.integer(d["resolution"], "resolution", MIN_RESOLUTION, MAX_RESOLUTION)
     num_classes = c.integer(d.get("num_classes", 1000), "num_classes", 1, MAX_CLASSES)
     se_style = c.choice(d.get("se_style", "mobilenetv3"), "se_style", SE_STYLES)
@@ -322,7 +325,7 @@ def spec_to_yaml(spec: ArchSpec) -> str:
     """YAML in the DESIGN.md layout: one flow mapping per row, the block string as a comment."""
     head = {k: v for k, v in asdict(spec.head).items() if not (k == "fc" and v is None)}
     lines = [
-        f"name: {json.dumps(spec.name)}",
+        yaml.safe_dump({"name": spec.name}, allow_unicode=True, width=1_000_000).strip(),  # any name, exactly
         f"resolution: {spec.resolution}",
         f"num_classes: {spec.num_classes}",
         f"se_style: {spec.se_style}",

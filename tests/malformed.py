@@ -87,6 +87,8 @@ def spec_cases() -> list[Bad]:
         Bad("spec-no-stem.yaml", _swap(s, "stem: {out: 16, k: 3, s: 2, act: hswish}\n", ""), ("stem",)),
         Bad("spec-stem-scalar.yaml", _swap(s, "stem: {out: 16, k: 3, s: 2, act: hswish}", "stem: 16"), ("stem",)),
         Bad("spec-se-style.yaml", _swap(s, "se_style: mobilenetv3", "se_style: squeeze"), ("se_style",)),
+        Bad("spec-name-control.yaml", _swap(s, 'name: "mobilenetv3_small"', 'name: "mobile\\tnet"'), ("name",)),
+        Bad("spec-name-number.yaml", _swap(s, 'name: "mobilenetv3_small"', 'name: 7'), ("name",)),
         Bad("spec-too-small.yaml", _swap(s, "resolution: 224", "resolution: 4"), ("resolution",)),
     ]
 

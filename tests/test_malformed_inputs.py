@@ -132,6 +132,20 @@ def test_malformed_file(command, bad, sandbox, capsys):
     check_user_error(code, err, bad.name, *bad.needles)
 
 
+@pytest.mark.parametrize("bad", malformed.config_cases(), ids=[b.name for b in malformed.config_cases()])
+def test_malformed_saved_config_on_resume(bad, sandbox, capsys):
+    """A run directory whose config.yaml was damaged or edited: --resume refuses it and writes nothing."""
+    _, out = sandbox
+    run = out / "run"
+    run.mkdir()
+    saved = bad.write(run).rename(run / "config.yaml")
+    code, _, err = run_inprocess(["nas.search", "--resume", "--out", str(run)], capsys)
+    check_user_error(code, err, str(saved), *bad.needles)
+    assert [p.name for p in run.iterdir()] == ["config.yaml"]
+    saved.unlink()
+    run.rmdir()
+
+
 # Flags: zero, negative, NaN, absurd values; unknown names; missing or unreadable paths.
 FLAG_CASES = [
     (["nas.search", "--target-ms", "0"], ("--target-ms",)),

@@ -318,3 +318,20 @@ def test_ray_path_trains_a_tiny_proxy(local_ray, tmp_path):
     assert [r["i"] for r in records] == list(range(4))
     assert all(not r["failed"] and 0 < r["accuracy"] <= 1 and r["reward"] > 0 for r in records)
     assert run.algorithm.controller.updates == 2
+
+
+@pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir(), reason="Fashion-MNIST is not installed")
+def test_diverging_training_is_a_failed_sample_and_the_search_goes_on(tmp_path):
+    """Real training at an absurd learning rate: the loss turns NaN; each such network scores 0."""
+    from nas.proxies.config import DataConfig, ProxyConfig, TrainConfig
+    from nas.proxies.proxy import TrainingProxy
+
+    space = load_space(TINY)
+    recipe = TrainConfig(train_images=64, val_images=32, steps=6, batch_size=16, bn_images=16, lr=1e12,
+                         clip_grad=None)
+    proxy = TrainingProxy("train", ProxyConfig(DataConfig(), recipe, threads=1))
+    ev = Evaluator(get_device("pixel1"), proxy, RewardConfig.hard(1.3))
+    run = SearchRun(tmp_path, space, make_algorithm("random", space, seed=0), ev, 4)
+    records = run.run_inprocess(batch_size=2)
+    assert [r["i"] for r in records] == list(range(4))
+    assert all(r["failed"] and r["reward"] == 0 and "non-finite" in r["reason"] for r in records), records
