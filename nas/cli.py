@@ -5,6 +5,7 @@ import argparse
 import json
 import math
 import shlex
+import signal
 import sys
 from typing import Any, Callable, Sequence
 
@@ -60,6 +61,7 @@ def emit(result: dict[str, Any], as_json: bool, human: Callable[[dict[str, Any]]
 
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 _resume_hint: str | None = None
 
 
@@ -75,16 +77,57 @@ def resume_command(prog: str, argv: Sequence[str], add: Sequence[str] = (), drop
     return shlex.join([*prog.split(), *args])
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler or `kill` stopping the job): handled like Ctrl-C, exit status 143."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def _startup_interrupt(signum, frame):
+    what = "terminated" if signum == signal.SIGTERM else "interrupted"
+    print(f"\n{what}; nothing was saved", file=sys.stderr)
+    sys.exit(128 + signum)
+
+
+def exit_quietly_on_ctrl_c() -> None:
+    """Call first in a command's `__main__`: while it still imports torch (a second or two), Ctrl-C
+    or SIGTERM ends it with exit status 130 / 143 and one line, not a traceback. `run_main` hands Ctrl-C back to
+    Python's KeyboardInterrupt."""
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _startup_interrupt)
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _startup_interrupt)
+
+
 def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
     """Run a command's main: a user error is one stderr line and exit status 2; Ctrl-C says how to resume."""
     set_resume_hint(None)
+    if signal.getsignal(signal.SIGINT) is _startup_interrupt:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, _startup_interrupt):
+        signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         code = main(argv)
     except UserError as err:
+        _ignore_sigint()
         print(f"error: {err}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
+        _ignore_sigint()
+        what = "terminated" if isinstance(stop, Terminated) else "interrupted"
         hint = f"; continue with: {_resume_hint}" if _resume_hint else "; nothing was saved"
-        print(f"\ninterrupted{hint}", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
+        print(f"\n{what}{hint}", file=sys.stderr)
+        sys.exit(EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED)
+    _ignore_sigint()
     sys.exit(code or 0)
+
+
+def _ignore_sigint() -> None:
+    """The work is over: a Ctrl-C now would only turn a finished run's exit into a traceback or -2."""
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    except ValueError:  # not the main thread
+        pass

@@ -4,6 +4,11 @@
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # Ctrl-C while the imports below load torch: one line, no traceback
+    from nas.cli import exit_quietly_on_ctrl_c
+
+    exit_quietly_on_ctrl_c()
+
 from nas.cli import ArgumentParser, emit, run_main
 from nas.model import count_macs, count_params
 from nas.spec import load_spec

@@ -41,8 +41,11 @@ def run_until(cmd: Sequence[str], sig: signal.Signals | None, delay_s: float,
     """Start `python -m cmd...`; once `ready()` holds, wait `delay_s` and send `sig` (None: let it finish)."""
     start = time.monotonic()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # A background job starts with SIGINT ignored, and Python then installs no Ctrl-C handler:
+    # give the command the disposition a terminal gives it.
     proc = subprocess.Popen([sys.executable, "-m", *cmd], cwd=ROOT, env=env or ENV, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     hit = False
     if sig is not None:
         while not ready() and proc.poll() is None and time.monotonic() - start < timeout:

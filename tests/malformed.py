@@ -6,9 +6,13 @@ thing; the fuzz suite (test_malformed_inputs.py) feeds each to every command tha
 """
 from __future__ import annotations
 
+import copy
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = (ROOT / "search_spaces" / "reference" / "mobilenetv3_small.yaml").read_text()
@@ -31,6 +35,58 @@ class Bad:
         else:
             path.write_text(self.content)
         return path
+
+
+MISSING = object()  # "delete the key"
+
+# Values outside each kind of field's domain (a field that has a default is never given MISSING).
+KERNEL = [None, "five", -3, 0, 4, 2.5, 13, True, [3]]
+CHANNELS = [None, "wide", -8, 0, 2.5, 10**12, 10**30, True, [8]]
+BOOLEAN = [None, "maybe", 2, [True]]
+ACT = [None, "gelu", 3, ""]
+STRIDE = [None, 3, 0, -1, "two", 1.5, True]
+POSITIVE_MS = [None, "fast", -1, 0, math.nan, math.inf, True, [1]]
+
+
+def _path_name(path: tuple) -> str:
+    """("blocks", 1, "k") -> "blocks[1].k", as the error messages name fields."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _label(value) -> str:
+    if value is MISSING:
+        return "missing"
+    if value is None or value is True or value == "":
+        return {None: "null", True: "true", "": "blank"}[value]
+    if isinstance(value, list):
+        return "list-" + ("_".join(_label(v) for v in value) or "empty")
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, int) and abs(value) >= 10**6:
+        return f"{'-' if value < 0 else ''}1e{len(str(abs(value))) - 1}"
+    return str(value)[:16]
+
+
+def field_cases(stem: str, base: dict, fields: list[tuple[tuple, list]], dump=None, suffix=".yaml") -> list[Bad]:
+    """One broken file per (field, value): every field of a valid file given every kind of wrong value."""
+    dump = dump or (lambda d: yaml.safe_dump(d, sort_keys=False, allow_unicode=True))
+    cases = []
+    for path, values in fields:
+        for value in values:
+            d = copy.deepcopy(base)
+            node = d
+            for part in path[:-1]:
+                node = node[part]
+            if value is MISSING:
+                del node[path[-1]]
+            else:
+                node[path[-1]] = value
+            name = f"{stem}-{_path_name(path).replace('[', '').replace(']', '')}-{_label(value)}{suffix}"
+            cases.append(Bad(name.replace("/", "_"), dump(d), (_path_name(path),)))
+    return cases
 
 
 def _swap(text: str, old: str, new: str) -> str:
@@ -90,7 +146,28 @@ def spec_cases() -> list[Bad]:
         Bad("spec-name-control.yaml", _swap(s, 'name: "mobilenetv3_small"', 'name: "mobile\\tnet"'), ("name",)),
         Bad("spec-name-number.yaml", _swap(s, 'name: "mobilenetv3_small"', 'name: 7'), ("name",)),
         Bad("spec-too-small.yaml", _swap(s, "resolution: 224", "resolution: 4"), ("resolution",)),
-    ]
+    ] + field_cases("spec", yaml.safe_load(s), [
+        (("blocks", 1, "k"), [MISSING, *KERNEL]),
+        (("blocks", 1, "exp"), [MISSING, *CHANNELS]),
+        (("blocks", 1, "out"), [MISSING, *CHANNELS]),
+        (("blocks", 1, "se"), [MISSING, *BOOLEAN]),
+        (("blocks", 1, "act"), [MISSING, *ACT]),
+        (("blocks", 1, "s"), [MISSING, *STRIDE]),
+        (("blocks", 1, "skip"), BOOLEAN),
+        (("stem", "out"), [MISSING, *CHANNELS]),
+        (("stem", "k"), KERNEL),
+        (("stem", "s"), STRIDE),
+        (("stem", "act"), ACT),
+        (("head", "conv"), [MISSING, *CHANNELS]),
+        (("head", "act"), [MISSING, *ACT]),
+        (("head", "fc"), [v for v in CHANNELS if v not in (None, 0)]),  # null or 0: no FC layer
+        (("head", "dropout"), [None, "half", -0.1, 1.0, math.nan, True]),
+        (("head", "pool"), [None, "max", 3]),
+        (("resolution",), [MISSING, None, "big", 0, 4, 99999, 224.5, True]),
+        (("num_classes",), [None, "ten", 0, -5, 10**9, 10.5, True]),
+        (("se_style",), [None, "squeeze", 3]),
+        (("name",), [MISSING, None, "", 3, "tab\there", "x" * 300]),
+    ])
 
 
 def space_cases() -> list[Bad]:
@@ -115,7 +192,28 @@ def space_cases() -> list[Bad]:
             ("stages[1].out",)),
         Bad("space-resolution-text.yaml", _swap(s, "resolution: 32", "resolution: big"), ("resolution",)),
         Bad("space-resolution-huge.yaml", _swap(s, "resolution: 32", "resolution: 99999999"), ("resolution",)),
-    ]
+    ] + field_cases("space", yaml.safe_load(s), [
+        (("choices", "layers"), [[], 3, ["x"], [None], [99], [1, 1]]),
+        (("choices", "k"), [["x"], [None], [4], [3, 3], [13]]),
+        (("choices", "exp"), [[], 6, [0], [100], ["x"], [True]]),
+        (("choices", "se"), [[], True, ["maybe"], [2]]),
+        (("choices", "act"), [[], "relu", [3]]),
+        (("choices", "width"), [[], 1.0, [0.01], [100.0], ["x"], [math.nan]]),
+        (("choices", "skip"), [[], [3]]),
+        (("stages", 1, "out"), [MISSING, *CHANNELS]),
+        (("stages", 1, "layers"), [MISSING, None, 0, -4, 99, "two", 1.5, True]),
+        (("stages", 1, "s"), [MISSING, *STRIDE]),
+        (("stages", 1, "k"), [None, 4, "x", 13]),
+        (("stages", 1, "exp"), [None, 0, -1, "x", 100]),
+        (("stages", 1, "se"), BOOLEAN),
+        (("stages", 1, "act"), ACT),
+        (("stages", 1, "fixed"), ["yes", 2, None]),
+        (("name",), [MISSING, None, "", 3]),
+        (("reward_w",), [0.5, -3, "x", True, math.nan]),
+        (("stem", "out"), [MISSING, None, "x", 0]),
+        (("head", "conv"), [MISSING, None, 0, "x"]),
+        (("num_classes",), [0, "x", 10**9]),
+    ])
 
 
 def config_cases() -> list[Bad]:
@@ -193,6 +291,13 @@ def table_cases() -> list[Bad]:
                                                  '"pw_macs": "lots"'), ("coefficients",)),
         Bad("model-no-coefficients.yaml", "\n".join(l for l in CALIBRATED.splitlines()
                                                     if not l.startswith("coefficients:")), ("coefficients",)),
+        *field_cases("table", {"device": {"name": "phone", "cpu": "test"}, "unit": "ms", "calibration": CAL,
+                               "ops": {OP: GOOD_TIMING}, "n_ops": 1},
+                     [(("ops", OP, k), [MISSING, *POSITIVE_MS]) for k in ("median", "p10", "p90", "n")]
+                     + [(("calibration", "offset_ms"), [MISSING, None, "x", math.inf]),
+                        (("calibration", "scale"), [0, None, math.nan]),
+                        (("n_ops",), [None, "one", -1, 2]),
+                        (("device",), [None, "phone", [1]])]),
         Bad("model-feature.yaml", _swap(CALIBRATED, '"se_elements", "ops"]', '"se_elements", "vibes"]'),
             ("features",)),
     ]
@@ -224,7 +329,18 @@ def measurement_cases() -> list[Bad]:
         Bad("measurements.csv", "spec,ms\nsearch_spaces/reference/mobilenetv3_large.yaml,fast\n", ("ms",)),
         Bad("measurements-columns.csv", "network,latency\nV3,51\n", ("spec",)),
         Bad("measurements-empty.csv", "", ("empty",)),
-    ]
+    ] + field_cases("measurements", yaml.safe_load(m), [
+        (("measurements", 0, "ms"), [MISSING, *POSITIVE_MS]),
+        (("measurements", 0, "spec"), [MISSING, None, 3, "", "nope.yaml", "search_spaces"]),
+        (("measurements", 0), [None, "x", 3]),
+        (("unit",), ["s", None]),
+        (("device",), ["phone", [1]]),
+    ])
+
+
+def measurements_pointing_at(spec_file: str) -> str:
+    """The published measurements with the first row's spec replaced by `spec_file`."""
+    return _swap(MEASUREMENTS, "search_spaces/reference/mobilenetv3_large.yaml", spec_file)
 
 
 def timings_cases() -> list[Bad]:
@@ -235,7 +351,13 @@ def timings_cases() -> list[Bad]:
     def dump(d) -> str:
         return json.dumps(d)
 
-    return [
+    generated = field_cases("timings", good, [(("entries", 0, k), [MISSING, *POSITIVE_MS])
+                                              for k in ("median", "p10", "p90", "n")]
+                            + [(("entries", 0, "key"), [MISSING, None, 3, "", "stem-in:7x8x3-out:16"]),
+                               (("entries",), [None, "x", {}]),
+                               (("unit",), ["s", "us", None])],
+                            dump=json.dumps, suffix=".json")
+    return generated + [
         Bad("timings-empty.json", "", ("empty",)),
         Bad("timings-truncated.json", dump(good)[:40], ("JSON",)),
         Bad("timings-binary.json", b"\xff\xfe\x00garbage", ("UTF-8",)),

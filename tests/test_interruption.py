@@ -87,6 +87,17 @@ def test_netadapt_interrupted_and_resumed(tmp_path):
     assert records[-1]["type"] == "final" and records[-1]["latency_ms"] <= target
 
 
+def test_sigterm_is_handled_like_ctrl_c(tmp_path):
+    """A scheduler's SIGTERM: exit status 143 and the same resume line."""
+    table = tmp_path / "host.yaml"
+    cmd = ["nas.latency", "build", "--space", str(TINY_SPACE), "--table", str(table), "--chunk", "8",
+           "--calibration-samples", "2"]
+    got = run_until(cmd, signal.SIGTERM, 0.05, lambda: table.exists())
+    assert got.hit and got.returncode == 143, got.stderr[-2000:]
+    assert got.last_line.startswith("terminated; continue with: python -m nas.latency build")
+    assert broken_files(tmp_path, finished=False) == []
+
+
 def test_table_build_interrupted_and_resumed(tmp_path):
     table = tmp_path / "host.yaml"
     cmd = ["nas.latency", "build", "--space", str(TINY_SPACE), "--table", str(table), "--chunk", "8",

@@ -9,6 +9,7 @@ test_cli_foundation.py and the subprocess cases at the end cover the real entry 
 from __future__ import annotations
 
 import importlib
+import signal
 from pathlib import Path
 
 import pytest
@@ -97,8 +98,13 @@ def run_inprocess(argv: list[str], capsys) -> tuple[int, str, str]:
     module = importlib.import_module(argv[0] if argv[0] != "nas.latency" and argv[0] != "nas.proxies"
                                      else argv[0] + ".__main__")
     capsys.readouterr()
-    with pytest.raises(SystemExit) as exit_info:
-        run_main(module.main, argv[1:])
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            run_main(module.main, argv[1:])
+    finally:  # run_main ignores Ctrl-C once a command is over; this process is pytest
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
     captured = capsys.readouterr()
     return exit_info.value.code, captured.out, captured.err
 
@@ -130,6 +136,18 @@ def test_malformed_file(command, bad, sandbox, capsys):
     path = bad.write(inputs)
     code, _, err = run_inprocess(_argv(command, bad, path, out), capsys)
     check_user_error(code, err, bad.name, *bad.needles)
+
+
+@pytest.mark.parametrize("bad", malformed.spec_cases(), ids=[b.name for b in malformed.spec_cases()])
+def test_measurements_pointing_at_a_malformed_spec(bad, sandbox, capsys):
+    """calibrate --measurements whose first row names a broken spec: the row and the spec's fault."""
+    inputs, out = sandbox
+    spec = bad.write(inputs)
+    measurements = inputs / "measurements.yaml"
+    measurements.write_text(malformed.measurements_pointing_at(str(spec)))
+    code, _, err = run_inprocess(_argv("latency-calibrate", malformed.Bad("measurements.yaml", ""), measurements, out),
+                                 capsys)
+    check_user_error(code, err, "measurements.yaml", "measurements[0].spec", bad.name, *bad.needles)
 
 
 @pytest.mark.parametrize("bad", malformed.config_cases(), ids=[b.name for b in malformed.config_cases()])

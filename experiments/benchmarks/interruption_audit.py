@@ -2,9 +2,9 @@
 uninterrupted run.
 
 For each command: one uninterrupted run (its wall time T and its result), then `--cases` runs per
-signal, each sent SIGINT or SIGKILL at a moment drawn uniformly from (0, T) after start. After the
+signal, each sent SIGINT, SIGTERM or SIGKILL at a moment drawn uniformly from (0, T) after start. After the
 signal every file the run left must be whole (a torn last line of an append-only log excepted);
-after SIGINT the last stderr line must say how to resume. The run is then resumed (the command
+after SIGINT or SIGTERM the last stderr line must say how to resume (or that nothing was saved). The run is then resumed (the command
 the message gave; after SIGKILL, the command's --resume form) to the end, its files must be whole,
 and its result must equal the uninterrupted run's. Prints one row per case.
 
@@ -101,7 +101,7 @@ def main() -> None:
             ref = run_until(cmd, None, 0)
             assert ref.returncode == 0, ref.stderr[-2000:]
             expected = result()
-            for sig in (signal.SIGINT, signal.SIGKILL):
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
                 for i in range(args.cases):
                     out = Path(tmp) / f"{name.replace(' ', '_')}-{sig.name}-{i}"
                     cmd, resume, result = make(out)
@@ -111,7 +111,7 @@ def main() -> None:
                     whole_after = broken_files(out, finished=False) if out.exists() else []
                     message = "-"
                     follow = resume
-                    if sig == signal.SIGINT and got.hit:
+                    if sig in (signal.SIGINT, signal.SIGTERM) and got.hit:
                         line = got.last_line
                         if "continue with: python -m " in line:
                             message = "resume hint"
@@ -125,8 +125,11 @@ def main() -> None:
                         end = run_until(cmd, None, 0)  # killed before anything was saved: start again
                     whole_end = broken_files(out, finished=True)
                     same = end.returncode == 0 and result() == expected
-                    ok = (not got.hit or (got.returncode == (130 if sig == signal.SIGINT else -9)
-                                          and not message.startswith("BAD"))) \
+                    if got.hit and got.returncode == 0:
+                        message = "had finished"  # the signal came as the process was exiting
+                    ok = (not got.hit or got.returncode == 0
+                          or (got.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}.get(sig, -9)
+                              and not message.startswith("BAD"))) \
                         and not whole_after and end.returncode == 0 and not whole_end and same
                     tally["tried"] += 1
                     tally["passed"] += ok

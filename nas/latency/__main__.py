@@ -8,6 +8,11 @@
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # Ctrl-C while the imports below load torch: one line, no traceback
+    from nas.cli import exit_quietly_on_ctrl_c
+
+    exit_quietly_on_ctrl_c()
+
 import json
 import sys
 import time

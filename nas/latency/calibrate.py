@@ -434,7 +434,10 @@ def load_measurements(path: str | os.PathLike) -> tuple[dict, list[Measurement]]
         found = _resolve(r["spec"].strip(), p.parent)
         if found is None:
             raise c.fail(f"{f}.spec", f"spec file not found: {r['spec']} (relative to the file or the repository)")
-        spec = load_spec(found)
+        try:
+            spec = load_spec(found)
+        except UserError as err:  # name the row that points at the broken spec, and the spec's own fault
+            raise c.fail(f"{f}.spec", str(err)) from None
         key = spec.content_hash()
         if key in seen:
             raise c.fail(f"{f}.spec", f"same architecture as measurements[{seen[key]}] "

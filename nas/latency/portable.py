@@ -58,8 +58,10 @@ def import_timings(data: Any, source: str, name: str) -> LatencyTable:
     networks = []
     for i, e in enumerate(data["entries"]):
         f = f"entries[{i}]"
-        if not isinstance(e, dict) or not isinstance(e.get("key"), str):
-            raise fail(f, "expected a mapping with 'key'")
+        if not isinstance(e, dict):
+            raise fail(f, f"expected a mapping with key, median, p10, p90, n; got {e!r}"[:200])
+        if not isinstance(e.get("key"), str):
+            raise fail(f"{f}.key", f"expected the op's key (a string), got {e.get('key')!r}")
         timing = timing_from_entry(e, fail, f)
         if e.get("kind") != "network" and not is_op_key(e["key"]):
             raise fail(f"{f}.key", f"not an op key of this project: {e['key'][:80]!r}")
