@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from nas.errors import UserError
 from nas.latency.devices import get_device
-from nas.spec import (ACTIVATIONS, BlockSpec, HeadSpec, StemSpec, ArchSpec, scale_width, spec_from_dict,
-                      spec_from_string, spec_to_yaml)
+from nas.spec import (ACTIVATIONS, ArchSpec, BlockSpec, HeadSpec, StemSpec, has_residual, scale_width,
+                      spec_from_dict, spec_from_string, spec_to_yaml)
 
 channels = st.integers(1, 160).map(lambda c: 8 * c)  # 8 .. 1280
 acts = st.sampled_from(ACTIVATIONS)
@@ -41,7 +41,10 @@ def specs(draw):
     return spec
 
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+# derandomize: CI sees the same 150 examples every run (explore more with --hypothesis-seed and
+# a larger max_examples when changing the spec or latency code).
+SETTINGS = settings(max_examples=150, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.filter_too_much])
 
 
 @SETTINGS
@@ -63,21 +66,37 @@ PIXEL1 = get_device("pixel1")
 @SETTINGS
 @given(specs(), st.data())
 def test_prediction_never_falls_as_a_layer_widens(spec, data):
-    """pixel1's model: non-negative costs of features that grow with every width (NNLS fit)."""
+    """pixel1's model: non-negative costs of features that grow with every width (NNLS fit).
+
+    The exceptions are the architecture's, not the model's, and hypothesis found both: a block whose
+    expanded width comes to equal its input width loses its 1x1 expand conv (exp 232 -> 360 on a
+    360-channel input: 17.2 -> 2.3 ms), and one whose input no longer equals its output loses its
+    residual add (stem 24 -> 32 before a 24 -> 24 block). Such a network really is cheaper.
+    """
     i = data.draw(st.integers(0, len(spec.blocks) - 1))
     grow = data.draw(st.integers(1, 32)) * 8
     b = spec.blocks[i]
-    wider = [replace(b, exp=b.exp + grow), replace(b, out=b.out + grow)]
     base = PIXEL1.predict(spec).ms
-    for block in wider:
-        other = replace(spec, blocks=spec.blocks[:i] + (block,) + spec.blocks[i + 1:])
+    wider = [replace(spec, blocks=spec.blocks[:i] + (block,) + spec.blocks[i + 1:])
+             for block in (replace(b, exp=b.exp + grow), replace(b, out=b.out + grow))]
+    wider += [replace(spec, stem=replace(spec.stem, out=spec.stem.out + grow)),
+              replace(spec, head=replace(spec.head, conv=spec.head.conv + grow))]
+    for other in wider:
+        if lost_a_layer(spec, other):
+            continue
         assert PIXEL1.predict(other).ms >= base - 1e-9
-    for other in (replace(spec, stem=replace(spec.stem, out=spec.stem.out + grow)),
-                  replace(spec, head=replace(spec.head, conv=spec.head.conv + grow))):
-        assert PIXEL1.predict(other).ms >= base - 1e-9
+
+
+def lost_a_layer(before, after) -> bool:
+    """Whether widening removed an expand conv (exp == in) or a residual add (in != out)."""
+    def parts(spec):
+        return [(b.exp != cin, has_residual(b, cin)) for b, (cin, _) in zip(spec.blocks, spec.block_inputs())]
+    return any(x and not y for a, b in zip(parts(before), parts(after)) for x, y in zip(a, b))
 
 
 @SETTINGS
 @given(specs(), st.sampled_from([0.35, 0.5, 0.75, 1.0]), st.sampled_from([1.0, 1.25, 1.5, 2.0]))
 def test_prediction_grows_with_the_width_multiplier(spec, small, large):
-    assert PIXEL1.predict(scale_width(spec, small)).ms <= PIXEL1.predict(scale_width(spec, large)).ms + 1e-9
+    narrow, wide = scale_width(spec, small), scale_width(spec, large)
+    assume(not lost_a_layer(narrow, wide))
+    assert PIXEL1.predict(narrow).ms <= PIXEL1.predict(wide).ms + 1e-9
