@@ -282,6 +282,9 @@ class SearchRun:
                 ).fit()
         finally:
             self._close()
+        if self.done < self.samples:  # never continue the pipeline on a search that stopped short
+            raise UserError(f"Ray Tune ended after {self.done} of {self.samples} samples; continue with --resume",
+                            source=str(self.dir))
         return self.records()
 
     def records(self) -> list[dict]:

@@ -37,13 +37,15 @@ class Outcome:
 
 
 def run_until(cmd: Sequence[str], sig: signal.Signals | None, delay_s: float,
-              ready: Callable[[], bool] = lambda: True, timeout: float = 600, env: dict | None = None) -> Outcome:
-    """Start `python -m cmd...`; once `ready()` holds, wait `delay_s` and send `sig` (None: let it finish)."""
+              ready: Callable[[], bool] = lambda: True, timeout: float = 600, env: dict | None = None,
+              module: bool = True) -> Outcome:
+    """Start `python -m cmd...` (`python cmd...` unless `module`); once `ready()` holds, wait `delay_s`
+    and send `sig` (None: let it finish)."""
     start = time.monotonic()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     # A background job starts with SIGINT ignored, and Python then installs no Ctrl-C handler:
     # give the command the disposition a terminal gives it.
-    proc = subprocess.Popen([sys.executable, "-m", *cmd], cwd=ROOT, env=env or ENV, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen([sys.executable, *(["-m"] if module else []), *cmd], cwd=ROOT, env=env or ENV, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     hit = False
@@ -77,6 +79,8 @@ def broken_files(folder: Path, finished: bool) -> list[str]:
     problems = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         name = str(path.relative_to(folder))
+        if path.name.startswith("search_gen_state-"):
+            continue  # Ray Tune's own searcher state: a pickle, whatever its .json suffix says
         if ".tmp" in path.name:
             if finished:
                 problems.append(f"{name}: temporary file left behind")

@@ -110,3 +110,48 @@ def test_table_build_interrupted_and_resumed(tmp_path):
                                 sigint_window=(0, 0.2), sigkill_window=(0, 0.2), resumed_ready=grown)
     whole = LatencyTable.load(table)
     assert whole.calibration and whole.calibration["fitted_on"] == 3
+
+
+RAY_HELPER = """
+import sys, time
+sys.path.insert(0, {tests!r})
+from ray import tune
+from test_search_resume import TINY
+from nas.latency.devices import get_device
+from nas.proxies.config import ProxyConfig
+from nas.reward import RewardConfig
+from nas.search_loop import Evaluator, SearchRun
+from nas.searchers import make_algorithm
+from nas.space import load_space
+
+
+def slow_trainable(config):
+    time.sleep(0.4)
+    tune.report({{"accuracy": 0.5 + 0.01 * config["index"], "failed": False}})
+
+
+space = load_space(TINY)
+run = SearchRun(sys.argv[1], space, make_algorithm("evolution", space, seed=0, population=4),
+                Evaluator(get_device("pixel1"), None, RewardConfig.hard(1.3)), 10, resume=sys.argv[2] == "1")
+try:
+    run.run_on_ray(ProxyConfig(), cpus=2, trainable=slow_trainable)
+except KeyboardInterrupt:
+    print("interrupted", file=sys.stderr)
+    sys.exit(130)
+"""
+
+
+def test_ctrl_c_reaches_a_search_on_ray(tmp_path):
+    """Ray Tune's own Ctrl-C handler would end fit() quietly with the trials so far, and the pipeline
+    would go on with a short search: Ctrl-C must stop the search, and --resume complete it."""
+    script = tmp_path / "ray_helper.py"
+    script.write_text(RAY_HELPER.format(tests=str(REFERENCE.parent.parent / "tests")))
+    run_dir, log = tmp_path / "run", tmp_path / "run" / "samples.jsonl"
+    ready = lambda: log.exists() and log.read_text().count("\n") >= 2  # noqa: E731
+    first = run_until([str(script), str(run_dir), "0"], signal.SIGINT, 0.3, ready, module=False)
+    assert first.hit and first.returncode == 130, first.stderr[-3000:]
+    assert len(read_jsonl(log)) < 10
+    assert broken_files(run_dir, finished=False) == []
+    last = run_until([str(script), str(run_dir), "1"], None, 0, module=False)
+    assert last.returncode == 0, last.stderr[-3000:]
+    assert sorted(r["i"] for r in read_jsonl(log)) == list(range(10))

@@ -29,6 +29,9 @@ QUIET_ENV = {
     "RAY_AIR_NEW_OUTPUT": "0",  # with verbose=0: no per-experiment tables on stdout
     # Per-epoch checkpoints of short trials trip this warning by design.
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+    # Tune's own Ctrl-C handler ends fit() quietly with the trials so far, which a caller would take
+    # for a finished run; without it Ctrl-C is a KeyboardInterrupt, and the command says how to resume.
+    "TUNE_DISABLE_SIGINT_HANDLER": "1",
 }
 
 
