@@ -93,8 +93,8 @@ def _startup_interrupt(signum, frame):
 
 def exit_quietly_on_ctrl_c() -> None:
     """Call first in a command's `__main__`: while it still imports torch (a second or two), Ctrl-C
-    or SIGTERM ends it with exit status 130 / 143 and one line, not a traceback. `run_main` hands Ctrl-C back to
-    Python's KeyboardInterrupt."""
+    or SIGTERM ends it with exit status 130 / 143 and one line, not a traceback. `run_main` then
+    hands Ctrl-C back to Python's KeyboardInterrupt."""
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _startup_interrupt)
     if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
@@ -111,21 +111,21 @@ def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | N
     try:
         code = main(argv)
     except UserError as err:
-        _ignore_sigint()
+        _work_is_over()
         print(f"error: {err}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt as stop:
-        _ignore_sigint()
+        _work_is_over()
         what = "terminated" if isinstance(stop, Terminated) else "interrupted"
         hint = f"; continue with: {_resume_hint}" if _resume_hint else "; nothing was saved"
         print(f"\n{what}{hint}", file=sys.stderr)
         sys.exit(EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED)
-    _ignore_sigint()
+    _work_is_over()
     sys.exit(code or 0)
 
 
-def _ignore_sigint() -> None:
-    """The work is over: a Ctrl-C now would only turn a finished run's exit into a traceback or -2."""
+def _work_is_over() -> None:
+    """Ctrl-C is ignored from here on: it would only turn a finished command's exit into a traceback or -2."""
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -78,25 +78,38 @@ CONFIG_KEYS = ("target_ms", *DEFAULTS)
 Origins = dict[str, tuple[str | None, str]]  # key -> (file, field) an error about its value names
 
 
+def flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
 def flag_origins() -> Origins:
-    return {key: (None, "--" + key.replace("_", "-")) for key in CONFIG_KEYS}
+    return {key: (None, flag(key)) for key in CONFIG_KEYS}
 
 
 def file_origins(source: str) -> Origins:
     return {key: (source, key) for key in CONFIG_KEYS}
 
 
+def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """A run config (--config, or a run's saved config.yaml): a mapping of known settings."""
+    data = load_yaml_file(path)
+    if not isinstance(data, dict):
+        raise UserError("expected a mapping of settings", source=str(path))
+    for key in data:
+        if key not in CONFIG_KEYS:
+            raise UserError(f"unknown key (allowed: {', '.join(CONFIG_KEYS)})", source=str(path), field=str(key))
+    return data
+
+
 def resolve_config(args, file_config: dict[str, Any], source: str | None) -> tuple[dict[str, Any], Origins]:
     """defaults <- config file <- flags given on the command line."""
     config, origins = dict(DEFAULTS), flag_origins()
     for key, value in file_config.items():
-        if key not in CONFIG_KEYS:
-            raise UserError(f"unknown key (allowed: {', '.join(CONFIG_KEYS)})", source=source, field=str(key))
         config[key], origins[key] = value, (source, key)
     for key in CONFIG_KEYS:
         value = getattr(args, key, None)
         if value is not None:
-            config[key], origins[key] = value, (None, "--" + key.replace("_", "-"))
+            config[key], origins[key] = value, (None, flag(key))
     return validate_config(config, origins), origins
 
 
@@ -498,32 +511,21 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = Path(args.out) if args.out else latest_run()
         if not (run_dir / "config.yaml").exists():
             raise UserError("no config.yaml here: not a run directory to resume", source=str(run_dir))
-        saved = load_yaml_file(run_dir / "config.yaml")
-        if not isinstance(saved, dict):
-            raise UserError("expected a mapping of settings", source=str(run_dir / "config.yaml"))
         origins = file_origins(str(run_dir / "config.yaml"))
-        for key in saved:
-            if key not in CONFIG_KEYS:
-                raise UserError(f"unknown key (allowed: {', '.join(CONFIG_KEYS)})", source=str(run_dir / "config.yaml"),
-                                field=str(key))
-        config = validate_config({**DEFAULTS, **saved}, origins)
+        config = validate_config({**DEFAULTS, **read_config_file(run_dir / "config.yaml")}, origins)
         for key in CONFIG_KEYS:
             given = getattr(args, key, None)
             if given is not None and key not in ("address", "cpus", "trial_retries") and given != config[key]:
-                raise UserError(f"--{key.replace('_', '-')} {given} differs from this run's saved {config[key]!r}; "
+                raise UserError(f"{flag(key)} {given} differs from this run's saved {config[key]!r}; "
                                 f"drop the flag to resume, or start a new run", source=str(run_dir / "config.yaml"))
         for key in ("address", "cpus", "trial_retries"):
             if getattr(args, key) is not None:
-                config[key], origins[key] = getattr(args, key), (None, "--" + key.replace("_", "-"))
+                config[key], origins[key] = getattr(args, key), (None, flag(key))
         config = validate_config(config, origins)
         limit_local_cpus(config)
         prepared = prepare(config, origins)
     else:
-        file_config = {}
-        if args.config:
-            file_config = load_yaml_file(args.config)
-            if not isinstance(file_config, dict):
-                raise UserError("expected a mapping of settings", source=args.config)
+        file_config = read_config_file(args.config) if args.config else {}
         config, origins = resolve_config(args, file_config, args.config)
         run_dir = Path(args.out) if args.out else RUNS_DIR / time.strftime(
             f"{Path(str(config['space'])).stem}-{config['target_ms']:g}ms-{Path(config['device']).stem}-%Y%m%d-%H%M%S")

@@ -19,7 +19,8 @@ import numpy as np
 
 from nas.errors import UserError
 from nas.paths import SPACES_DIR
-from nas.spec import (ACTIVATIONS, MAX_BLOCKS, SE_STYLES, ArchSpec, BlockSpec, Checker, HeadSpec, StemSpec, conv_out_size, make_divisible, spec_from_dict)
+from nas.spec import (ACTIVATIONS, MAX_BLOCKS, SE_STYLES, ArchSpec, BlockSpec, Checker, HeadSpec, StemSpec,
+                      conv_out_size, make_divisible, spec_from_dict)
 from nas.files import load_yaml_file
 
 # Decision kinds in the order a stage's tokens appear.

@@ -45,8 +45,8 @@ def run_until(cmd: Sequence[str], sig: signal.Signals | None, delay_s: float,
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     # A background job starts with SIGINT ignored, and Python then installs no Ctrl-C handler:
     # give the command the disposition a terminal gives it.
-    proc = subprocess.Popen([sys.executable, *(["-m"] if module else []), *cmd], cwd=ROOT, env=env or ENV, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True,
+    proc = subprocess.Popen([sys.executable, *(["-m"] if module else []), *cmd], cwd=ROOT, env=env or ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     hit = False
     if sig is not None:

@@ -307,14 +307,15 @@ def measurement_cases() -> list[Bad]:
     """End-to-end timings for `nas.latency calibrate --measurements`."""
     m = MEASUREMENTS
     first = "  - {network: MobileNetV3-Large 1.0, spec: search_spaces/reference/mobilenetv3_large.yaml, ms: 51.0,"
+    ms51 = "mobilenetv3_large.yaml, ms: 51.0"
     lines = m.splitlines()
     head = lines[: next(i for i, line in enumerate(lines) if line.startswith(first)) + 2]
     return _broken_files("measurements") + [
-        Bad("measurements-ms-negative.yaml", _swap(m, "mobilenetv3_large.yaml, ms: 51.0", "mobilenetv3_large.yaml, ms: -51.0"),
+        Bad("measurements-ms-negative.yaml", _swap(m, ms51, "mobilenetv3_large.yaml, ms: -51.0"),
             ("measurements[0].ms",)),
-        Bad("measurements-ms-text.yaml", _swap(m, "mobilenetv3_large.yaml, ms: 51.0", "mobilenetv3_large.yaml, ms: slow"),
+        Bad("measurements-ms-text.yaml", _swap(m, ms51, "mobilenetv3_large.yaml, ms: slow"),
             ("measurements[0].ms",)),
-        Bad("measurements-ms-nan.yaml", _swap(m, "mobilenetv3_large.yaml, ms: 51.0", "mobilenetv3_large.yaml, ms: .nan"),
+        Bad("measurements-ms-nan.yaml", _swap(m, ms51, "mobilenetv3_large.yaml, ms: .nan"),
             ("measurements[0].ms",)),
         Bad("measurements-unit.yaml", _swap(m, "unit: ms", "unit: s"), ("unit",)),
         Bad("measurements-spec-missing.yaml", _swap(m, "reference/mobilenetv3_large.yaml", "reference/nope.yaml"),

@@ -180,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     e.set_defaults(run=cmd_export_ops)
 
     i = sub.add_parser("import", help="turn time_ops.py's timings.json into a device table")
-    i.add_argument("--device", required=True, type=calibrate.check_device_name, help="name of the new device (latency_tables/NAME.yaml)")
+    i.add_argument("--device", required=True, type=calibrate.check_device_name,
+                   help="name of the new device (latency_tables/NAME.yaml)")
     i.add_argument("--timings", required=True)
     i.add_argument("--out", help="table path (default latency_tables/NAME.yaml)")
     i.set_defaults(run=cmd_import)
