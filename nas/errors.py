@@ -16,8 +16,13 @@ class UserError(Exception):
         where = ": ".join(p for p in (source, field) if p)
         super().__init__(f"{where}: {message}" if where else message)
 
-    def located(self, source: str, field: str) -> "UserError":
-        """This error, placed at `source`/`field` unless it already names a file of its own."""
-        if self.source and not self.source.startswith("--"):
+    def located(self, source: str | None, field: str) -> "UserError":
+        """This error, about a value that came from `source`/`field` (a config file's key, or a flag).
+
+        An error about a file of its own (a broken table the value names) stays as it is; one that
+        blames a flag (`--data`) is moved to where the value really came from, keeping what it names.
+        """
+        if self.source and not (self.field or "").startswith("--") and not self.source.startswith("--"):
             return self
-        return UserError(self.message, source=source, field=field)
+        named = self.source if self.source and not self.source.startswith("--") else None
+        return UserError(f"{named}: {self.message}" if named else self.message, source=source, field=field)

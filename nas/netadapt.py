@@ -318,11 +318,8 @@ def finetune_with_ray(config: NetAdaptConfig, parent_spec: ArchSpec, parent_stat
     """Every proposal of one iteration as a parallel Ray Tune trial (one CPU each; a GPU each on CUDA)."""
     from ray import tune
 
-    from nas.proxies.ray_tune import QUIET_ENV
     from nas.proxies.runtime import select_device
 
-    for key, value in QUIET_ENV.items():
-        os.environ.setdefault(key, value)
     weights_dir = work_dir / "proposals" / name
     weights_dir.mkdir(parents=True, exist_ok=True)
     payload = {"config": config, "threads": 1, "parent": parent_spec.to_dict(), "state": parent_state,

@@ -241,8 +241,6 @@ def prepare(config: dict[str, Any], origins: Origins) -> Prepared:
         at("device", lambda: device.ensure_ops(space_ops(space)))
     at("device", lambda: device.predict(space.seed_spec()))  # e.g. a table without its calibration
     data = at("dataset", lambda: DataConfig(dataset=config["dataset"], path=config["data"]))
-    if config["data"] is not None and not Path(config["data"]).expanduser().is_dir():
-        raise UserError(f"no such directory: {config['data']}", source=origins["data"][0], field=origins["data"][1])
     at("data", lambda: open_source(data.dataset, data.path))
     proxy_name = config["proxy"] or budget.proxy
     proxy = at("proxy", lambda: make_proxy(proxy_name, budget.proxy_budget, data=data, seed=config["seed"]))

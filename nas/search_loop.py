@@ -10,7 +10,6 @@ resumed run continues exactly as an uninterrupted one with the same seed would h
 """
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -227,14 +226,12 @@ class SearchRun:
         from ray import tune
         from ray.tune.schedulers import ASHAScheduler
 
-        from nas.proxies.ray_tune import QUIET_ENV, _total_epochs, proxy_trainable
+        from nas.proxies.ray_tune import _total_epochs, proxy_trainable
         from nas.searchers import TuneSearcher
 
         remaining = self.samples - self.done
         if remaining <= 0:
             return self.records()
-        for key, value in QUIET_ENV.items():
-            os.environ.setdefault(key, value)
         if proxy_config.threads is None:  # each trial's torch uses exactly the CPUs Tune gave it
             proxy_config = replace(proxy_config, threads=cpus_per_trial)
         proxy_dict = proxy_config.to_dict()

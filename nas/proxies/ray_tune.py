@@ -24,15 +24,6 @@ from nas.proxies.runtime import TRIAL_RETRIES, ray_session, select_device, set_t
 from nas.spec import ArchSpec, spec_from_dict
 
 CHECKPOINT_FILE = "trainer.pt"
-QUIET_ENV = {
-    "RAY_USAGE_STATS_ENABLED": "0",  # no usage reports: nothing leaves the machine
-    "RAY_AIR_NEW_OUTPUT": "0",  # with verbose=0: no per-experiment tables on stdout
-    # Per-epoch checkpoints of short trials trip this warning by design.
-    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
-    # Tune's own Ctrl-C handler ends fit() quietly with the trials so far, which a caller would take
-    # for a finished run; without it Ctrl-C is a KeyboardInterrupt, and the command says how to resume.
-    "TUNE_DISABLE_SIGINT_HANDLER": "1",
-}
 
 
 def proxy_trainable(config: dict[str, Any], specs: Sequence[dict[str, Any]] | None = None) -> None:
@@ -88,8 +79,6 @@ def evaluate_specs(specs: Sequence[ArchSpec], proxy_config: ProxyConfig, address
 
     if not specs:
         return []
-    for key, value in QUIET_ENV.items():
-        os.environ.setdefault(key, value)
     if proxy_config.threads is None:
         proxy_config = replace(proxy_config, threads=cpus_per_trial)
     with ray_session(address, cpus):

@@ -19,6 +19,16 @@ from nas.errors import UserError
 # times; then it is recorded as failed (reward 0, its error as the reason) and the run goes on.
 TRIAL_RETRIES = 1
 
+RAY_ENV = {
+    "RAY_USAGE_STATS_ENABLED": "0",  # no usage reports: nothing leaves the machine
+    "RAY_AIR_NEW_OUTPUT": "0",  # with verbose=0: no per-experiment tables on stdout
+    # Per-epoch checkpoints of short trials trip this warning by design.
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+    # Tune's own Ctrl-C handler ends fit() quietly with the trials so far, which a caller would take
+    # for a finished run; without it Ctrl-C is a KeyboardInterrupt, and the command says how to resume.
+    "TUNE_DISABLE_SIGINT_HANDLER": "1",
+}
+
 
 def available_cpus() -> int:
     """CPUs this process may use (the affinity mask, not the machine's count)."""
@@ -77,10 +87,11 @@ def ray_session(address: str | None = None, cpus: int | None = None) -> Iterator
     was afterwards; a Ray already initialised (a caller's, a test's) is used as it is."""
     import ray
 
+    for key, value in RAY_ENV.items():  # before any Tuner runs, whoever started Ray
+        os.environ.setdefault(key, value)
     if ray.is_initialized():
         yield
         return
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     temp_dir = None
     if address:
         try:
