@@ -5,13 +5,13 @@
 from __future__ import annotations
 
 if __name__ == "__main__":  # Ctrl-C while the imports below load torch: one line, no traceback
-    from nas.cli import exit_quietly_on_ctrl_c
+    from nas.runtime.cli import exit_quietly_on_ctrl_c
 
     exit_quietly_on_ctrl_c()
 
-from nas.cli import ArgumentParser, emit, run_main
-from nas.model import count_macs, count_params
-from nas.spec import load_spec
+from nas.runtime.cli import ArgumentParser, emit, run_main
+from nas.core.model import count_macs, count_params
+from nas.core.spec import load_spec
 
 
 def inspect_spec(spec, device: str | None = None) -> dict:

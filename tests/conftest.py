@@ -1,32 +1,15 @@
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-REFERENCE = ROOT / "search_spaces" / "reference"
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # `import helpers` from tests/unit and tests/integration
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run `python -m <args>` as a user would, capturing output."""
-    return subprocess.run([sys.executable, "-m", *args], cwd=cwd or ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+from helpers import REFERENCE  # noqa: E402
 
 
 @pytest.fixture
 def reference_dir() -> Path:
     return REFERENCE
-
-
-def assert_user_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
-    """Exit status 2, exactly one line on stderr naming what is at fault, no traceback."""
-    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert "Traceback" not in proc.stderr
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])

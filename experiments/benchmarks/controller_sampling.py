@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from nas.cli import ArgumentParser, positive_int  # noqa: E402
-from nas.controller import Controller, ControllerConfig  # noqa: E402
+from nas.runtime.cli import ArgumentParser, positive_int  # noqa: E402
+from nas.search.controller import Controller, ControllerConfig  # noqa: E402
 
 STAGE = [("op", 4), ("kernel", 2), ("se", 2), ("skip", 3), ("filters", 3), ("layers", 3), ("act", 2)]
 

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from interrupt import broken_files, run_until  # noqa: E402
+from helpers.interrupt import broken_files, run_until  # noqa: E402
 
 SMALL = ROOT / "search_spaces" / "reference" / "mobilenetv3_small.yaml"
 TINY_SPACE = ROOT / "tests" / "data" / "tiny_space.yaml"

@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from nas.latency.devices import get_device
-from nas.space import load_space
+from nas.core.space import load_space
 
 
 def main():

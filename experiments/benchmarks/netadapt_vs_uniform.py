@@ -7,8 +7,8 @@ For each seed, MobileNetV3-Small (adapted to the proxy data as the proxies do) i
 Fashion-MNIST; the target is `fraction` x its predicted latency on the device. Then:
 
 - NetAdapt shrinks it (`nas.netadapt.run_netadapt`, starting from those weights);
-- the uniform baseline is the widest `nas.spec.scale_width` multiplier whose predicted latency is
-  <= the target (binary search), inheriting the same largest-L2 filters (`nas.surgery.shrink`) and
+- the uniform baseline is the widest `nas.core.spec.scale_width` multiplier whose predicted latency is
+  <= the target (binary search), inheriting the same largest-L2 filters (`nas.netadapt.surgery.shrink`) and
   fine-tuned for as many steps as NetAdapt's result saw along its path (iterations x T + final).
 
 Both are scored on the held-out split NetAdapt selects on ("val") and on a disjoint slice of the
@@ -26,17 +26,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nas.export import export_spec
+from nas.export.onnx import export_spec
 from nas.latency.devices import get_device
-from nas.model import count_macs, count_params
-from nas.netadapt import (NetAdaptBudget, ProxyTask, atomic_torch_save, cpu_state, load_state, make_config,
+from nas.core.model import count_macs, count_params
+from nas.netadapt.run import (NetAdaptBudget, ProxyTask, atomic_torch_save, cpu_state, load_state, make_config,
                           predict_ms, run_netadapt, stream_seed)
-from nas.proxies.config import DataConfig, TrainConfig
-from nas.proxies.data import load_data
-from nas.proxies.train import evaluate_accuracy
-from nas.spec import load_spec, scale_width
-from nas.files import atomic_write_text
-from nas.surgery import shrink, structure
+from nas.accuracy.config import DataConfig, TrainConfig
+from nas.accuracy.data import load_data
+from nas.accuracy.train import evaluate_accuracy
+from nas.core.spec import load_spec, scale_width
+from nas.runtime.files import atomic_write_text
+from nas.netadapt.surgery import shrink, structure
 
 ROOT = Path(__file__).resolve().parents[2]
 

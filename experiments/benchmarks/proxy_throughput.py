@@ -21,13 +21,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from nas.model import count_macs, count_params  # noqa: E402
-from nas.proxies.config import TrainConfig  # noqa: E402
-from nas.proxies.data import ProxyData  # noqa: E402
-from nas.proxies.runtime import set_threads  # noqa: E402
-from nas.proxies.train import Trainer, evaluate_accuracy  # noqa: E402
-from nas.proxies.zero_cost import ZERO_COST  # noqa: E402
-from nas.spec import load_spec  # noqa: E402
+from nas.core.model import count_macs, count_params  # noqa: E402
+from nas.accuracy.config import TrainConfig  # noqa: E402
+from nas.accuracy.data import ProxyData  # noqa: E402
+from nas.runtime.session import set_threads  # noqa: E402
+from nas.accuracy.train import Trainer, evaluate_accuracy  # noqa: E402
+from nas.accuracy.zero_cost import ZERO_COST  # noqa: E402
+from nas.core.spec import load_spec  # noqa: E402
 
 NETWORKS = ("mobilenetv3_small", "mobilenetv3_large")
 

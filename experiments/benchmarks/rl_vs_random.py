@@ -32,15 +32,15 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from nas.cli import ArgumentParser, positive_float, positive_int  # noqa: E402
-from nas.controller import ControllerConfig  # noqa: E402
+from nas.runtime.cli import ArgumentParser, positive_float, positive_int  # noqa: E402
+from nas.search.controller import ControllerConfig  # noqa: E402
 from nas.latency.devices import get_device  # noqa: E402
-from nas.proxies.proxy import ZeroCostScorer, make_proxy  # noqa: E402
-from nas.reward import RewardConfig  # noqa: E402
-from nas.search_loop import Evaluator, SearchRun  # noqa: E402
-from nas.searchers import SEARCH_CONTROLLER_BATCH, SEARCH_CONTROLLER_CONFIG, make_algorithm  # noqa: E402
-from nas.space import load_space  # noqa: E402
-from nas.spec import load_spec  # noqa: E402
+from nas.accuracy.proxy import ZeroCostScorer, make_proxy  # noqa: E402
+from nas.search.reward import RewardConfig  # noqa: E402
+from nas.search.loop import Evaluator, SearchRun  # noqa: E402
+from nas.search.algorithms import SEARCH_CONTROLLER_BATCH, SEARCH_CONTROLLER_CONFIG, make_algorithm  # noqa: E402
+from nas.core.space import load_space  # noqa: E402
+from nas.core.spec import load_spec  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGETS = {"mobilenetv3_large": 50.0, "mobilenetv3_small": 15.0}

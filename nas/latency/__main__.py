@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 if __name__ == "__main__":  # Ctrl-C while the imports below load torch: one line, no traceback
-    from nas.cli import exit_quietly_on_ctrl_c
+    from nas.runtime.cli import exit_quietly_on_ctrl_c
 
     exit_quietly_on_ctrl_c()
 
@@ -18,10 +18,10 @@ import sys
 import time
 from pathlib import Path
 
-from nas.cli import ArgumentParser, emit, positive_int, resume_command, run_main, set_resume_hint
-from nas.errors import UserError
+from nas.runtime.cli import ArgumentParser, emit, positive_int, resume_command, run_main, set_resume_hint
+from nas.runtime.errors import UserError
 from nas.latency import calibrate
-from nas.files import load_json_file
+from nas.runtime.files import load_json_file
 
 # torch, onnxruntime and friends load inside the commands that need them: a mistyped flag
 # answers at once.
@@ -46,7 +46,7 @@ def cmd_build(args) -> dict:
     from nas.latency.calibrate_host import calibrate_host_table, calibration_specs
     from nas.latency.devices import TableDevice, load_host_table
     from nas.latency.ops import ops_of, space_ops
-    from nas.space import load_space
+    from nas.core.space import load_space
 
     start = time.perf_counter()
     table = load_host_table(args.threads, path=args.table, force_new=args.force)
@@ -98,8 +98,8 @@ def cmd_validate(args) -> dict:
 
     from nas.latency.devices import host_device
     from nas.latency.validate import validate
-    from nas.space import load_space
-    from nas.files import atomic_write_text
+    from nas.core.space import load_space
+    from nas.runtime.files import atomic_write_text
 
     space = load_space(args.space)
     device = host_device(args.threads, path=args.table)
@@ -118,7 +118,7 @@ def cmd_export_ops(args) -> dict:
     from nas.latency.calibrate_host import calibration_specs
     from nas.latency.ops import ops_of, space_ops
     from nas.latency.portable import export_ops
-    from nas.space import load_space
+    from nas.core.space import load_space
 
     space = load_space(args.space)
     if Path(args.out).exists() and not Path(args.out).is_dir():

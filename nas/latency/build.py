@@ -13,11 +13,11 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from nas.export import export_onnx, randomize_for_check
+from nas.export.onnx import export_onnx, randomize_for_check
 from nas.latency.measure import Timing, make_session, random_input
 from nas.latency.ops import Op, build_op_module
-from nas.model import build_model
-from nas.spec import ArchSpec
+from nas.core.model import build_model
+from nas.core.spec import ArchSpec
 
 
 @dataclass(frozen=True)

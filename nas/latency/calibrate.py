@@ -28,12 +28,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from scipy.optimize import nnls
 
-from nas.cli import emit
-from nas.errors import UserError
-from nas.paths import ROOT, TABLES_DIR
+from nas.runtime.cli import emit
+from nas.runtime.errors import UserError
+from nas.runtime.paths import ROOT, TABLES_DIR
 from nas.latency.predict import Prediction
-from nas.spec import ArchSpec, BlockSpec, Checker, conv_out_size, has_residual, load_spec, se_channels
-from nas.files import atomic_write_text, load_yaml_file
+from nas.core.spec import ArchSpec, BlockSpec, Checker, conv_out_size, has_residual, load_spec, se_channels
+from nas.runtime.files import atomic_write_text, load_yaml_file
 
 UNIT = "ms"
 

@@ -8,8 +8,8 @@ from typing import Sequence
 import numpy as np
 
 from nas.latency.build import measure_specs
-from nas.paths import REFERENCE_DIR
-from nas.spec import ArchSpec, load_spec
+from nas.runtime.paths import REFERENCE_DIR
+from nas.core.spec import ArchSpec, load_spec
 
 # Published networks of the MobileNetV3 family: structurally varied, always available.
 CALIBRATION_REFERENCES = ("mobilenetv3_large", "mobilenetv3_large_075", "mobilenetv3_small",

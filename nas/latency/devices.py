@@ -8,14 +8,14 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from nas.errors import UserError
+from nas.runtime.errors import UserError
 from nas.latency.measure import host_fingerprint
 from nas.latency.ops import Op, ops_of
 from nas.latency.predict import Prediction
 from nas.latency.table import LatencyTable
-from nas.paths import TABLES_DIR
-from nas.spec import ArchSpec
-from nas.files import load_yaml_file
+from nas.runtime.paths import TABLES_DIR
+from nas.core.spec import ArchSpec
+from nas.runtime.files import load_yaml_file
 
 FINGERPRINT_KEYS = ("cpu", "cores", "runtime", "provider", "threads")
 

@@ -12,8 +12,8 @@ from functools import lru_cache
 
 from torch import nn
 
-from nas.model import Bneck, ConvBNAct, Head
-from nas.spec import ArchSpec, BlockSpec, HeadSpec, StemSpec, has_residual, se_channels
+from nas.core.model import Bneck, ConvBNAct, Head
+from nas.core.spec import ArchSpec, BlockSpec, HeadSpec, StemSpec, has_residual, se_channels
 
 
 _ACT = r"(relu|relu6|hswish|swish)"

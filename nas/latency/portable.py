@@ -7,13 +7,13 @@ import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
-from nas.errors import UserError
+from nas.runtime.errors import UserError
 from nas.latency.build import op_onnx, spec_onnx
 from nas.latency.calibrate_host import fit_scale_offset
 from nas.latency.ops import Op, is_op_key, ops_of
 from nas.latency.table import LatencyTable, timing_from_entry
-from nas.spec import ArchSpec
-from nas.files import atomic_write_bytes, atomic_write_text
+from nas.core.spec import ArchSpec
+from nas.runtime.files import atomic_write_bytes, atomic_write_text
 
 TIMER = Path(__file__).with_name("standalone_timer.py")
 

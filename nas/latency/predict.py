@@ -6,7 +6,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from nas.spec import ArchSpec
+from nas.core.spec import ArchSpec
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from nas.errors import UserError
+from nas.runtime.errors import UserError
 from nas.latency.measure import Timing
-from nas.files import atomic_write_text, load_yaml_file
+from nas.runtime.files import atomic_write_text, load_yaml_file
 
 UNIT = "ms"
 

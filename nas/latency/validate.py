@@ -8,7 +8,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from nas.latency.build import MODEL_SCHEDULE, Schedule, measure_specs
-from nas.spec import ArchSpec
+from nas.core.spec import ArchSpec
 
 
 def round_noise_pct(runs: np.ndarray) -> float:

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 if __name__ == "__main__":  # Ctrl-C while the imports below load torch: one line, no traceback
-    from nas.cli import exit_quietly_on_ctrl_c
+    from nas.runtime.cli import exit_quietly_on_ctrl_c
 
     exit_quietly_on_ctrl_c()
 
@@ -17,13 +17,13 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from nas.cli import (ArgumentParser, emit, non_negative_int, positive_int, resume_command, run_main,
+from nas.runtime.cli import (ArgumentParser, emit, non_negative_int, positive_int, resume_command, run_main,
                      set_resume_hint)
-from nas.errors import UserError
-from nas.paths import RUNS_DIR
-from nas.proxies.config import (BUDGETS, DATASETS, OPTIMIZERS, ZERO_COST_NAMES, DataConfig, get_budget,
+from nas.runtime.errors import UserError
+from nas.runtime.paths import RUNS_DIR
+from nas.accuracy.config import (BUDGETS, DATASETS, OPTIMIZERS, ZERO_COST_NAMES, DataConfig, get_budget,
                                 jsonable)
-from nas.proxies.runtime import TRIAL_RETRIES
+from nas.runtime.session import TRIAL_RETRIES
 
 
 # Config fields a flag sets: a bad value is reported under the flag's name.
@@ -77,7 +77,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 def _data_config(args) -> DataConfig:
     dataset = args.dataset
     if dataset is None:
-        from nas.proxies.datasets import detect_dataset
+        from nas.accuracy.datasets import detect_dataset
 
         dataset = detect_dataset(args.data) if args.data else "fashion-mnist"
     return DataConfig(dataset=dataset, path=args.data, resolution=args.resolution, stem_stride=args.stem_stride)
@@ -118,8 +118,8 @@ def _parser() -> ArgumentParser:
 
 
 def cmd_train(args) -> dict:
-    from nas.proxies.proxy import make_proxy
-    from nas.spec import load_spec
+    from nas.accuracy.proxy import make_proxy
+    from nas.core.spec import load_spec
 
     spec = load_spec(args.spec)
     recipe = get_budget(args.budget).proxy
@@ -144,8 +144,8 @@ def _human_train(r: dict) -> str:
 
 
 def cmd_score(args) -> dict:
-    from nas.proxies.proxy import make_proxy
-    from nas.spec import load_spec
+    from nas.accuracy.proxy import make_proxy
+    from nas.core.spec import load_spec
 
     spec = load_spec(args.spec)
     data = _data_config(args)
@@ -167,8 +167,8 @@ def _human_score(r: dict) -> str:
 
 
 def cmd_audit(args) -> dict:
-    from nas.proxies.audit import AuditConfig, run_audit
-    from nas.proxies.report import markdown_table, write_report
+    from nas.accuracy.audit import AuditConfig, run_audit
+    from nas.accuracy.audit_report import markdown_table, write_report
 
     data = _data_config(args)
     space_tag = Path(args.space).stem

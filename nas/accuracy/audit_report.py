@@ -1,0 +1,111 @@
+"""The audit's outputs: a markdown table, the JSON of every number, and two plots (all written whole)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from nas.accuracy.audit import CASCADE_KEEP, rank_values
+from nas.runtime.files import atomic_write_text
+
+
+KIND_COLOURS = {"zero-cost": "C0", "training": "C1", "cascade": "C2"}
+
+
+def _num(v: float | None, fmt: str) -> str:
+    return "–" if v is None else format(v, fmt)
+
+
+def markdown_table(summary: dict[str, Any]) -> str:
+    ref = summary["reference"]
+    lines = [
+        f"# Proxy fidelity audit: {summary['space']}, {summary['samples']} architectures, "
+        f"budget {summary['budget']}, seed {summary['seed']}",
+        "",
+        f"Reference: {summary['reference_recipe']['epochs']} epochs on {summary['reference_recipe']['train_images']} "
+        f"{summary['data']['dataset']} images at {summary['data']['resolution']}x{summary['data']['resolution']}, "
+        f"top-1 on {summary['reference_recipe']['val_images']} held-out images: "
+        f"{_num(ref['accuracy_min'], '.3f')}..{_num(ref['accuracy_max'], '.3f')} "
+        f"(mean {_num(ref['accuracy_mean'], '.3f')}), {_num(ref['seconds'], '.1f')} s each (median).",
+        "",
+        "| proxy | kind | Kendall tau | Spearman rho | seconds / arch | failed |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for t in summary["table"]:
+        marks = [label for label, key in (("recommended", "recommended"), ("for the reward", "recommended_for_reward"))
+                 if summary.get(key) == t["proxy"]]
+        mark = f" ({', '.join(marks)})" if marks else ""
+        lines.append(f"| {t['proxy']}{mark} | {t['kind']} | {_num(t['kendall_tau'], '+.3f')} | "
+                     f"{_num(t['spearman'], '+.3f')} | {_num(t['seconds'], '.3f')} | {t['failed']} |")
+    se = summary["tau_standard_error"]
+    lines += ["", f"Kendall tau of unrelated rankings has standard deviation {_num(se, '.3f')} at this N; "
+              "the recommendation is the cheapest non-baseline proxy within that of the best tau, and the one "
+              "for the reward the cheapest such proxy that yields an accuracy (training or cascade). "
+              f"A cascade trains the top {CASCADE_KEEP:.0%} by its zero-cost score and gives the rest the "
+              "lowest trained accuracy; its seconds are the zero-cost score plus that share of a training.",
+              f"Compute in these results: {summary['compute_s']:.0f} s; wall time of the run that wrote this "
+              f"report: {summary['wall_s']:.0f} s (results computed earlier are reloaded, not recomputed)."]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(audit: dict[str, Any], out_dir: Path) -> dict[str, str]:
+    """audit.md, audit.json, scatter.png and fidelity.png in `out_dir`; returns their paths."""
+    summary, rows = audit["summary"], audit["rows"]
+    paths = {"markdown": out_dir / "audit.md", "json": out_dir / "audit.json",
+             "scatter": out_dir / "scatter.png", "fidelity": out_dir / "fidelity.png"}
+    atomic_write_text(paths["markdown"], markdown_table(summary))
+    atomic_write_text(paths["json"], json.dumps(audit, indent=1, sort_keys=True) + "\n")
+    _plots(summary, rows, paths["scatter"], paths["fidelity"])
+    return {k: str(v) for k, v in paths.items()}
+
+
+def _plots(summary: dict[str, Any], rows: list[dict[str, Any]], scatter: Path, fidelity: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ref = rank_values([r["reference"] for r in rows])
+    table = [t for t in summary["table"] if t["kind"] != "cascade"]  # a cascade's scores live in no row
+    cols = 4
+    nrows = -(-len(table) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 2.8 * nrows), squeeze=False)
+    for ax, t in zip(axes.flat, table):
+        ax.scatter(rank_values([r[t["proxy"]] for r in rows]), ref, s=14)
+        ax.set_title(f"{t['proxy']}  tau {_num(t['kendall_tau'], '+.2f')}", fontsize=9)
+        ax.set_xlabel("proxy score", fontsize=8)
+        ax.set_ylabel("reference top-1", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(table):]:
+        ax.axis("off")
+    fig.suptitle(f"{summary['space']}: proxies against the reference ({summary['samples']} architectures)")
+    fig.tight_layout()
+    _save(fig, scatter)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for t in table:
+        if t["kendall_tau"] is not None and t["seconds"]:
+            ax.scatter(t["seconds"], t["kendall_tau"], color=KIND_COLOURS[t["kind"]])
+            ax.annotate(t["proxy"], (t["seconds"], t["kendall_tau"]), fontsize=8, xytext=(3, 3),
+                        textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("seconds per architecture (log)")
+    ax.set_ylabel("Kendall tau vs reference")
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_title("fidelity against cost (blue: zero-cost, orange: training, green: cascade)", fontsize=9)
+    fig.tight_layout()
+    _save(fig, fidelity)
+    plt.close(fig)
+
+
+def _save(fig, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

@@ -1,0 +1,156 @@
+"""One interface for every accuracy proxy: `make_proxy(name, budget) -> Proxy`, `proxy.evaluate(spec) -> dict`.
+
+Names: the zero-cost scores of `ZERO_COST` (cheap: no training); the training proxies "train"
+(the budget's proxy recipe), "train-<E>ep" / "train-<S>steps" (that recipe, another length) and
+"reference" (the budget's long reference training, as in the audit); and cascades
+"<zero-cost>><training>", e.g. "zen>train", which train only what the zero-cost score lets
+through (`nas.accuracy.cascade`).
+
+`evaluate` returns a dict with at least `proxy`, `score` (higher is better; what a ranking
+uses), `accuracy` (validation top-1 in [0, 1] for training proxies, None for zero-cost ones),
+`seconds` and `failed` (a diverging network: accuracy 0, score 0 for training proxies and None
+for zero-cost ones, `reason` says why).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import time
+from abc import ABC, abstractmethod
+from dataclasses import asdict, replace
+from typing import Any
+
+from nas.runtime.errors import UserError
+from nas.accuracy.config import Budget, DataConfig, ProxyConfig, TrainConfig, get_budget, with_length
+from nas.accuracy.data import ProxyData, load_data
+from nas.runtime.session import select_device, set_threads
+from nas.accuracy.train import adapt_spec, train_spec
+from nas.accuracy.zero_cost import ZERO_COST, ZeroCostProxy, get_zero_cost
+from nas.core.spec import ArchSpec
+
+_LENGTH = re.compile(r"train-(\d+)(ep|steps)")
+TRAINING_NAMES = ("train", "train-<E>ep", "train-<S>steps", "reference")
+# The N=20 audit's pick by fidelity per second (README, "Accuracy proxies"): the search ranks
+# with MACs and spends training on NetAdapt.
+DEFAULT_PROXY = "macs"
+
+
+class Proxy(ABC):
+    """An accuracy estimate for architectures; `cheap` proxies do not train."""
+
+    name: str
+    cheap: bool
+
+    @abstractmethod
+    def evaluate(self, spec: ArchSpec) -> dict[str, Any]:
+        ...
+
+    @abstractmethod
+    def fingerprint(self) -> str:
+        """Identity of everything that changes this proxy's results (keys result caches)."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+class TrainingProxy(Proxy):
+    """Short training on the proxy task; the score is the validation top-1."""
+
+    cheap = False
+
+    def __init__(self, name: str, config: ProxyConfig):
+        self.name, self.config = name, config
+
+    def fingerprint(self) -> str:
+        return self.config.fingerprint()
+
+    def data(self) -> ProxyData:
+        c = self.config
+        return load_data(c.data, c.train.train_images, c.train.val_images, select_device(c.device))
+
+    def evaluate(self, spec: ArchSpec) -> dict[str, Any]:
+        c = self.config
+        set_threads(c.threads)
+        result = train_spec(spec, self.data(), c.train, seed=c.seed, stem_stride=c.data.stem_stride)
+        out = result.as_dict()
+        out.update(proxy=self.name, score=result.accuracy, arch_hash=spec.content_hash())
+        return out
+
+
+class ZeroCostScorer(Proxy):
+    """A zero-cost score of the spec as the proxy task would train it."""
+
+    cheap = True
+
+    def __init__(self, proxy: ZeroCostProxy, data: DataConfig, batch: int, seed: int = 0,
+                 device: str = "auto", threads: int | None = None):
+        self.name, self.proxy = proxy.name, proxy
+        self.data_config, self.batch, self.seed, self.device, self.threads = data, batch, seed, device, threads
+
+    def fingerprint(self) -> str:
+        blob = json.dumps({"proxy": self.name, "data": asdict(self.data_config), "batch": self.batch,
+                           "seed": self.seed}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def data(self) -> ProxyData:
+        return load_data(self.data_config, self.batch, 1, select_device(self.device))
+
+    def evaluate(self, spec: ArchSpec) -> dict[str, Any]:
+        set_threads(self.threads)
+        data = self.data()
+        start = time.perf_counter()
+        adapted = adapt_spec(spec, data.num_classes, data.resolution, self.data_config.stem_stride)
+        images, labels = data.minibatch(self.batch, self.seed)
+        score = self.proxy.fn(adapted, images, labels, self.seed)
+        seconds = time.perf_counter() - start
+        failed = not math.isfinite(score)
+        return {"proxy": self.name, "score": None if failed else score, "accuracy": None, "seconds": seconds,
+                "failed": failed, "reason": f"non-finite score {score}" if failed else None,
+                "arch_hash": spec.content_hash()}
+
+
+def training_config(name: str, budget: Budget) -> TrainConfig:
+    """The training recipe a training-proxy name stands for under a budget."""
+    if name == "train":
+        return budget.proxy
+    if name == "reference":
+        return budget.reference
+    m = _LENGTH.fullmatch(name)
+    if not m or int(m.group(1)) < 1:
+        raise UserError(f"unknown proxy {name!r} (one of {', '.join(proxy_names())})", field="--proxy")
+    n = int(m.group(1))
+    return with_length(budget.proxy, epochs=n) if m.group(2) == "ep" else with_length(budget.proxy, steps=n)
+
+
+def make_proxy(name: str, budget: str | Budget = "default", data: DataConfig | None = None, seed: int = 0,
+               device: str = "auto", threads: int | None = None, train: TrainConfig | None = None) -> Proxy:
+    """The named proxy under a budget; `train` replaces the budget's recipe for a training proxy."""
+    budget = get_budget(budget) if isinstance(budget, str) else budget
+    data = data or DataConfig()
+    if ">" in name:
+        from nas.accuracy.cascade import CascadeProxy
+
+        first, _, second = name.partition(">")
+        if first not in ZERO_COST or second in ZERO_COST or ">" in second:
+            raise UserError(f"a cascade is ZERO_COST>TRAINING (e.g. zen>train), got {name!r}", field="--proxy")
+        return CascadeProxy(make_proxy(first, budget, data, seed, device, threads),
+                            make_proxy(second, budget, data, seed, device, threads, train))
+    if name in ZERO_COST:
+        return ZeroCostScorer(get_zero_cost(name), data, budget.zero_cost_batch, seed, device, threads)
+    config = train or training_config(name, budget)
+    return TrainingProxy(name, ProxyConfig(data=data, train=config, seed=seed, device=device, threads=threads))
+
+
+def proxy_names() -> list[str]:
+    return [*ZERO_COST, *TRAINING_NAMES, "<zero-cost>><training>"]
+
+
+def audit_proxies(budget: Budget, data: DataConfig, seed: int = 0, device: str = "auto",
+                  threads: int | None = None) -> list[Proxy]:
+    """Every proxy the fidelity audit measures: the short trainings and each zero-cost score."""
+    short = [TrainingProxy(f"train-{e}ep", ProxyConfig(data, replace(budget.proxy, epochs=e, steps=None),
+                                                       seed, device, threads))
+             for e in budget.audit_epochs]
+    return [*short, *(make_proxy(n, budget, data, seed, device, threads) for n in ZERO_COST)]

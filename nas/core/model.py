@@ -1,0 +1,168 @@
+"""Build a torch network from an ArchSpec, and count its parameters and MACs from the spec alone."""
+from __future__ import annotations
+
+from torch import nn
+
+from nas.core.spec import ArchSpec, BlockSpec, HeadSpec, conv_out_size, has_residual
+
+BN_EPS = 1e-3
+BN_MOMENTUM = 0.01
+
+
+def make_activation(name: str) -> nn.Module:
+    return {
+        "relu": lambda: nn.ReLU(inplace=True),
+        "relu6": lambda: nn.ReLU6(inplace=True),
+        "hswish": lambda: nn.Hardswish(inplace=True),
+        "swish": lambda: nn.SiLU(inplace=True),
+    }[name]()
+
+
+class ConvBNAct(nn.Sequential):
+    """Conv (no bias) + BatchNorm + optional activation; 'same' padding."""
+
+    def __init__(self, cin: int, cout: int, k: int = 1, s: int = 1, groups: int = 1, act: str | None = None):
+        layers = [
+            nn.Conv2d(cin, cout, k, s, padding=k // 2, groups=groups, bias=False),
+            nn.BatchNorm2d(cout, eps=BN_EPS, momentum=BN_MOMENTUM),
+        ]
+        if act is not None:
+            layers.append(make_activation(act))
+        super().__init__(*layers)
+
+
+class SqueezeExcite(nn.Module):
+    """Global pool -> 1x1 conv squeeze -> ReLU -> 1x1 conv -> gate -> scale."""
+
+    def __init__(self, channels: int, squeeze: int, gate: str):
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.reduce = nn.Conv2d(channels, squeeze, 1)
+        self.act = nn.ReLU(inplace=True)
+        self.expand = nn.Conv2d(squeeze, channels, 1)
+        self.gate = nn.Hardsigmoid() if gate == "hsigmoid" else nn.Sigmoid()
+
+    def forward(self, x):
+        return x * self.gate(self.expand(self.act(self.reduce(self.pool(x)))))
+
+
+class Bneck(nn.Module):
+    """MobileNetV3 bottleneck (inverted residual); `expand` is None when exp == in."""
+
+    def __init__(self, block: BlockSpec, cin: int, se_squeeze: int, se_gate: str):
+        super().__init__()
+        self.expand = None if block.exp == cin else ConvBNAct(cin, block.exp, 1, act=block.act)
+        self.depthwise = ConvBNAct(block.exp, block.exp, block.k, block.s, groups=block.exp, act=block.act)
+        self.se = SqueezeExcite(block.exp, se_squeeze, se_gate) if block.se else None
+        self.project = ConvBNAct(block.exp, block.out, 1)
+        self.use_residual = has_residual(block, cin)
+
+    def forward(self, x):
+        y = x if self.expand is None else self.expand(x)
+        y = self.depthwise(y)
+        if self.se is not None:
+            y = self.se(y)
+        y = self.project(y)
+        return x + y if self.use_residual else y
+
+
+class Head(nn.Module):
+    def __init__(self, h: HeadSpec, cin: int, num_classes: int):
+        super().__init__()
+        self.conv = ConvBNAct(cin, h.conv, 1, act=h.act)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten(1)
+        if h.fc:
+            self.fc = nn.Sequential(nn.Linear(h.conv, h.fc), make_activation(h.act))
+            features = h.fc
+        else:
+            self.fc = nn.Identity()
+            features = h.conv
+        self.dropout = nn.Dropout(h.dropout)
+        self.classifier = nn.Linear(features, num_classes)
+
+    def forward(self, x):
+        return self.classifier(self.dropout(self.fc(self.flatten(self.pool(self.conv(x))))))
+
+
+class Net(nn.Module):
+    def __init__(self, spec: ArchSpec):
+        super().__init__()
+        self.spec = spec
+        gate = "sigmoid" if spec.se_style == "mnasnet" else "hsigmoid"
+        self.stem = ConvBNAct(3, spec.stem.out, spec.stem.k, spec.stem.s, act=spec.stem.act)
+        self.blocks = nn.Sequential(*(
+            Bneck(b, cin, spec.se_channels(b, cin), gate) for b, (cin, _) in zip(spec.blocks, spec.block_inputs())
+        ))
+        self.head = Head(spec.head, spec.blocks[-1].out, spec.num_classes)
+
+    def forward(self, x):
+        return self.head(self.blocks(self.stem(x)))
+
+
+def build_model(spec: ArchSpec) -> Net:
+    """torch network for a spec, initialised as torchvision initialises MobileNetV3."""
+    net = Net(spec)
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0, 0.01)
+            nn.init.zeros_(m.bias)
+    return net
+
+
+# ---- analytic counts ------------------------------------------------------------------------
+
+def _conv(cin: int, cout: int, k: int, groups: int = 1) -> int:
+    return k * k * (cin // groups) * cout
+
+
+def count_params(spec: ArchSpec) -> int:
+    """Trainable parameters (BN weight and bias counted, running statistics not)."""
+    total = _conv(3, spec.stem.out, spec.stem.k) + 2 * spec.stem.out
+    for b, (cin, _) in zip(spec.blocks, spec.block_inputs()):
+        if b.exp != cin:
+            total += _conv(cin, b.exp, 1) + 2 * b.exp
+        total += _conv(b.exp, b.exp, b.k, groups=b.exp) + 2 * b.exp
+        if b.se:
+            sq = spec.se_channels(b, cin)
+            total += (b.exp * sq + sq) + (sq * b.exp + b.exp)
+        total += _conv(b.exp, b.out, 1) + 2 * b.out
+    h = spec.head
+    cin, _ = spec.head_input()
+    total += _conv(cin, h.conv, 1) + 2 * h.conv
+    features = h.conv
+    if h.fc:
+        total += h.conv * h.fc + h.fc
+        features = h.fc
+    total += features * spec.num_classes + spec.num_classes
+    return total
+
+
+def count_macs(spec: ArchSpec) -> int:
+    """Multiply-adds of conv and linear layers, from the spec alone."""
+    hw = spec.stem_hw()
+    total = _conv(3, spec.stem.out, spec.stem.k) * hw * hw
+    for b, (cin, hw_in) in zip(spec.blocks, spec.block_inputs()):
+        hw_out = conv_out_size(hw_in, b.k, b.s)
+        if b.exp != cin:
+            total += _conv(cin, b.exp, 1) * hw_in * hw_in
+        total += _conv(b.exp, b.exp, b.k, groups=b.exp) * hw_out * hw_out
+        if b.se:
+            total += 2 * b.exp * spec.se_channels(b, cin)
+        total += _conv(b.exp, b.out, 1) * hw_out * hw_out
+    h = spec.head
+    cin, hw = spec.head_input()
+    total += _conv(cin, h.conv, 1) * hw * hw
+    features = h.conv
+    if h.fc:
+        total += h.conv * h.fc
+        features = h.fc
+    total += features * spec.num_classes
+    return total

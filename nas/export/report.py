@@ -1,0 +1,190 @@
+"""The run report: report.md and its plots, from the run directory's plain files."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from nas.runtime.files import atomic_write_text
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(plt, fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def pareto_front(latency: Sequence[float], accuracy: Sequence[float]) -> list[int]:
+    """Indices of samples no other sample beats on both latency (lower) and accuracy (higher)."""
+    order = np.lexsort((-np.asarray(accuracy), np.asarray(latency)))
+    front, best = [], -np.inf
+    for i in order:
+        if accuracy[i] > best:
+            front.append(int(i))
+            best = accuracy[i]
+    return front
+
+
+def _rolling_median(x: np.ndarray, window: int) -> np.ndarray:
+    return np.array([np.median(x[max(0, i - window + 1):i + 1]) for i in range(len(x))])
+
+
+def plot_search(samples: list[dict], target_ms: float, out: Path) -> Path:
+    plt = _plt()
+    reward = np.array([s["reward"] for s in samples])
+    latency = np.array([s["latency_ms"] for s in samples])
+    window = max(5, len(samples) // 25)
+    fig, (a, b) = plt.subplots(2, 1, figsize=(7, 5.5), sharex=True)
+    a.plot(reward, ".", ms=2, alpha=0.35, color="tab:blue")
+    a.plot(_rolling_median(reward, window), color="tab:blue", lw=2, label=f"rolling median ({window})")
+    a.set_ylabel("reward")
+    a.legend(loc="lower right")
+    b.plot(latency, ".", ms=2, alpha=0.35, color="tab:orange")
+    b.plot(_rolling_median(latency, window), color="tab:orange", lw=2)
+    b.axhline(target_ms, color="k", ls="--", lw=1, label=f"target {target_ms:g} ms")
+    b.axhspan(0.9 * target_ms, 1.1 * target_ms, color="k", alpha=0.06, label="±10%")
+    b.set_ylabel("predicted latency (ms)")
+    b.set_xlabel("sample")
+    b.legend(loc="upper right")
+    fig.suptitle("The controller learning: reward and latency over samples")
+    return _save(plt, fig, out / "search_progress.png")
+
+
+def plot_pareto(samples: list[dict], references: list[dict], final: dict | None, target_ms: float,
+                out: Path) -> Path:
+    plt = _plt()
+    lat = [s["latency_ms"] for s in samples]
+    acc = [s["accuracy"] for s in samples]
+    fig, ax = plt.subplots(figsize=(7, 5))
+    ax.scatter(lat, acc, s=6, alpha=0.3, label="samples")
+    front = pareto_front(lat, acc)
+    ax.plot([lat[i] for i in front], [acc[i] for i in front], "-", color="tab:green", lw=1.5, label="Pareto front")
+    for r in (r for r in references if r.get("accuracy") is not None):
+        ax.scatter([r["latency_ms"]], [r["accuracy"]], marker="*", s=160, edgecolor="k", zorder=5)
+        ax.annotate(r["name"], (r["latency_ms"], r["accuracy"]), textcoords="offset points", xytext=(5, 5),
+                    fontsize=8)
+    if final:
+        ax.scatter([final["latency_ms"]], [final["accuracy"]], marker="D", s=80, color="tab:red", zorder=6,
+                   label="final")
+    ax.axvline(target_ms, color="k", ls="--", lw=1)
+    ax.set_xlabel("predicted latency (ms)")
+    ax.set_ylabel("proxy accuracy")
+    ax.legend(loc="lower right")
+    ax.set_title("Accuracy vs latency of every sample")
+    return _save(plt, fig, out / "pareto.png")
+
+
+def plot_netadapt(history: list[dict], target_ms: float, out: Path) -> Path | None:
+    """`history`: NetAdapt's iteration records (iteration 0 is the seed)."""
+    if not history:
+        return None
+    plt = _plt()
+    lat = [h["latency_ms"] for h in history]
+    acc = [h.get("accuracy") for h in history]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(lat, acc, "o-")
+    for i, (x, y) in enumerate(zip(lat, acc)):
+        ax.annotate(str(i), (x, y), textcoords="offset points", xytext=(3, 3), fontsize=7)
+    ax.axvline(target_ms, color="k", ls="--", lw=1, label=f"target {target_ms:g} ms")
+    ax.invert_xaxis()
+    ax.set_xlabel("predicted latency (ms)")
+    ax.set_ylabel("proxy accuracy after fine-tune")
+    ax.set_title("NetAdapt trajectory (iteration numbers)")
+    ax.legend()
+    return _save(plt, fig, out / "netadapt.png")
+
+
+def plot_latency_check(points: list[dict], out: Path, title: str) -> Path | None:
+    """Predicted vs measured (or published) latency, with the y = x line and +-5% band."""
+    if not points:
+        return None
+    plt = _plt()
+    pred = np.array([p["predicted_ms"] for p in points])
+    meas = np.array([p["measured_ms"] for p in points])
+    lo, hi = 0.9 * min(pred.min(), meas.min()), 1.1 * max(pred.max(), meas.max())
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    xs = np.linspace(lo, hi, 10)
+    ax.plot(xs, xs, "k-", lw=1)
+    ax.fill_between(xs, 0.95 * xs, 1.05 * xs, color="k", alpha=0.08, label="±5%")
+    ax.scatter(meas, pred, zorder=3)
+    for p in points:
+        ax.annotate(p["name"], (p["measured_ms"], p["predicted_ms"]), textcoords="offset points", xytext=(4, 3),
+                    fontsize=7)
+    ax.set_xlabel("measured ms")
+    ax.set_ylabel("predicted ms")
+    ax.set_title(title)
+    ax.legend(loc="upper left")
+    return _save(plt, fig, out / "latency_check.png")
+
+
+def _fmt(x: Any, digits: int = 2) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}"
+    if isinstance(x, int):
+        return f"{x:,}"
+    return str(x)
+
+
+def write_report(run_dir: Path, summary: dict, samples: list[dict], references: list[dict],
+                 netadapt_history: list[dict], latency_points: list[dict], latency_title: str) -> Path:
+    """report.md with the plots beside it; everything comes from plain data."""
+    target = summary["target_ms"]
+    final_point = {"latency_ms": summary["predicted_ms"], "accuracy": summary["proxy_accuracy"]}
+    plots = [plot_search(samples, target, run_dir) if samples else None,
+             plot_pareto(samples, references, final_point, target, run_dir) if samples else None,
+             plot_netadapt(netadapt_history, target, run_dir),
+             plot_latency_check(latency_points, run_dir, latency_title)]
+    lines = [
+        f"# Search report: {summary['run']}",
+        "",
+        f"Target **{target:g} ms** on **{summary['device']}**, space `{summary['space']}`, proxy "
+        f"`{summary['proxy']}`, budget `{summary['budget']}`, seed {summary['seed']}.",
+        "",
+        "| | value |",
+        "| --- | ---: |",
+        f"| target latency (ms) | {target:g} |",
+        f"| predicted latency on {summary['device']} (ms) | {_fmt(summary['predicted_ms'])} "
+        f"({_fmt(100 * (summary['predicted_ms'] / target - 1), 1)}% from target) |",
+        f"| measured on this host, ONNX Runtime 1 thread (ms) | {_fmt(summary.get('measured_host_ms'), 3)} |",
+        f"| proxy accuracy (trained from scratch, the proxy recipe) | {_fmt(summary['proxy_accuracy'], 4)} |",
+        f"| accuracy after NetAdapt's fine-tuning | {_fmt(summary.get('netadapt_accuracy'), 4)} |",
+        f"| parameters | {_fmt(summary['params'])} |",
+        f"| multiply-adds | {summary['macs'] / 1e6:.1f}M |",
+        f"| ONNX Runtime vs torch, max abs diff | {_fmt(summary.get('max_abs_diff'), 8)} |",
+        f"| samples evaluated | {summary['samples']} |",
+        f"| wall time (s) | {_fmt(summary['wall_s'], 0)} |",
+        "",
+        "## Against the published networks (same device; each trained from scratch with the same proxy recipe)",
+        "",
+        "| network | predicted ms | proxy accuracy | params | MACs |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        f"| **final** | {_fmt(summary['predicted_ms'])} | {_fmt(summary['proxy_accuracy'], 4)} | "
+        f"{_fmt(summary['params'])} | {summary['macs'] / 1e6:.1f}M |",
+    ]
+    for r in references:
+        lines.append(f"| {r['name']} | {_fmt(r['latency_ms'])} | {_fmt(r['accuracy'], 4)} | {_fmt(r['params'])} | "
+                     f"{r['macs'] / 1e6:.1f}M |")
+    lines += ["", "## Final architecture", "", "```", *summary["block_strings"], "```", ""]
+    stages = summary.get("stages", {})
+    if stages:
+        lines += ["## Stages", "", "| stage | seconds | note |", "| --- | ---: | --- |"]
+        lines += [f"| {k} | {_fmt(v.get('seconds'), 1)} | {v.get('note', '')} |" for k, v in stages.items()]
+        lines.append("")
+    lines += ["## Plots", ""]
+    lines += [f"![{p.stem}]({p.name})" for p in plots if p is not None]
+    path = run_dir / "report.md"
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path

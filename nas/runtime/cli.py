@@ -1,0 +1,133 @@
+"""Shared command-line plumbing: one-line errors, exit status 2, JSON output."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shlex
+import signal
+import sys
+from typing import Any, Callable, Sequence
+
+from nas.runtime.errors import UserError
+
+EXIT_USER_ERROR = 2
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line on stderr (not usage + error) and exit status 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message}\n")
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0 (rejects 0, negatives, NaN, inf)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be an integer > 0, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return value
+
+
+def emit(result: dict[str, Any], as_json: bool, human: Callable[[dict[str, Any]], str]) -> None:
+    """Print the human summary, or (with --json) one JSON object as the last line of stdout."""
+    if as_json:
+        print(json.dumps(result, sort_keys=True))
+    else:
+        print(human(result))
+
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+_resume_hint: str | None = None
+
+
+def set_resume_hint(command: str | None) -> None:
+    """The command that continues this run, printed if it is interrupted (Ctrl-C) from now on."""
+    global _resume_hint
+    _resume_hint = command
+
+
+def resume_command(prog: str, argv: Sequence[str], add: Sequence[str] = (), drop: Sequence[str] = ()) -> str:
+    """`prog argv...` with flags `add`ed (if missing) and `drop`ped: what reruns a command to resume it."""
+    args = [a for a in argv if a not in drop] + [a for a in add if a not in argv]
+    return shlex.join([*prog.split(), *args])
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler or `kill` stopping the job): handled like Ctrl-C, exit status 143."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def _startup_interrupt(signum, frame):
+    what = "terminated" if signum == signal.SIGTERM else "interrupted"
+    print(f"\n{what}; nothing was saved", file=sys.stderr)
+    sys.exit(128 + signum)
+
+
+def exit_quietly_on_ctrl_c() -> None:
+    """Call first in a command's `__main__`: while it still imports torch (a second or two), Ctrl-C
+    or SIGTERM ends it with exit status 130 / 143 and one line, not a traceback. `run_main` then
+    hands Ctrl-C back to Python's KeyboardInterrupt."""
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _startup_interrupt)
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _startup_interrupt)
+
+
+def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
+    """Run a command's main: a user error is one stderr line and exit status 2; Ctrl-C says how to resume."""
+    set_resume_hint(None)
+    if signal.getsignal(signal.SIGINT) is _startup_interrupt:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, _startup_interrupt):
+        signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        code = main(argv)
+    except UserError as err:
+        _work_is_over()
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
+    except KeyboardInterrupt as stop:
+        _work_is_over()
+        what = "terminated" if isinstance(stop, Terminated) else "interrupted"
+        hint = f"; continue with: {_resume_hint}" if _resume_hint else "; nothing was saved"
+        print(f"\n{what}{hint}", file=sys.stderr)
+        sys.exit(EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED)
+    _work_is_over()
+    sys.exit(code or 0)
+
+
+def _work_is_over() -> None:
+    """Ctrl-C is ignored from here on: it would only turn a finished command's exit into a traceback or -2."""
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    except ValueError:  # not the main thread
+        pass

@@ -1,0 +1,93 @@
+"""Reading and writing files: one-line errors for bad input, whole-or-nothing writes.
+
+Every reader turns a missing, unreadable, non-UTF-8, empty or unparsable file into a `UserError`
+naming the file; every writer replaces its target atomically (temporary file + rename), so an
+interrupted run never leaves a half-written file, and a path it cannot write is a `UserError`.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nas.runtime.errors import UserError
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader: latency tables are large
+
+
+def read_text_file(path: str | os.PathLike, what: str = "a text file") -> str:
+    """A file's text, or a one-line UserError: missing, a directory, unreadable, not UTF-8, empty."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise UserError("file not found", source=str(p)) from None
+    except IsADirectoryError:
+        raise UserError(f"is a directory, expected {what}", source=str(p)) from None
+    except OSError as err:
+        raise UserError(f"cannot read: {err.strerror or err}", source=str(p)) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise UserError(f"not UTF-8 text (byte {err.start}): expected {what}", source=str(p)) from None
+    if not text.strip():
+        raise UserError("file is empty", source=str(p))
+    return text
+
+
+def load_yaml_file(path: str | os.PathLike) -> Any:
+    """Read and parse a YAML file, turning every failure into a one-line UserError."""
+    p = Path(path)
+    text = read_text_file(p, "a YAML file")
+    try:
+        data = yaml.load(text, Loader=_LOADER)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise UserError(f"YAML syntax error at {where}: {problem}", source=str(p)) from None
+    if data is None:
+        raise UserError("file is empty (nothing but comments)", source=str(p))
+    return data
+
+
+def load_json_file(path: str | os.PathLike) -> Any:
+    """Read and parse a JSON file, turning every failure into a one-line UserError."""
+    p = Path(path)
+    text = read_text_file(p, "a JSON file")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise UserError(f"not valid JSON (truncated?) at line {err.lineno}, column {err.colno}: {err.msg}",
+                        source=str(p)) from None
+
+
+def _writable_parent(p: Path) -> None:
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create its folder: {err.strerror or err}", source=str(p)) from None
+    if p.is_dir():
+        raise UserError("is a directory, expected a file path", source=str(p))
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write a file whole or not at all."""
+    p = Path(path)
+    _writable_parent(p)
+    tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, p)
+    except OSError as err:
+        raise UserError(f"cannot write: {err.strerror or err}", source=str(p)) from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))

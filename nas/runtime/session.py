@@ -1,0 +1,124 @@
+"""Where and how a proxy runs: device choice, explicit thread counts, seeding."""
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from nas.runtime.errors import UserError
+
+
+# A Ray trial that raises, or whose worker process dies (OOM killer, lost node), runs again this many
+# times; then it is recorded as failed (reward 0, its error as the reason) and the run goes on.
+TRIAL_RETRIES = 1
+
+RAY_ENV = {
+    "RAY_USAGE_STATS_ENABLED": "0",  # no usage reports: nothing leaves the machine
+    "RAY_AIR_NEW_OUTPUT": "0",  # with verbose=0: no per-experiment tables on stdout
+    # Per-epoch checkpoints of short trials trip this warning by design.
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+    # Tune's own Ctrl-C handler ends fit() quietly with the trials so far, which a caller would take
+    # for a finished run; without it Ctrl-C is a KeyboardInterrupt, and the command says how to resume.
+    "TUNE_DISABLE_SIGINT_HANDLER": "1",
+}
+
+
+def available_cpus() -> int:
+    """CPUs this process may use (the affinity mask, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def limit_cpus(n: int) -> int:
+    """Keep this process, the threads it starts and its children (a local Ray, ONNX Runtime, torch)
+    on `n` of the CPUs it may use. Call it early: threads that already exist keep their mask."""
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:n])
+    torch.set_num_threads(n)
+    return n
+
+
+def set_threads(threads: int | None = None) -> int:
+    """Set torch's intra-op threads explicitly (Ray sets OMP_NUM_THREADS per task; torch may not follow)."""
+    n = threads or int(os.environ.get("OMP_NUM_THREADS", 0)) or available_cpus()
+    torch.set_num_threads(n)
+    return n
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """'auto' is CUDA when there is a GPU, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("no CUDA device is available here", field="--device")
+    if name not in ("cpu", "cuda"):
+        raise UserError(f"must be auto, cpu or cuda, got {name!r}", field="--device")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every generator a run might touch; cuDNN picks deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+
+
+def generator(seed: int, *stream: int) -> torch.Generator:
+    """A CPU torch generator for one named stream (e.g. seed, epoch): resumable and order-independent."""
+    mixed = np.random.SeedSequence([seed, *stream]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(mixed))
+
+
+@contextmanager
+def ray_session(address: str | None = None, cpus: int | None = None) -> Iterator[None]:
+    """Ray for a block: the cluster at `address`, or a private local Ray with `cpus` CPUs, left as it
+    was afterwards; a Ray already initialised (a caller's, a test's) is used as it is."""
+    import ray
+
+    for key, value in RAY_ENV.items():  # before any Tuner runs, whoever started Ray
+        os.environ.setdefault(key, value)
+    if ray.is_initialized():
+        yield
+        return
+    temp_dir = None
+    if address:
+        try:
+            ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+        except (ConnectionError, ValueError, RuntimeError) as err:
+            raise UserError(f"cannot connect to Ray at {address!r}: {err}", field="--address") from None
+    else:
+        # Ray keeps Unix sockets in its temp dir, whose paths must stay under 107 bytes.
+        temp_dir = tempfile.mkdtemp(prefix="ray_", dir="/tmp")
+        try:
+            ray.init(num_cpus=cpus or available_cpus(), include_dashboard=False, _temp_dir=temp_dir,
+                     log_to_driver=False, logging_level="ERROR")
+        except BaseException:
+            _remove_when_quiet(temp_dir)
+            raise
+    try:
+        yield
+    finally:
+        ray.shutdown()
+        if temp_dir:
+            _remove_when_quiet(temp_dir)
+
+
+def _remove_when_quiet(directory: str, attempts: int = 10) -> None:
+    """Delete Ray's temporary directory; processes still exiting may write there for a moment."""
+    for _ in range(attempts):
+        shutil.rmtree(directory, ignore_errors=True)
+        if not os.path.exists(directory):
+            return
+        time.sleep(0.3)

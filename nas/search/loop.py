@@ -1,0 +1,318 @@
+"""Drive one searcher: in-process batches for cheap proxies, Ray Tune trials for training proxies.
+
+Both write the run directory's `samples.jsonl` (one line per evaluated architecture, fsynced) and
+`searcher.pkl` (the algorithm's state, saved after every ask and tell, before the evaluations it
+covers start). A resumed run reloads the state, tells the algorithm the logged results of
+suggestions it was still waiting for (in the order they were logged, which is the order they were
+told), and re-issues the rest: no evaluation is lost and none is logged twice. In-process, the
+re-issued suggestions form a batch of their own, as they did before the interruption, so a
+resumed run continues exactly as an uninterrupted one with the same seed would have.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from nas.runtime.errors import UserError
+from nas.search.reward import RewardConfig
+from nas.runtime.jsonl import JsonlWriter, read_jsonl
+from nas.runtime.session import ray_session
+from nas.search.algorithms import Algorithm, Suggestion, load_state, save_state
+from nas.core.space import SearchSpace
+from nas.core.spec import ArchSpec
+
+SAMPLES_FILE = "samples.jsonl"
+STATE_FILE = "searcher.pkl"
+
+
+@dataclass
+class Evaluator:
+    """Latency from the device, accuracy from the proxy, and the reward that combines them.
+
+    `to_accuracy` maps a proxy result to the accuracy the reward multiplies: a training proxy's
+    top-1 as is; a zero-cost score through a map onto an accuracy scale (nas.search fits one to
+    a few short trainings). A failed evaluation scores accuracy 0 and reward 0.
+    """
+
+    device: Any
+    proxy: Any
+    reward: RewardConfig
+    to_accuracy: Callable[[dict], float] | None = None
+
+    def accuracy_of(self, result: dict) -> float:
+        if result.get("failed"):
+            return 0.0
+        if self.to_accuracy is not None:
+            return float(self.to_accuracy(result))
+        return float(result["accuracy"])
+
+    def evaluate(self, spec: ArchSpec) -> dict:
+        """The proxy's result; an exception in it (one network's problem) becomes a failed result.
+
+        A UserError (bad data path, bad flag) concerns every network and propagates.
+        """
+        start = time.perf_counter()
+        try:
+            return self.proxy.evaluate(spec)
+        except UserError:
+            raise
+        except Exception as err:  # noqa: BLE001 - recorded as the sample's reason
+            return {"score": None, "accuracy": None, "failed": True, "error": err,
+                    "reason": f"{type(err).__name__}: {err}"[:300], "seconds": time.perf_counter() - start}
+
+    def records(self, suggestions: Sequence[Suggestion], specs: Sequence[ArchSpec],
+                results: Sequence[dict]) -> list[dict]:
+        lat = self.device.predict_many(specs)
+        failed = np.array([bool(r.get("failed")) for r in results])
+        acc = np.array([self.accuracy_of(r) for r in results])
+        if self.reward.variance_aware:
+            rewards = self.reward.batch(acc, lat[:, 0], lat[:, 1], lat[:, 2])
+        else:
+            rewards = self.reward.batch(acc, lat[:, 0])
+        rewards = np.where(failed, 0.0, np.atleast_1d(rewards))
+        out = []
+        for s, spec, r, (ms, p10, p90), a, rw in zip(suggestions, specs, results, lat, acc, rewards):
+            out.append({
+                "i": s.index, "tokens": list(s.tokens), "arch": spec.to_string(), "arch_hash": spec.content_hash(),
+                "latency_ms": round(float(ms), 4), "latency_p10_ms": round(float(p10), 4),
+                "latency_p90_ms": round(float(p90), 4), "accuracy": round(float(a), 6),
+                "score": _finite_or_none(r.get("score")), "reward": round(float(rw), 6),
+                "failed": bool(r.get("failed")), "reason": r.get("reason"),
+                "eval_s": round(float(r.get("seconds") or 0.0), 4),
+            })
+        return out
+
+
+def _finite_or_none(x: Any) -> float | None:
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return None
+    return x if np.isfinite(x) else None
+
+
+class SearchRun:
+    """One search in one run directory; `samples` is the total evaluation budget."""
+
+    def __init__(self, run_dir: str | Path, space: SearchSpace, algorithm: Algorithm, evaluator: Evaluator,
+                 samples: int, resume: bool = False, progress: Callable[[int], None] | None = None):
+        self.dir = Path(run_dir)
+        self.space, self.algorithm, self.evaluator, self.samples = space, algorithm, evaluator, samples
+        self.progress = progress
+        self.dir.mkdir(parents=True, exist_ok=True)
+        state, log = self.dir / STATE_FILE, self.dir / SAMPLES_FILE
+        if not resume and (state.exists() or log.exists()):
+            raise UserError("already holds a search: pass --resume to continue it, or choose another --out",
+                            source=str(self.dir))
+        in_order = read_jsonl(log)   # a torn last line (killed mid-write) is not a sample
+        self.logged: dict[int, dict] = {}
+        for r in in_order:
+            self.logged.setdefault(r["i"], r)
+        if resume and state.exists():
+            load_state(self.algorithm, state)
+        elif self.logged:  # a log without a state: the process died before its first save
+            raise UserError("has samples.jsonl but no searcher.pkl; start a new run with another --out",
+                            source=str(self.dir))
+        self.started = time.perf_counter()
+        self.offset_s = max((r.get("wall_s", 0.0) for r in self.logged.values()), default=0.0)
+        self._writer: JsonlWriter | None = None
+        self._any_ok = any(not r.get("failed") for r in self.logged.values())
+        self._drain_logged(in_order)
+
+    # ---- bookkeeping ------------------------------------------------------------------------
+    def _save(self) -> None:
+        save_state(self.algorithm, self.dir / STATE_FILE)
+
+    def _drain_logged(self, in_order: Sequence[dict]) -> None:
+        """Tell the algorithm the logged results of suggestions it is still waiting for."""
+        a = self.algorithm
+        for record in in_order:
+            i = record["i"]
+            if i in a.outstanding:
+                self._check_tokens(record, a.outstanding[i])
+                a.tell(i, record["reward"])
+            elif i >= a.next_index:
+                raise UserError(f"sample {i} is in the log but not in the searcher's checkpoint (an older "
+                                f"searcher.pkl?); start a new run with another --out", source=str(self.dir))
+        self._save()
+
+    def _check_tokens(self, record: dict, tokens: tuple[int, ...]) -> None:
+        if tuple(record["tokens"]) != tuple(tokens):
+            raise UserError(f"sample {record['i']} in the log differs from the searcher's checkpoint (another "
+                            f"seed, space or searcher?)", source=str(self.dir / SAMPLES_FILE))
+
+    def _log(self, records: Sequence[dict]) -> None:
+        if self._writer is None:
+            self._writer = JsonlWriter(self.dir / SAMPLES_FILE)
+        wall = round(self.offset_s + time.perf_counter() - self.started, 3)
+        for r in records:
+            r["wall_s"] = wall
+        self._writer.write_many(list(records))   # on disk before the algorithm is told
+        for r in records:
+            self.logged[r["i"]] = r
+        if self.progress:
+            self.progress(len(records))
+
+    def _close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    @property
+    def done(self) -> int:
+        return self.algorithm.told
+
+    def _ask_batch(self, limit: int) -> list[Suggestion]:
+        # Re-issued suggestions were one batch before the interruption: keep them one now, so the
+        # algorithm hears their results before it proposes anything new, as it did then.
+        pending = self.algorithm.pending_reissue
+        if pending:
+            limit = pending
+        batch: list[Suggestion] = []
+        while len(batch) < limit and self.done + len(batch) < self.samples:
+            s = self.algorithm.ask()
+            if s is None:
+                break
+            batch.append(s)
+        return batch
+
+    # ---- in-process ---------------------------------------------------------------------------
+    def run_inprocess(self, batch_size: int = 16) -> list[dict]:
+        """Evaluate in this process, a batch at a time (zero-cost proxies: thousands in minutes)."""
+        try:
+            while self.done < self.samples:
+                batch = self._ask_batch(batch_size)
+                if not batch:
+                    raise RuntimeError(f"{self.algorithm.name} suggested nothing with results all in")
+                self._save()  # every asked suggestion is in the state before it is evaluated
+                records = self._evaluate(batch)
+                for r in records:
+                    self.algorithm.tell(r["i"], r["reward"])
+                self._save()
+        finally:
+            self._close()
+        return self.records()
+
+    def _evaluate(self, batch: Sequence[Suggestion]) -> list[dict]:
+        """Evaluate and log a batch; its records, in batch order."""
+        specs = [self.space.decode(s.tokens) for s in batch]
+        results = [self.evaluator.evaluate(spec) for spec in specs]
+        if not self._any_ok and all(r.get("error") is not None for r in results):
+            raise results[0]["error"]  # nothing has ever evaluated: a broken proxy, not a bad network
+        self._any_ok = self._any_ok or any(not r.get("failed") for r in results)
+        records = self.evaluator.records(batch, specs, results)
+        self._log(records)
+        return records
+
+    # ---- Ray Tune -----------------------------------------------------------------------------
+    def run_on_ray(self, proxy_config, address: str | None = None, cpus: int | None = None,
+                   asha: bool = False, max_failures: int = 1, cpus_per_trial: int = 1,
+                   trainable: Callable[[dict], None] | None = None) -> list[dict]:
+        """Each suggestion becomes a Tune trial training the spec (nas.accuracy.tune); the
+        TuneSearcher scores finished trials with the reward and tells the algorithm.
+
+        Local Ray with `cpus` CPUs unless `address` names a cluster. A trial that raises is retried
+        `max_failures` times, then logged as failed (reward 0, its error as the reason) and the
+        search goes on. With `asha`, poor trials stop after their first epoch and are scored on the
+        accuracy they reached. `trainable` replaces `proxy_trainable`: a function trainable whose
+        config holds index, tokens, arch, spec (a dict) and proxy (a ProxyConfig dict), reporting
+        `accuracy` and, when the network diverged, `failed`.
+        """
+        import ray
+        from ray import tune
+        from ray.tune.schedulers import ASHAScheduler
+
+        from nas.accuracy.tune import _total_epochs, proxy_trainable
+        from nas.search.algorithms import TuneSearcher
+
+        remaining = self.samples - self.done
+        if remaining <= 0:
+            return self.records()
+        if proxy_config.threads is None:  # each trial's torch uses exactly the CPUs Tune gave it
+            proxy_config = replace(proxy_config, threads=cpus_per_trial)
+        proxy_dict = proxy_config.to_dict()
+        if address is None and trainable is None:
+            from nas.accuracy.datasets import open_source
+
+            open_source(proxy_config.data.dataset, proxy_config.data.path)  # a bad --data: one error, not N trials
+        attempt = len(list(self.dir.glob("tune-*")))
+        experiment = self.dir.resolve() / f"tune-{attempt}"
+
+        trial_dirs = _trial_dirs()
+
+        def on_result(s: Suggestion, result: dict | None, error: bool) -> float:
+            failed = error or not result or bool(result.get("failed", False))
+            reason = (_trial_error(trial_dirs.paths.get(s.index)) if error
+                      else (result or {}).get("reason") or ("no result" if not result else None))
+            r = {"accuracy": 0.0 if failed else float(result.get("accuracy", 0.0)),
+                 "score": None if failed else result.get("accuracy"), "failed": failed,
+                 "reason": reason if failed else None, "seconds": (result or {}).get("seconds", 0.0)}
+            record = self.evaluator.records([s], [self.space.decode(s.tokens)], [r])[0]
+            self._log([record])
+            return record["reward"]
+
+        def extra_config(s: Suggestion) -> dict:
+            return {"spec": self.space.decode(s.tokens).to_dict(), "proxy": proxy_dict}
+
+        searcher = TuneSearcher(self.algorithm, on_result, metric="accuracy", mode="max", limit=self.samples,
+                                extra_config=extra_config, state_path=self.dir / STATE_FILE)
+        total_epochs = _total_epochs(proxy_config)
+        scheduler = ASHAScheduler(max_t=total_epochs, grace_period=1) if asha and total_epochs > 1 else None
+        resources = tune.with_resources(trainable or proxy_trainable, {"cpu": cpus_per_trial})
+        try:
+            with ray_session(address, cpus):
+                # As many suggestions in flight as trials can run: evolution's parents stay fresh.
+                slots = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_trial))
+                tune.Tuner(
+                    resources,
+                    tune_config=tune.TuneConfig(search_alg=searcher, num_samples=remaining, scheduler=scheduler,
+                                                reuse_actors=True, metric="accuracy", mode="max",
+                                                max_concurrent_trials=slots, trial_dirname_creator=_trial_dirname),
+                    run_config=tune.RunConfig(name=experiment.name, storage_path=str(experiment.parent),
+                                              failure_config=tune.FailureConfig(max_failures=max_failures),
+                                              callbacks=[trial_dirs],
+                                              checkpoint_config=tune.CheckpointConfig(num_to_keep=1), verbose=0),
+                ).fit()
+        finally:
+            self._close()
+        if self.done < self.samples:  # never continue the pipeline on a search that stopped short
+            raise UserError(f"Ray Tune ended after {self.done} of {self.samples} samples; continue with --resume",
+                            source=str(self.dir))
+        return self.records()
+
+    def records(self) -> list[dict]:
+        return [self.logged[i] for i in sorted(self.logged)]
+
+
+def _trial_dirs():
+    """A Tune callback that remembers each sample's trial directory on the driver, where Tune
+    writes error.txt before it tells the searcher that the trial failed."""
+    from ray.tune import Callback
+
+    class TrialDirs(Callback):
+        def __init__(self):
+            self.paths: dict[int, str] = {}
+
+        def on_trial_start(self, iteration, trials, trial, **info):
+            self.paths[trial.config["index"]] = trial.local_path
+
+    return TrialDirs()
+
+
+def _trial_error(trial_dir: str | None) -> str:
+    """The last line of a failed trial's error.txt: the exception."""
+    path = Path(trial_dir or "") / "error.txt"
+    if trial_dir and path.exists():
+        lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+        lines = [ln for ln in lines if not ln.startswith("Failure #")]
+        if lines:
+            return f"trial error: {lines[-1]}"[:300]
+    return "trial error"
+
+
+def _trial_dirname(trial) -> str:
+    return f"sample-{trial.config['index']:05d}-{trial.trial_id}"  # the config's arch string is too long

@@ -1,0 +1,156 @@
+"""The headline command: `python -m nas.search`, end to end at the smoke budget, its errors,
+and trials spread over a multi-node Ray cluster."""
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from nas.latency.devices import get_device
+from nas.runtime.jsonl import read_jsonl
+from nas.pipeline import pick_space, select_seed
+from nas.core.space import load_space
+from nas.core.spec import load_spec
+from helpers import ROOT, assert_user_error, run_cli
+
+FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.skipif(not FASHION_MNIST.is_dir(), reason="Fashion-MNIST is not installed")
+def test_smoke_pipeline_end_to_end_and_resume(tmp_path):
+    out = tmp_path / "run"
+    proc = run_cli("nas.search", "--target-ms", "50", "--budget", "smoke", "--out", str(out), "--json", timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    for key in ("final_spec", "onnx", "predicted_ms", "measured_host_ms", "proxy_accuracy", "samples", "wall_s"):
+        assert key in result, key
+    assert abs(result["predicted_ms"] / 50 - 1) <= 0.02  # pixel1: within 2% of the target
+    assert result["max_abs_diff"] <= 1e-4 and result["measured_host_ms"] > 0
+    assert result["space"] == "mobilenetv3_large"  # auto picks Large for 50 ms on pixel1
+    final = load_spec(result["final_spec"])
+    assert get_device("pixel1").predict(final).ms == pytest.approx(result["predicted_ms"], abs=1e-3)
+    for name in ("config.yaml", "best.yaml", "final.yaml", "final.onnx", "report.md", "search/samples.jsonl",
+                 "netadapt/netadapt.jsonl", "search_progress.png", "pareto.png", "summary.json"):
+        assert (out / name).exists(), name
+    samples = read_jsonl(out / "search" / "samples.jsonl")
+    assert len(samples) == result["samples"] == 96
+    assert [s["i"] for s in samples] == list(range(96))
+    report = (out / "report.md").read_text()
+    assert "mobilenetv3_large" in report and "ir_k" in report
+    assert "# ir_k" in (out / "final.yaml").read_text()  # block strings beside every row
+    # Resuming a finished run redoes nothing and answers the same.
+    again = run_cli("nas.search", "--resume", "--out", str(out), "--json", timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    second = json.loads(again.stdout.strip().splitlines()[-1])
+    assert second["final_spec"] == result["final_spec"] and second["predicted_ms"] == result["predicted_ms"]
+    assert len(read_jsonl(out / "search" / "samples.jsonl")) == 96
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--target-ms", "0"], "--target-ms"),
+    (["--target-ms", "-5"], "--target-ms"),
+    (["--target-ms", "nan"], "--target-ms"),
+    (["--target-ms", "1e9"], "--target-ms"),
+    ([], "target_ms"),
+    (["--target-ms", "50", "--budget", "huge"], "--budget"),
+    (["--target-ms", "50", "--device", "nokia3310"], "unknown device"),
+    (["--target-ms", "50", "--space", "nope"], "unknown search space"),
+    (["--target-ms", "50", "--seed", "-1"], "--seed"),
+    (["--resume", "--out", "/nonexistent/run"], "config.yaml"),
+    (["--target-ms", "50", "--config", "/nonexistent.yaml"], "not found"),
+])
+def test_bad_flags_are_one_line(args, needle, tmp_path):
+    out = [] if "--out" in args else ["--out", str(tmp_path / "run")]
+    assert_user_error(run_cli("nas.search", *args, *out, timeout=120), needle)
+    assert not (tmp_path / "run" / "final.yaml").exists()
+
+
+@pytest.mark.parametrize("text, field", [("target_ms: 50\nbogus: 1\n", "bogus"),
+                                         ("target_ms: [50\n", "YAML syntax"),
+                                         ("target_ms: fast\n", "target_ms"),
+                                         ("target_ms: 50\nreward_w: 3\n", "reward_w")])
+def test_bad_config_files(tmp_path, text, field):
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    proc = run_cli("nas.search", "--config", str(path), "--out", str(tmp_path / "run"), timeout=120)
+    assert_user_error(proc, "run.yaml", field)
+
+
+def test_shipped_configs_are_valid():
+    from nas.pipeline import DEFAULTS, validate_config
+    for name in ("reproduce_large", "reproduce_small", "custom_host"):
+        path = ROOT / "experiments" / f"{name}.yaml"
+        config = validate_config({**DEFAULTS, **yaml.safe_load(path.read_text())}, str(path))
+        load_space(config["space"])
+
+
+def test_space_auto_follows_the_target():
+    device = get_device("pixel1")
+    assert pick_space({"space": "auto", "target_ms": 50.0}, device)[0].name == "mobilenetv3_large"
+    assert pick_space({"space": "auto", "target_ms": 15.0}, device)[0].name == "mobilenetv3_small"
+
+
+def test_select_seed_prefers_networks_just_above_the_target():
+    space = load_space("mobilenetv3_large")
+    device = get_device("pixel1")
+    rng = np.random.default_rng(0)
+    specs = [space.sample_spec(rng) for _ in range(60)]
+    lat = device.predict_many(specs)[:, 0]
+    target = float(np.median(lat))
+    records = [{"i": i, "arch": s.to_string(), "latency_ms": float(ms), "reward": -abs(ms - target) + i * 1e-6,
+                "failed": False} for i, (s, ms) in enumerate(zip(specs, lat))]
+    best, note = select_seed(records, space, device, target)
+    assert target <= device.predict(best).ms <= 1.3 * target
+    # Nothing above the target: the best network is widened until it reaches it.
+    below = [r for r in records if r["latency_ms"] < target]
+    widened, note = select_seed(below, space, device, target)
+    assert "widened" in note and device.predict(widened).ms >= target
+
+
+def _where(config):
+    import time
+
+    import ray
+    from ray import tune
+    time.sleep(2)  # long enough that one node cannot take every trial while the other starts
+    tune.report({"accuracy": 0.5, "node": ray.get_runtime_context().get_node_id()})
+
+
+def test_trials_spread_over_two_nodes(tmp_path):
+    """A search joined to a cluster (--address) runs its trials on every node."""
+    from ray.cluster_utils import Cluster
+
+    from nas.accuracy.config import ProxyConfig
+    from nas.search.reward import RewardConfig
+    from nas.search.loop import Evaluator, SearchRun
+    from nas.search.algorithms import make_algorithm
+
+    import sys
+
+    from ray import cloudpickle
+
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    os.makedirs("/tmp/ray", exist_ok=True)  # Ray records the cluster address there
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
+    import ray
+    ray.shutdown()  # a Ray left running by an earlier test would take the trials instead of the cluster
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    try:
+        space = load_space(ROOT / "tests" / "data" / "tiny_space.yaml")
+        ev = Evaluator(get_device("pixel1"), None, RewardConfig.hard(1.3))
+        run = SearchRun(tmp_path, space, make_algorithm("random", space, seed=0), ev, 6)
+        run.run_on_ray(ProxyConfig(), address=cluster.address, trainable=_where)
+        nodes = set()
+        for result in tmp_path.glob("tune-*/*/result.json"):
+            for line in result.read_text().splitlines():
+                nodes.add(json.loads(line)["node"])
+        assert len(read_jsonl(tmp_path / "samples.jsonl")) == 6
+        assert len(nodes) >= 2, nodes
+    finally:
+        import ray
+        ray.shutdown()
+        cluster.shutdown()

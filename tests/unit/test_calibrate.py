@@ -1,0 +1,164 @@
+"""Calibrated devices: the fit recovers known costs, predictions behave physically, the shipped
+pixel1 device matches the paper, and bad measurement files are one-line user errors."""
+import json
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from helpers import REFERENCE, ROOT, assert_user_error, run_cli
+from nas.runtime.errors import UserError
+from nas.latency.calibrate import (MODELS, CalibratedDevice, calibrate, feature_matrix, load_calibrated_device,
+                                   load_measurements)
+from nas.core.spec import load_spec, scale_width
+
+PUBLISHED = ROOT / "latency_tables" / "pixel1_published.yaml"
+SHIPPED = ROOT / "latency_tables" / "pixel1.yaml"
+NAMES = ["mobilenetv3_large", "mobilenetv3_small", "mnasnet_a1", "mnasnet_small", "mobilenetv2_100",
+         "proxylessnas_mobile", "mobilenetv3_large_minimalistic", "mobilenetv3_small_minimalistic"]
+
+
+@pytest.fixture(scope="module")
+def synthetic_specs():
+    base = [load_spec(REFERENCE / f"{n}.yaml") for n in NAMES]
+    return base + [scale_width(base[0], 1.25), scale_width(base[1], 0.5), scale_width(base[5], 0.75)]
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_fit_recovers_known_coefficients(model, synthetic_specs):
+    features = MODELS[model]
+    known = np.linspace(0.2, 1.4, len(features))
+    ms = feature_matrix(synthetic_specs, features) @ known
+    fit, fits = calibrate(synthetic_specs, ms, model)
+    assert fit.model == model and len(fits) == 1
+    np.testing.assert_allclose(fit.coef, known, rtol=1e-6)
+    assert fit.loo_max_pct < 1e-4  # exact data: every held-out network is predicted exactly
+
+
+def test_auto_picks_lowest_leave_one_out_error(synthetic_specs):
+    ms = feature_matrix(synthetic_specs, MODELS["macs_se"]) @ np.array([0.2, 0.4, 7.0, 0.2])
+    fit, fits = calibrate(synthetic_specs, ms)
+    assert {f.model for f in fits} == set(MODELS)
+    # Models that contain the true one fit exactly too; the tie goes to the simplest.
+    assert fit.model == "macs_se" and fit.loo_max_pct < 1e-4
+    assert all(f.loo_rms_pct > 1 for f in fits if "se_elements" not in f.features)
+
+
+def test_too_few_networks_is_a_user_error(synthetic_specs):
+    ms = np.full(4, 10.0)
+    with pytest.raises(UserError, match="at least 5"):
+        calibrate(synthetic_specs[:4], ms)
+
+
+@pytest.fixture(scope="module")
+def pixel1() -> CalibratedDevice:
+    return load_calibrated_device(SHIPPED)
+
+
+def test_pixel1_grows_with_width_and_kernel(pixel1):
+    spec = load_spec(REFERENCE / "mobilenetv3_large.yaml")
+    assert pixel1.predict(scale_width(spec, 1.25)).ms > pixel1.predict(spec).ms
+    blocks = list(spec.blocks)
+    assert blocks[2].k == 3
+    blocks[2] = replace(blocks[2], k=5)
+    assert pixel1.predict(spec.with_blocks(blocks)).ms > pixel1.predict(spec).ms
+    assert all(c >= 0 for c in pixel1.coef) and pixel1.coef[pixel1.features.index("dw_macs")] > 0
+
+
+def test_pixel1_is_deterministic_and_matches_the_paper(pixel1):
+    spec = load_spec(REFERENCE / "mobilenetv3_large.yaml")
+    first, second = pixel1.predict(spec), pixel1.predict(spec)
+    assert first == second
+    assert abs(first.ms / 51.0 - 1) <= 0.04
+    assert first.p10 <= first.ms <= first.p90
+    many = pixel1.predict_many([spec, scale_width(spec, 0.75)])
+    assert many.shape == (2, 3) and many[0, 0] == first.ms
+    assert pixel1.info["loo"]["median_abs_err_pct"] <= 4 and pixel1.info["loo"]["max_abs_err_pct"] <= 16
+
+
+def test_truncated_or_corrupt_device_file(tmp_path):
+    lines = SHIPPED.read_text().splitlines(keepends=True)
+    cut = tmp_path / "cut.yaml"
+    cut.write_text("".join(lines[:-3]))
+    with pytest.raises(UserError, match="cut.yaml.*n_networks"):
+        load_calibrated_device(cut)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SHIPPED.read_text().replace('"dw_macs": 0.', '"dw_macs": -0.'))
+    with pytest.raises(UserError, match="bad.yaml.*coefficients.dw_macs"):
+        load_calibrated_device(bad)
+
+
+def test_cli_calibrates_the_published_file(tmp_path):
+    out = tmp_path / "p1.yaml"
+    proc = run_cli("nas.latency", "calibrate", "--device", "p1", "--measurements", str(PUBLISHED),
+                   "--out", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    for key in ("device", "model", "coefficients", "loo_median_abs_err_pct", "loo_max_abs_err_pct", "networks"):
+        assert key in r
+    assert len(r["networks"]) == 11 and r["loo_median_abs_err_pct"] <= 4 and r["loo_max_abs_err_pct"] <= 16
+    # The shipped pixel1 device is exactly what the command fits to the shipped measurements.
+    shipped = load_calibrated_device(SHIPPED)
+    assert r["model"] == shipped.info["model"]
+    assert set(r["coefficients"]) == set(shipped.features)
+    np.testing.assert_allclose([r["coefficients"][f] for f in shipped.features], shipped.coef, rtol=1e-9)
+    fitted = load_calibrated_device(out)
+    assert fitted.name == "p1" and fitted.features == shipped.features
+    assert [p.name for p in tmp_path.iterdir()] == ["p1.yaml"]
+
+
+def test_csv_measurements(tmp_path):
+    rows = ["spec,ms,source"] + [f"search_spaces/reference/{n}.yaml,{10 + i},bench" for i, n in enumerate(NAMES)]
+    path = tmp_path / "m.csv"
+    path.write_text("\n".join(rows) + "\n")
+    device, ms = load_measurements(path)
+    assert device == {} and [m.ms for m in ms] == [10.0 + i for i in range(len(NAMES))]
+
+
+GOOD_ROW = "  - {spec: search_spaces/reference/mobilenetv3_large.yaml, ms: 51.0}\n"
+
+
+def _rows(*names: str, ms: str = "20.0") -> str:
+    return "".join(f"  - {{spec: search_spaces/reference/{n}.yaml, ms: {ms}}}\n" for n in names)
+
+
+BAD_FILES = {
+    "missing_spec.yaml": ("measurements:\n  - {spec: search_spaces/reference/nope.yaml, ms: 3}\n",
+                          "measurements[0].spec"),
+    "zero_ms.yaml": ("measurements:\n" + GOOD_ROW + _rows("mnasnet_a1", ms="0"), "measurements[1].ms"),
+    "nan_ms.yaml": ("measurements:\n" + _rows("mnasnet_a1", ms=".nan"), "measurements[0].ms"),
+    "duplicate.yaml": ("measurements:\n" + GOOD_ROW + GOOD_ROW, "measurements[1].spec"),
+    "too_few.yaml": ("measurements:\n" + _rows(*NAMES[:4]), "at least 5"),
+    "no_rows.yaml": ("device: {name: x}\n", "measurements"),
+    "header_only.csv": ("spec,ms\n", "measurements"),
+    "bad_ms.csv": ("spec,ms\nsearch_spaces/reference/mnasnet_a1.yaml,fast\n", "measurements[0].ms"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_FILES))
+def test_bad_measurement_files(name, tmp_path):
+    text, needle = BAD_FILES[name]
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(UserError) as err:
+        device, rows = load_measurements(path)
+        calibrate([m.spec for m in rows], [m.ms for m in rows], source=str(path))
+    message = str(err.value)
+    assert name in message and needle in message and "\n" not in message
+
+
+def test_cli_bad_measurement_file_is_one_line(tmp_path):
+    path = tmp_path / "nan_ms.yaml"
+    path.write_text(BAD_FILES["nan_ms.yaml"][0])
+    proc = run_cli("nas.latency", "calibrate", "--device", "x", "--measurements", str(path),
+                   "--out", str(tmp_path / "x.yaml"))
+    assert_user_error(proc, "nan_ms.yaml", "measurements[0].ms")
+    assert not (tmp_path / "x.yaml").exists()
+
+
+def test_pixel1_prediction_is_finite_for_odd_geometry(pixel1):
+    spec = load_spec(REFERENCE / "mobilenetv3_small.yaml")
+    odd = replace(spec, resolution=97, blocks=tuple(replace(b, k=7) for b in spec.blocks))
+    p = pixel1.predict(odd)
+    assert math.isfinite(p.ms) and 0 < p.ms < pixel1.predict(replace(odd, resolution=224)).ms

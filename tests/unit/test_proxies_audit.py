@@ -1,0 +1,130 @@
+"""The audit's statistics and its resumable result cache (the end-to-end run is in test_proxies_cli)."""
+import json
+import math
+
+import pytest
+
+from nas.accuracy.audit import (ResultCache, correlation, rank_values, recommend, sample_specs, summarise,
+                               tau_standard_error)
+
+
+def test_sample_specs_are_distinct_and_repeatable():
+    a = sample_specs("mobilenetv3_small", 5, seed=0)
+    assert len({s.content_hash() for s in a}) == 5
+    assert [s.content_hash() for s in sample_specs("mobilenetv3_small", 5, seed=0)] == [s.content_hash() for s in a]
+    # A larger audit with the same seed extends a smaller one: its cached results are reused.
+    assert [s.content_hash() for s in sample_specs("mobilenetv3_small", 8, seed=0)][:5] == [s.content_hash() for s in a]
+
+
+def test_correlation_and_undefined_cases():
+    tau, rho = correlation([1, 2, 3, 4], [10, 20, 30, 40])
+    assert tau == pytest.approx(1.0) and rho == pytest.approx(1.0)
+    assert correlation([1, 2, 3], [3, 2, 1])[0] == pytest.approx(-1.0)
+    assert correlation([1, 1, 1], [1, 2, 3]) == (None, None)
+    assert correlation([1], [1]) == (None, None)
+
+
+def test_failed_scores_rank_last():
+    results = [{"score": 5.0}, {"score": None, "failed": True}, {"score": -3.0}, None]
+    values = rank_values(results)
+    assert values[0] == 5.0 and values[2] == -3.0 and values[1] < -3.0 and values[3] < -3.0
+
+
+def test_recommend_takes_the_cheapest_within_one_standard_error():
+    n = 20
+    se = tau_standard_error(n)
+    table = [
+        {"proxy": "train-2ep", "kendall_tau": 0.6, "seconds": 20.0},
+        {"proxy": "train-1ep", "kendall_tau": 0.6 - se / 2, "seconds": 10.0},
+        {"proxy": "naswot", "kendall_tau": 0.6 - 2 * se, "seconds": 0.1},
+        {"proxy": "params", "kendall_tau": 0.7, "seconds": 0.0},  # a baseline: never recommended
+    ]
+    assert recommend(table, n) == "train-1ep"
+    assert recommend([{"proxy": "zen", "kendall_tau": -0.2, "seconds": 0.1}], n) is None
+
+
+def test_summarise_reports_every_proxy():
+    rows = [{"reference": {"score": a, "accuracy": a, "seconds": 9.0},
+             "naswot": {"score": s, "seconds": 0.1}, "params": {"score": p, "seconds": 0.0}}
+            for a, s, p in [(0.5, 1.0, 3.0), (0.6, 2.0, 1.0), (0.7, 3.0, 2.0)]]
+    summary = summarise(rows, ["naswot", "params"], [True, True])
+    assert summary["kendall_tau"]["naswot"] == pytest.approx(1.0)
+    assert summary["seconds"] == {"naswot": 0.1, "params": 0.0}
+    assert summary["reference"]["accuracy_mean"] == pytest.approx(0.6)
+    assert summary["recommended"] == "naswot"
+    json.dumps(summary, allow_nan=False)
+
+
+def test_result_cache_survives_a_torn_line(tmp_path):
+    path = tmp_path / "results.jsonl"
+    cache = ResultCache(path)
+    cache.put("abc", "naswot", "f1", {"score": 1.5})
+    with open(path, "a") as f:
+        f.write('{"arch_hash": "def", "proxy": "na')  # interrupted mid-write
+    again = ResultCache(path)
+    assert again.get("abc", "naswot", "f1") == {"score": 1.5}
+    assert again.get("abc", "naswot", "other-fingerprint") is None
+    again.put("def", "zen", "f1", {"score": 2.0})  # starts on a fresh line
+    assert ResultCache(path).get("def", "zen", "f1") == {"score": 2.0}
+    assert tau_standard_error(20) == pytest.approx(math.sqrt(2 * 45 / (9 * 20 * 19)))
+
+
+# ---- cascades -------------------------------------------------------------------------------
+
+class FakeProxy:
+    """A proxy whose results are given: scores by architecture name."""
+
+    def __init__(self, name, scores, cheap):
+        self.name, self.scores, self.cheap, self.calls = name, scores, cheap, []
+
+    def evaluate(self, spec):
+        self.calls.append(spec.name)
+        s = self.scores[spec.name]
+        return {"proxy": self.name, "score": s, "accuracy": None if self.cheap else s, "seconds": 1.0,
+                "failed": False}
+
+    def fingerprint(self):
+        return self.name
+
+
+def test_cascade_trains_only_what_passes_the_screen():
+    from dataclasses import replace
+
+    from nas.accuracy.cascade import CascadeProxy
+    from helpers.data import TINY
+
+    specs = [replace(TINY, name=f"a{i}") for i in range(6)]
+    zen = FakeProxy("zen", {"a0": 5, "a1": 1, "a2": 9, "a3": 0, "a4": 7, "a5": None}, cheap=True)
+    train = FakeProxy("train", {"a0": 0.5, "a1": 0.4, "a2": 0.7, "a3": 0.2, "a4": 0.6, "a5": 0.9}, cheap=False)
+    cascade = CascadeProxy(zen, train, keep=0.5, warmup=2)
+    results = [cascade.evaluate(s) for s in specs]
+    assert train.calls == ["a0", "a1", "a2", "a4"]  # a3 is below the running median, a5 has no score
+    assert [r["screened"] for r in results] == [False, False, False, True, False, True]
+    assert results[3]["accuracy"] == 0.4 and results[3]["seconds"] == 1.0  # the lowest trained accuracy
+    assert results[2]["accuracy"] == 0.7 and results[2]["seconds"] == 2.0
+    assert cascade.name == "zen>train"
+    state = cascade.state_dict()
+    again = CascadeProxy(zen, train, keep=0.5, warmup=2)
+    again.load_state_dict(state)
+    assert again.screen.seen == cascade.screen.seen and again.floor() == 0.4
+
+
+def test_steady_state_cascade_scores():
+    from nas.accuracy.cascade import steady_state
+
+    cheap = [{"score": s, "seconds": 0.1} for s in (1, 2, 3, 4)]
+    train = [{"accuracy": a, "seconds": 10.0} for a in (0.9, 0.5, 0.7, 0.6)]
+    scores, seconds = steady_state(cheap, train, keep=0.5)
+    assert scores == [0.6, 0.6, 0.7, 0.6] and seconds == pytest.approx(0.1 + 5.0)
+
+
+def test_make_proxy_builds_cascades():
+    from nas.runtime.errors import UserError
+    from nas.accuracy import make_proxy
+    from nas.accuracy.cascade import CascadeProxy
+
+    proxy = make_proxy("zen>train", "smoke")
+    assert isinstance(proxy, CascadeProxy) and proxy.name == "zen>train" and not proxy.cheap
+    for bad in ("train>zen", "zen>naswot", "zen>train>train"):
+        with pytest.raises(UserError, match="cascade"):
+            make_proxy(bad)
