@@ -8,7 +8,7 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist
 TARGET_MS ?= 50
 PYTEST_ARGS ?=
 
-.PHONY: setup data search test test-slow clean
+.PHONY: setup data search test test-slow wheel-check clean
 
 setup: $(STAMP)
 
@@ -41,5 +41,9 @@ test: $(STAMP) data
 test-slow: $(STAMP) data
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
 
+# The wheel in a fresh venv, used from outside the checkout (CI runs it after `make test`).
+wheel-check: data
+	PYTHON=$(PYTHON) .ci/wheel_check.sh
+
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build dist *.egg-info

@@ -1,6 +1,6 @@
 """Print an architecture's parameters, multiply-adds and (with --device) predicted latency.
 
-    python -m nas.inspect SPEC.yaml [--device host|pixel1|NAME] [--json]
+    python -m nas.inspect SPEC.yaml|NAME [--device host|pixel1|NAME] [--json]
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ if __name__ == "__main__":  # Ctrl-C while the imports below load torch: one lin
     exit_quietly_on_ctrl_c()
 
 from nas.runtime.cli import ArgumentParser, emit, run_main
-from nas.core.model import count_macs, count_params
+from nas.core.counts import count_macs, count_params  # from the spec alone: no torch
 from nas.core.spec import load_spec
 
 
@@ -45,8 +45,8 @@ def _human(r: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(prog="python -m nas.inspect", description=__doc__.strip().splitlines()[0])
-    p.add_argument("spec", help="architecture spec (YAML)")
-    p.add_argument("--device", help="latency device: host, pixel1 or a table name under latency_tables/")
+    p.add_argument("spec", help="architecture spec: a YAML file or a published one by name (mobilenetv3_large)")
+    p.add_argument("--device", help="latency device: host, pixel1, a table name under latency_tables/ or a path")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = p.parse_args(argv)
     emit(inspect_spec(load_spec(args.spec), args.device), args.json, _human)

@@ -29,8 +29,12 @@ import torch
 from nas.export.onnx import export_spec
 from nas.latency.devices import get_device
 from nas.core.model import count_macs, count_params
-from nas.netadapt.run import (NetAdaptBudget, ProxyTask, atomic_torch_save, cpu_state, load_state, make_config,
-                          predict_ms, run_netadapt, stream_seed)
+from nas.budgets import NetAdaptBudget
+from nas.netadapt.config import make_config, stream_seed
+from nas.netadapt.finetune import ProxyTask, cpu_state
+from nas.netadapt.proposals import predict_ms
+from nas.netadapt.run import run_netadapt
+from nas.runtime.files import load_state, save_state
 from nas.accuracy.config import DataConfig, TrainConfig
 from nas.accuracy.data import load_data
 from nas.accuracy.train import evaluate_accuracy
@@ -143,7 +147,7 @@ def main() -> None:
             print(f"seed {seed}: training {spec.name} for {args.seed_steps} steps ...", file=sys.stderr)
             trained = task.run(spec, None, train, seed)
             state, seed_acc = trained["state"], trained["accuracy"]
-            atomic_torch_save(state, seed_pt)
+            save_state(state, seed_pt)
         rows.append(row("seed", seed, spec, seed_ms, seed_acc, test_top1(task, test, spec, state), 0, {}))
 
         na = run_netadapt(spec, target, device, weights=seed_pt, data=data, budget=budget,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "nas.accuracy.config": ("BUDGETS", "Budget", "DataConfig", "ProxyConfig", "TrainConfig", "get_budget"),
+    "nas.accuracy.config": ("DataConfig", "ProxyConfig", "TrainConfig"),
     "nas.accuracy.data": ("ProxyData", "load_data"),
     "nas.accuracy.proxy": ("DEFAULT_PROXY", "Proxy", "TrainingProxy", "ZeroCostScorer", "make_proxy", "proxy_names"),
     "nas.accuracy.cascade": ("CascadeProxy",),

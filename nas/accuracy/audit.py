@@ -8,9 +8,7 @@ proxy's fingerprint, so an interrupted audit resumes where it stopped.
 """
 from __future__ import annotations
 
-import json
 import math
-import os
 import statistics
 import time
 from dataclasses import asdict, dataclass
@@ -22,8 +20,10 @@ from scipy import stats
 from tqdm import tqdm
 
 from nas.runtime.errors import UserError
+from nas.runtime.jsonl import JsonlWriter, read_jsonl
 from nas.accuracy.cascade import steady_state
-from nas.accuracy.config import Budget, DataConfig, ProxyConfig, jsonable
+from nas.accuracy.config import DataConfig, ProxyConfig, jsonable
+from nas.budgets import AccuracyBudget
 from nas.accuracy.proxy import TrainingProxy, audit_proxies
 from nas.runtime.session import TRIAL_RETRIES
 from nas.core.spec import ArchSpec
@@ -51,35 +51,31 @@ def sample_specs(space_name: str, samples: int, seed: int) -> list[ArchSpec]:
 # ---- resumable results ----------------------------------------------------------------------
 
 class ResultCache:
-    """Append-only JSON lines of results; a torn last line (an interrupted write) is ignored."""
+    """The results log (nas.runtime.jsonl: a torn last line, from an interrupted write, is dropped)."""
 
     def __init__(self, path: Path):
         self.path = path
         self.entries: dict[tuple[str, str, str], dict[str, Any]] = {}
-        self._torn = False  # the file ends mid-line: the next entry starts on a fresh one
-        if path.exists():
-            text = path.read_text()
-            self._torn = bool(text) and not text.endswith("\n")
-            for line in text.splitlines():
-                try:
-                    e = json.loads(line)
-                    self.entries[(e["arch_hash"], e["proxy"], e["fingerprint"])] = e["result"]
-                except (ValueError, KeyError, TypeError):
-                    continue
+        self._writer: JsonlWriter | None = None
+        for e in read_jsonl(path):
+            try:
+                self.entries[(e["arch_hash"], e["proxy"], e["fingerprint"])] = e["result"]
+            except (KeyError, TypeError):
+                continue  # not a result of ours: computed again
 
     def get(self, arch_hash: str, proxy: str, fingerprint: str) -> dict[str, Any] | None:
         return self.entries.get((arch_hash, proxy, fingerprint))
 
     def put(self, arch_hash: str, proxy: str, fingerprint: str, result: dict[str, Any]) -> None:
         self.entries[(arch_hash, proxy, fingerprint)] = result
-        line = json.dumps({"arch_hash": arch_hash, "proxy": proxy, "fingerprint": fingerprint, "result": result},
-                          sort_keys=True, allow_nan=False)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a") as f:
-            f.write(("\n" if self._torn else "") + line + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        self._torn = False
+        if self._writer is None:  # opened once: it reads the log whole to cut off a torn line
+            self._writer = JsonlWriter(self.path)
+        self._writer.write({"arch_hash": arch_hash, "proxy": proxy, "fingerprint": fingerprint, "result": result})
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
 
 # ---- the audit ------------------------------------------------------------------------------
@@ -88,7 +84,7 @@ class ResultCache:
 class AuditConfig:
     space: str
     samples: int
-    budget: Budget
+    budget: AccuracyBudget
     data: DataConfig
     seed: int = 0
     device: str = "auto"
@@ -106,16 +102,18 @@ def run_audit(config: AuditConfig, out_dir: Path, progress: bool = True) -> dict
     reference = TrainingProxy("reference", ProxyConfig(config.data, config.budget.reference, config.seed,
                                                        config.device, config.threads))
     proxies = audit_proxies(config.budget, config.data, config.seed, config.device, config.threads)
-    if config.address is not None or config.ray_cpus is not None:
-        _references_on_ray(specs, reference, cache, config, out_dir)
-
-    todo = [(spec, p) for spec in specs for p in (reference, *proxies)
-            if cache.get(spec.content_hash(), p.name, p.fingerprint()) is None]
-    with tqdm(total=len(todo), desc="audit", unit="eval", disable=not progress or None, leave=False) as bar:
-        for spec, proxy in todo:
-            bar.set_postfix_str(f"{proxy.name} {spec.content_hash()[:8]}")
-            cache.put(spec.content_hash(), proxy.name, proxy.fingerprint(), jsonable(proxy.evaluate(spec)))
-            bar.update()
+    try:
+        if config.address is not None or config.ray_cpus is not None:
+            _references_on_ray(specs, reference, cache, config, out_dir)
+        todo = [(spec, p) for spec in specs for p in (reference, *proxies)
+                if cache.get(spec.content_hash(), p.name, p.fingerprint()) is None]
+        with tqdm(total=len(todo), desc="audit", unit="eval", disable=not progress or None, leave=False) as bar:
+            for spec, proxy in todo:
+                bar.set_postfix_str(f"{proxy.name} {spec.content_hash()[:8]}")
+                cache.put(spec.content_hash(), proxy.name, proxy.fingerprint(), jsonable(proxy.evaluate(spec)))
+                bar.update()
+    finally:
+        cache.close()
 
     rows = [{"arch_hash": s.content_hash(), "arch": s.to_string(),
              **{p.name: cache.get(s.content_hash(), p.name, p.fingerprint()) for p in (reference, *proxies)}}

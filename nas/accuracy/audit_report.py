@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from nas.accuracy.audit import CASCADE_KEEP, rank_values
-from nas.runtime.files import atomic_write_text
+from nas.runtime.files import atomic_write, atomic_write_text
 
 
 KIND_COLOURS = {"zero-cost": "C0", "training": "C1", "cascade": "C2"}
@@ -101,11 +100,4 @@ def _plots(summary: dict[str, Any], rows: list[dict[str, Any]], scatter: Path, f
 
 
 def _save(fig, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-    try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write(path, lambda f: fig.savefig(f, format=path.suffix.lstrip(".") or "png", dpi=110))

@@ -1,8 +1,8 @@
-"""What a proxy evaluation is: the data task, the training recipe, and the named budgets.
+"""What a proxy evaluation is: the data task and the training recipe.
 
 Everything here is plain frozen data with a dict form, so that a configuration can travel into a
-Ray trial, key a result cache, and be printed in a report. The budget table is the one place
-where the sizes of proxy and reference training are decided.
+Ray trial, key a result cache, and be printed in a report. The named sizes of proxy and reference
+training are the accuracy parts of the one budget table, `nas.budgets`.
 """
 from __future__ import annotations
 
@@ -163,56 +163,6 @@ class ProxyConfig:
         d = self.to_dict()
         d.pop("device"), d.pop("threads")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
-
-
-@dataclass(frozen=True)
-class Budget:
-    """How much a proxy and the audit's reference may spend.
-
-    `proxy` is the training proxy a search calls ("train"); the audit also measures it shortened
-    to each of `audit_epochs`, against `reference`: longer training on more data. `zero_cost_batch`
-    is the minibatch the data-dependent zero-cost scores see.
-    """
-
-    name: str
-    proxy: TrainConfig
-    reference: TrainConfig
-    audit_epochs: tuple[int, ...] = (1, 2)
-    zero_cost_batch: int = 64
-
-
-# Sized on a 2-core CPU (experiments/benchmarks/proxy_throughput.py): a MobileNetV3-Large proxy
-# at 32x32 trains at about 500 images/s there. `default` keeps the N=20 audit near 40 minutes;
-# `paper` is MnasNet's protocol on the proxy task (5 epochs on the whole training pool). The
-# one-epoch proxies take a higher peak rate than the standard rule: 31 steps at batch 64 learn
-# far more at 0.25 than at 0.05 (about 0.5 against 0.2 top-1 on Fashion-MNIST).
-BUDGETS: dict[str, Budget] = {
-    "smoke": Budget(
-        name="smoke",
-        proxy=TrainConfig(train_images=256, val_images=256, epochs=1, batch_size=32, lr=0.125, bn_images=128),
-        reference=TrainConfig(train_images=512, val_images=256, epochs=2, batch_size=32, bn_images=128),
-        zero_cost_batch=16,
-    ),
-    "default": Budget(
-        name="default",
-        proxy=TrainConfig(train_images=2000, val_images=2000, epochs=1, batch_size=64, lr=0.25),
-        reference=TrainConfig(train_images=10000, val_images=5000, epochs=5, batch_size=128),
-    ),
-    "paper": Budget(
-        name="paper",
-        proxy=TrainConfig(train_images=50000, val_images=10000, epochs=5, batch_size=128, bn_images=2000),
-        reference=TrainConfig(train_images=50000, val_images=10000, epochs=30, batch_size=128, bn_images=2000),
-        audit_epochs=(1, 2, 5),
-        zero_cost_batch=128,
-    ),
-}
-
-
-def get_budget(name: str) -> Budget:
-    try:
-        return BUDGETS[name]
-    except KeyError:
-        raise UserError(f"unknown budget {name!r} (one of {', '.join(BUDGETS)})", field="--budget") from None
 
 
 def jsonable(value: Any) -> Any:

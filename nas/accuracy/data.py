@@ -7,6 +7,7 @@ MobileNets on CPU, and what cuDNN prefers).
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -18,6 +19,7 @@ from nas.accuracy.config import DataConfig
 from nas.accuracy.datasets import ImageSource, open_source
 
 MAX_VAL_POOL = 10_000
+log = logging.getLogger(__name__)
 
 
 @dataclass(eq=False)
@@ -86,6 +88,8 @@ def _load_cached(config: DataConfig, train_images: int, val_images: int, device:
     train_pool, val_pool = split_indices(len(source), config.val_size, config.split_seed)
     # Subsets are prefixes of the pools, so a smaller budget sees a subset of a larger one's data.
     train_idx, val_idx = train_pool[:train_images], val_pool[:val_images]
+    log.debug("data %s (%s): %d train / %d held-out images at %dpx on %s", config.dataset,
+              config.path or "default path", len(train_idx), len(val_idx), config.resolution, device)
     return _to_tensors(source, config.resolution, train_idx, val_idx, torch.device(device))
 
 

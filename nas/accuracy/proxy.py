@@ -23,7 +23,8 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from nas.runtime.errors import UserError
-from nas.accuracy.config import Budget, DataConfig, ProxyConfig, TrainConfig, get_budget, with_length
+from nas.accuracy.config import DataConfig, ProxyConfig, TrainConfig, with_length
+from nas.budgets import AccuracyBudget, Budget, get_budget
 from nas.accuracy.data import ProxyData, load_data
 from nas.runtime.session import select_device, set_threads
 from nas.accuracy.train import adapt_spec, train_spec
@@ -32,8 +33,8 @@ from nas.core.spec import ArchSpec
 
 _LENGTH = re.compile(r"train-(\d+)(ep|steps)")
 TRAINING_NAMES = ("train", "train-<E>ep", "train-<S>steps", "reference")
-# The N=20 audit's pick by fidelity per second (README, "Accuracy proxies"): the search ranks
-# with MACs and spends training on NetAdapt.
+# The N=20 audit's pick by fidelity per second (docs/accuracy.md, "The default proxy"): the
+# search ranks with MACs and spends training on NetAdapt.
 DEFAULT_PROXY = "macs"
 
 
@@ -111,7 +112,7 @@ class ZeroCostScorer(Proxy):
                 "arch_hash": spec.content_hash()}
 
 
-def training_config(name: str, budget: Budget) -> TrainConfig:
+def training_config(name: str, budget: AccuracyBudget) -> TrainConfig:
     """The training recipe a training-proxy name stands for under a budget."""
     if name == "train":
         return budget.proxy
@@ -124,10 +125,12 @@ def training_config(name: str, budget: Budget) -> TrainConfig:
     return with_length(budget.proxy, epochs=n) if m.group(2) == "ep" else with_length(budget.proxy, steps=n)
 
 
-def make_proxy(name: str, budget: str | Budget = "default", data: DataConfig | None = None, seed: int = 0,
-               device: str = "auto", threads: int | None = None, train: TrainConfig | None = None) -> Proxy:
-    """The named proxy under a budget; `train` replaces the budget's recipe for a training proxy."""
+def make_proxy(name: str, budget: str | Budget | AccuracyBudget = "default", data: DataConfig | None = None,
+               seed: int = 0, device: str = "auto", threads: int | None = None,
+               train: TrainConfig | None = None) -> Proxy:
+    """The named proxy under a budget (its accuracy part); `train` replaces the budget's recipe for a training proxy."""
     budget = get_budget(budget) if isinstance(budget, str) else budget
+    budget = budget.accuracy if isinstance(budget, Budget) else budget
     data = data or DataConfig()
     if ">" in name:
         from nas.accuracy.cascade import CascadeProxy
@@ -147,7 +150,7 @@ def proxy_names() -> list[str]:
     return [*ZERO_COST, *TRAINING_NAMES, "<zero-cost>><training>"]
 
 
-def audit_proxies(budget: Budget, data: DataConfig, seed: int = 0, device: str = "auto",
+def audit_proxies(budget: AccuracyBudget, data: DataConfig, seed: int = 0, device: str = "auto",
                   threads: int | None = None) -> list[Proxy]:
     """Every proxy the fidelity audit measures: the short trainings and each zero-cost score."""
     short = [TrainingProxy(f"train-{e}ep", ProxyConfig(data, replace(budget.proxy, epochs=e, steps=None),

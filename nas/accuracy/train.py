@@ -5,6 +5,7 @@ A diverging network (non-finite loss or outputs) is a result, not a crash: accur
 """
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -18,6 +19,8 @@ from nas.accuracy.config import TrainConfig
 from nas.accuracy.data import ProxyData
 from nas.runtime.session import generator, seed_everything
 from nas.core.spec import ArchSpec
+
+log = logging.getLogger(__name__)
 
 
 def adapt_spec(spec: ArchSpec, num_classes: int, resolution: int, stem_stride: str | int = "auto") -> ArchSpec:
@@ -138,6 +141,7 @@ class Trainer:
                 if on_epoch is not None:
                     on_epoch(self, record)
         if self.failure is not None:
+            log.debug("%s diverged after %d step(s): %s", self.spec.name, self.step, self.failure)
             accuracy = 0.0
             if on_epoch is not None and (not self.history or not self.history[-1]["failed"]):
                 record = {"epoch": self.epoch, "accuracy": 0.0, "loss": None, "step": self.step, "failed": True}

@@ -21,6 +21,7 @@ from typing import Any, Sequence
 
 from nas.accuracy.config import ProxyConfig
 from nas.runtime.session import TRIAL_RETRIES, ray_session, select_device, set_threads
+from nas.runtime.tune import run_tune, trial_error
 from nas.core.spec import ArchSpec, spec_from_dict
 
 CHECKPOINT_FILE = "trainer.pt"
@@ -42,6 +43,8 @@ def proxy_trainable(config: dict[str, Any], specs: Sequence[dict[str, Any]] | No
     data = load_data(proxy.data, proxy.train.train_images, proxy.train.val_images, device)
     trainer = Trainer(spec, data, proxy.train, proxy.seed, proxy.data.stem_stride)
 
+    # The checkpoint is the trainer's whole state (model, optimizer, schedule, epoch), not a weights
+    # file: it keeps its own torch.load. Tune copies the folder it is saved in, so no atomic write.
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
@@ -62,7 +65,7 @@ def proxy_trainable(config: dict[str, Any], specs: Sequence[dict[str, Any]] | No
 
 def evaluate_specs(specs: Sequence[ArchSpec], proxy_config: ProxyConfig, address: str | None = None,
                    cpus: int | None = None, *, cpus_per_trial: int = 1, gpus_per_trial: float = 0,
-                   run_dir: str | os.PathLike = "experiments/runs/tune", name: str | None = None,
+                   run_dir: str | os.PathLike = "runs/tune", name: str | None = None,
                    asha: bool = False, grace_period: int = 1, max_concurrent: int | None = None,
                    max_failures: int = TRIAL_RETRIES) -> list[dict[str, Any]]:
     """Train every spec as a Tune trial; one result dict per spec, in order.
@@ -83,23 +86,14 @@ def evaluate_specs(specs: Sequence[ArchSpec], proxy_config: ProxyConfig, address
         proxy_config = replace(proxy_config, threads=cpus_per_trial)
     with ray_session(address, cpus):
         total_epochs = _total_epochs(proxy_config)
-        trainable = tune.with_resources(
-            tune.with_parameters(proxy_trainable, specs=[s.to_dict() for s in specs]),
-            {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
         scheduler = ASHAScheduler(max_t=total_epochs, grace_period=min(grace_period, total_epochs)) if asha else None
-        tuner = tune.Tuner(
-            trainable,
-            param_space={"proxy": proxy_config.to_dict(), "index": tune.grid_search(list(range(len(specs))))},
-            tune_config=tune.TuneConfig(metric="accuracy", mode="max", scheduler=scheduler, reuse_actors=True,
-                                        max_concurrent_trials=max_concurrent),
-            run_config=tune.RunConfig(
-                name=name or f"proxies-{time.strftime('%Y%m%d-%H%M%S')}",
-                storage_path=str(Path(run_dir).resolve()),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                failure_config=tune.FailureConfig(max_failures=max_failures),
-                verbose=0),
-        )
-        grid = tuner.fit()
+        grid = run_tune(tune.with_parameters(proxy_trainable, specs=[s.to_dict() for s in specs]),
+                        name=name or f"proxies-{time.strftime('%Y%m%d-%H%M%S')}", storage=run_dir,
+                        resources={"cpu": cpus_per_trial, "gpu": gpus_per_trial},
+                        param_space={"proxy": proxy_config.to_dict(),
+                                     "index": tune.grid_search(list(range(len(specs))))},
+                        scheduler=scheduler, metric="accuracy", mode="max", max_concurrent=max_concurrent,
+                        max_failures=max_failures)
         results: list[dict[str, Any] | None] = [None] * len(specs)
         for r in grid:
             index = r.config["index"]
@@ -116,7 +110,7 @@ def _total_epochs(config: ProxyConfig) -> int:
 def _result(spec: ArchSpec, r, total_epochs: int) -> dict[str, Any]:
     m = r.metrics or {}
     failed = bool(m.get("failed", True)) or r.error is not None
-    reason = (m.get("reason") or None) if r.error is None else f"trial error: {str(r.error).splitlines()[0]}"
+    reason = trial_error(r) or m.get("reason") or None
     accuracy = 0.0 if failed else float(m.get("accuracy", 0.0))
     epochs = int(m.get("epoch", 0))
     total_epochs = int(m.get("total_epochs", total_epochs))

@@ -28,7 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.runtime.errors import UserError
-from nas.core.model import build_model, count_macs, count_params
+from nas.core.counts import count_macs, count_params
+from nas.core.model import build_model
 from nas.runtime.session import generator
 from nas.core.spec import ArchSpec
 

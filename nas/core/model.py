@@ -1,9 +1,10 @@
-"""Build a torch network from an ArchSpec, and count its parameters and MACs from the spec alone."""
+"""Build a torch network from an ArchSpec (its counts, from the spec alone, are in nas.core.counts)."""
 from __future__ import annotations
 
 from torch import nn
 
-from nas.core.spec import ArchSpec, BlockSpec, HeadSpec, conv_out_size, has_residual
+from nas.core.counts import count_macs, count_params  # noqa: F401  (the builder's counts, one counter)
+from nas.core.spec import ArchSpec, BlockSpec, HeadSpec, has_residual
 
 BN_EPS = 1e-3
 BN_MOMENTUM = 0.01
@@ -115,54 +116,3 @@ def build_model(spec: ArchSpec) -> Net:
             nn.init.normal_(m.weight, 0, 0.01)
             nn.init.zeros_(m.bias)
     return net
-
-
-# ---- analytic counts ------------------------------------------------------------------------
-
-def _conv(cin: int, cout: int, k: int, groups: int = 1) -> int:
-    return k * k * (cin // groups) * cout
-
-
-def count_params(spec: ArchSpec) -> int:
-    """Trainable parameters (BN weight and bias counted, running statistics not)."""
-    total = _conv(3, spec.stem.out, spec.stem.k) + 2 * spec.stem.out
-    for b, (cin, _) in zip(spec.blocks, spec.block_inputs()):
-        if b.exp != cin:
-            total += _conv(cin, b.exp, 1) + 2 * b.exp
-        total += _conv(b.exp, b.exp, b.k, groups=b.exp) + 2 * b.exp
-        if b.se:
-            sq = spec.se_channels(b, cin)
-            total += (b.exp * sq + sq) + (sq * b.exp + b.exp)
-        total += _conv(b.exp, b.out, 1) + 2 * b.out
-    h = spec.head
-    cin, _ = spec.head_input()
-    total += _conv(cin, h.conv, 1) + 2 * h.conv
-    features = h.conv
-    if h.fc:
-        total += h.conv * h.fc + h.fc
-        features = h.fc
-    total += features * spec.num_classes + spec.num_classes
-    return total
-
-
-def count_macs(spec: ArchSpec) -> int:
-    """Multiply-adds of conv and linear layers, from the spec alone."""
-    hw = spec.stem_hw()
-    total = _conv(3, spec.stem.out, spec.stem.k) * hw * hw
-    for b, (cin, hw_in) in zip(spec.blocks, spec.block_inputs()):
-        hw_out = conv_out_size(hw_in, b.k, b.s)
-        if b.exp != cin:
-            total += _conv(cin, b.exp, 1) * hw_in * hw_in
-        total += _conv(b.exp, b.exp, b.k, groups=b.exp) * hw_out * hw_out
-        if b.se:
-            total += 2 * b.exp * spec.se_channels(b, cin)
-        total += _conv(b.exp, b.out, 1) * hw_out * hw_out
-    h = spec.head
-    cin, hw = spec.head_input()
-    total += _conv(cin, h.conv, 1) * hw * hw
-    features = h.conv
-    if h.fc:
-        total += h.conv * h.fc
-        features = h.fc
-    total += features * spec.num_classes
-    return total

@@ -12,15 +12,15 @@ import itertools
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from nas.runtime.errors import UserError
-from nas.runtime.paths import SPACES_DIR
-from nas.core.spec import (ACTIVATIONS, MAX_BLOCKS, SE_STYLES, ArchSpec, BlockSpec, Checker, HeadSpec, StemSpec,
-                      conv_out_size, make_divisible, spec_from_dict)
+from nas.runtime.paths import SPACES_DIR, resolve_builtin
+from nas.core.check import MAX_BLOCKS, Checker
+from nas.core.spec import (ACTIVATIONS, SE_STYLES, ArchSpec, BlockSpec, HeadSpec, StemSpec, conv_out_size,
+                           make_divisible, spec_from_dict)
 from nas.runtime.files import load_yaml_file
 
 # Decision kinds in the order a stage's tokens appear.
@@ -153,13 +153,7 @@ _STAGE_KEYS = ("out", "layers", "s", "k", "exp", "se", "act", "skip", "fixed", "
 
 def load_space(name_or_path: str | os.PathLike) -> SearchSpace:
     """A built-in space by name (search_spaces/<name>.yaml) or a user's YAML file."""
-    text = str(name_or_path)
-    path = Path(text)
-    if not path.suffix and not path.exists():
-        path = SPACES_DIR / f"{text}.yaml"
-        if not path.exists():
-            builtin = sorted(p.stem for p in SPACES_DIR.glob("*.yaml"))
-            raise UserError(f"unknown search space {text!r} (built-in: {', '.join(builtin)}; or a path to a YAML file)")
+    path = resolve_builtin(name_or_path, SPACES_DIR, "search space")
     return space_from_dict(load_yaml_file(path), source=str(path))
 
 
@@ -179,8 +173,7 @@ def _check_value(c: Checker, v: Any, field: str, kind: str) -> Any:
     if kind == "k":
         return c.kernel(v, field)
     if kind in ("exp", "width"):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not 0.1 <= v <= 16:
-            raise c.fail(field, f"expected a ratio between 0.1 and 16, got {v!r}")
+        c.number(v, field, 0.1, 16, what="a ratio")
         return v
     if kind in ("se", "skip"):
         return c.boolean(v, field)
@@ -190,14 +183,11 @@ def _check_value(c: Checker, v: Any, field: str, kind: str) -> Any:
 def space_from_dict(data: Any, source: str = "<space>") -> SearchSpace:
     c = Checker(source)
     d = c.mapping(data, "", _SPACE_KEYS, ("name", "resolution", "stem", "stages", "head"))
-    if not isinstance(d["name"], str) or not d["name"].strip():
-        raise c.fail("name", "expected a non-empty string")
+    c.text(d["name"], "name")
     family = d.get("family", "custom")
     if not isinstance(family, str):
         raise c.fail("family", f"expected a string, got {family!r}")
-    reward_w = d.get("reward_w", -0.07)
-    if isinstance(reward_w, bool) or not isinstance(reward_w, (int, float)) or not -2 <= reward_w <= 0:
-        raise c.fail("reward_w", f"expected a number between -2 and 0, got {reward_w!r}")
+    reward_w = c.number(d.get("reward_w", -0.07), "reward_w", -2, 0, what="a number")
     c.choice(d.get("se_style", "mobilenetv3"), "se_style", SE_STYLES)
 
     defaults = dict(DEFAULT_CHOICES)

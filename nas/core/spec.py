@@ -1,12 +1,12 @@
 """Architecture specs: the paper's table as plain, frozen data.
 
 An `ArchSpec` is one stem, a sequence of bneck rows (`BlockSpec`) and a head. It has two lossless
-forms: YAML (one mapping per row, as in DESIGN.md) and a compact string of timm/MnasNet-style
+forms: YAML (one flow mapping per bneck row) and a compact string of timm/MnasNet-style
 tokens, e.g. ``ir_k5_e120_c40_s1_se_re``, that reads well in a log.
 
-Block semantics (REFERENCE.md): 1x1 expand conv + BN + act (omitted when exp == in) -> kxk
-depthwise conv + BN + act (stride s) -> optional SE -> 1x1 project conv + BN -> residual add when
-skip and s == 1 and in == out.
+Block semantics, as in the MobileNetV3 paper and its released models: 1x1 expand conv + BN + act
+(omitted when exp == in) -> kxk depthwise conv + BN + act (stride s) -> optional SE -> 1x1 project
+conv + BN -> residual add when skip and s == 1 and in == out.
 """
 from __future__ import annotations
 
@@ -20,24 +20,17 @@ from typing import Any, Iterator, Mapping
 
 import yaml
 
+from nas.core.check import (MAX_BLOCKS, MAX_CLASSES, MAX_NAME, MAX_RESOLUTION, MIN_RESOLUTION, Checker,
+                            kind)
 from nas.runtime.errors import UserError
 from nas.runtime.files import atomic_write_text, load_yaml_file
+from nas.runtime.paths import REFERENCE_DIR, resolve_builtin
 
 ACTIVATIONS = ("relu", "relu6", "hswish", "swish")
 ACT_CODES = {"relu": "re", "relu6": "r6", "hswish": "hs", "swish": "sw"}
 CODE_ACTS = {code: act for act, code in ACT_CODES.items()}
 SE_STYLES = ("mobilenetv3", "mnasnet")
 POOLS = ("avg",)
-
-# Bounds that reject absurd input before it allocates anything.
-MAX_CHANNELS = 8192
-MAX_RESOLUTION = 2048
-MIN_RESOLUTION = 8
-MAX_BLOCKS = 128
-MAX_KERNEL = 11
-MAX_CLASSES = 100_000
-MAX_NAME = 200
-
 
 def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> int:
     """Round to a multiple of `divisor`, never going down by more than 10% (MobileNet rule)."""
@@ -183,75 +176,6 @@ def has_residual(block: BlockSpec, in_ch: int) -> bool:
 
 # ---- validation -----------------------------------------------------------------------------
 
-class Checker:
-    """Reads a mapping field by field, naming the file and the field in every error."""
-
-    def __init__(self, source: str):
-        self.source = source
-
-    def fail(self, field: str, message: str) -> UserError:
-        return UserError(message, source=self.source, field=field)
-
-    def mapping(self, value: Any, field: str, allowed: tuple[str, ...], required: tuple[str, ...]) -> Mapping:
-        if not isinstance(value, Mapping):
-            raise self.fail(field or "top level", f"expected a mapping, got {_kind(value)}")
-        for key in value:
-            if key not in allowed:
-                raise self.fail(_join(field, str(key)), f"unknown key (allowed: {', '.join(allowed)})")
-        for key in required:
-            if key not in value:
-                raise self.fail(_join(field, key), "missing required key")
-        return value
-
-    def integer(self, value: Any, field: str, lo: int, hi: int) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(field, f"expected an integer, got {_kind(value)} {value!r}")
-        if not lo <= value <= hi:
-            raise self.fail(field, f"must be between {lo} and {hi}, got {value}")
-        return value
-
-    def channels(self, value: Any, field: str) -> int:
-        if isinstance(value, int) and not isinstance(value, bool) and value <= 0:
-            raise self.fail(field, f"channels must be > 0, got {value}")
-        return self.integer(value, field, 1, MAX_CHANNELS)
-
-    def kernel(self, value: Any, field: str) -> int:
-        k = self.integer(value, field, 1, MAX_KERNEL)
-        if k % 2 == 0:
-            raise self.fail(field, f"kernel must be odd, got {k}")
-        return k
-
-    def stride(self, value: Any, field: str) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value not in (1, 2):
-            raise self.fail(field, f"stride must be 1 or 2, got {value!r}")
-        return value
-
-    def boolean(self, value: Any, field: str) -> bool:
-        if not isinstance(value, bool):
-            raise self.fail(field, f"expected true or false, got {_kind(value)} {value!r}")
-        return value
-
-    def choice(self, value: Any, field: str, options: tuple[str, ...]) -> str:
-        if not isinstance(value, str) or value not in options:
-            raise self.fail(field, f"must be one of {', '.join(options)}, got {value!r}")
-        return value
-
-    def fraction(self, value: Any, field: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise self.fail(field, f"expected a number, got {_kind(value)} {value!r}")
-        if not 0 <= value < 1:
-            raise self.fail(field, f"must be in [0, 1), got {value}")
-        return float(value)
-
-
-def _kind(value: Any) -> str:
-    return "null" if value is None else type(value).__name__
-
-
-def _join(prefix: str, key: str) -> str:
-    return f"{prefix}.{key}" if prefix else key
-
-
 _STEM_KEYS = tuple(f.name for f in fields(StemSpec))
 _BLOCK_KEYS = tuple(f.name for f in fields(BlockSpec))
 _HEAD_KEYS = tuple(f.name for f in fields(HeadSpec))
@@ -262,9 +186,7 @@ def spec_from_dict(data: Any, source: str = "<spec>") -> ArchSpec:
     """Validate a parsed YAML mapping and build an ArchSpec; errors name the file and field."""
     c = Checker(source)
     d = c.mapping(data, "", _ARCH_KEYS, ("name", "resolution", "stem", "blocks", "head"))
-    name = d["name"]
-    if not isinstance(name, str) or not name.strip():
-        raise c.fail("name", f"expected a non-empty string, got {_kind(name)} {name!r}")
+    name = c.text(d["name"], "name")
     if not name.isprintable() or len(name) > MAX_NAME:  # it goes into logs, reports and file names
         raise c.fail("name", f"expected one line of printable characters (at most {MAX_NAME}), got {name[:80]!r}")
     resolution = c.integer(d["resolution"], "resolution", MIN_RESOLUTION, MAX_RESOLUTION)
@@ -281,7 +203,7 @@ def spec_from_dict(data: Any, source: str = "<spec>") -> ArchSpec:
 
     rows = d["blocks"]
     if not isinstance(rows, list) or not rows:
-        raise c.fail("blocks", f"expected a non-empty list of block rows, got {_kind(rows)}")
+        raise c.fail("blocks", f"expected a non-empty list of block rows, got {kind(rows)}")
     if len(rows) > MAX_BLOCKS:
         raise c.fail("blocks", f"at most {MAX_BLOCKS} blocks, got {len(rows)}")
     blocks = []
@@ -314,6 +236,8 @@ def spec_from_dict(data: Any, source: str = "<spec>") -> ArchSpec:
 # ---- YAML files -----------------------------------------------------------------------------
 
 def load_spec(path: str | os.PathLike) -> ArchSpec:
+    """A spec file, or a published architecture by name (search_spaces/reference/<name>.yaml)."""
+    path = resolve_builtin(path, REFERENCE_DIR, "spec")
     return spec_from_dict(load_yaml_file(path), source=str(path))
 
 
@@ -322,7 +246,7 @@ def _flow(mapping: Mapping[str, Any]) -> str:
 
 
 def spec_to_yaml(spec: ArchSpec) -> str:
-    """YAML in the DESIGN.md layout: one flow mapping per row, the block string as a comment."""
+    """YAML with one flow mapping per bneck row and the block string as a comment."""
     head = {k: v for k, v in asdict(spec.head).items() if not (k == "fc" and v is None)}
     lines = [
         yaml.safe_dump({"name": spec.name}, allow_unicode=True, width=1_000_000).strip(),  # any name, exactly
@@ -406,7 +330,7 @@ def spec_from_string(text: str, name: str = "from_string", source: str = "<arch 
 # ---- width multiplier -----------------------------------------------------------------------
 
 def scale_width(spec: ArchSpec, multiplier: float, name: str | None = None) -> ArchSpec:
-    """Apply a width multiplier as the released MobileNetV3 checkpoints do (REFERENCE.md).
+    """Apply a width multiplier as the released MobileNetV3 checkpoints do.
 
     Stem and block outputs become make_divisible(c * w); a block's expanded width follows its
     already-scaled input, make_divisible(scaled_in * exp / in); the layer feeding the classifier

@@ -19,7 +19,7 @@ from torch import nn
 
 from nas.runtime.cli import ArgumentParser, emit, positive_int, run_main
 from nas.runtime.errors import UserError
-from nas.runtime.files import atomic_write_bytes
+from nas.runtime.files import atomic_write_bytes, load_state
 from nas.latency.measure import make_session, time_session
 from nas.core.model import build_model, count_macs, count_params
 from nas.core.spec import ArchSpec, load_spec
@@ -64,14 +64,7 @@ def max_abs_diff(model: nn.Module, onnx_bytes: bytes, input_shape: tuple[int, ..
 
 
 def load_weights(model: nn.Module, path: str) -> None:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise UserError("file not found", source=path) from None
-    except Exception as err:  # torch raises many types for a corrupt file
-        raise UserError(f"cannot load weights: {err.__class__.__name__}", source=path) from None
-    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
-        state = state["model"]
+    state = load_state(path)
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as err:
@@ -118,7 +111,7 @@ def _human(r: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(prog="python -m nas.export", description=__doc__.strip().splitlines()[0])
-    p.add_argument("spec", help="architecture spec (YAML)")
+    p.add_argument("spec", help="architecture spec: a YAML file or a published one by name")
     p.add_argument("--onnx", required=True, help="output .onnx path")
     p.add_argument("--verify", action="store_true", help="compare ONNX Runtime with torch (max |diff| <= 1e-4)")
     p.add_argument("--weights", help="state_dict (.pt) to export instead of random weights")

@@ -37,58 +37,84 @@ def _host_only(parser, device: str, verb: str) -> None:
 def _bar(total: int, desc: str):
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="op", leave=False, mininterval=0.5)
+    from nas.runtime.log import progress_enabled
+
+    return tqdm(total=total, desc=desc, unit="op", leave=False, mininterval=0.5, disable=not progress_enabled())
 
 
 def cmd_build(args) -> dict:
     _host_only(args.parser, args.device, "build")
-    from nas.latency.build import measure_ops
-    from nas.latency.calibrate_host import calibrate_host_table, calibration_specs
-    from nas.latency.devices import TableDevice, load_host_table
-    from nas.latency.ops import ops_of, space_ops
+    from nas.latency.devices import load_host_table
     from nas.core.space import load_space
+    from nas.latency.table import build_lock_path
+    from nas.runtime.lock import lock_file
 
     start = time.perf_counter()
+    # Bad input fails before the lock file is made beside the table.
     table = load_host_table(args.threads, path=args.table, force_new=args.force)
     spaces = [load_space(s) for s in (args.space or [DEFAULT_SPACE])]
+    try:
+        table.path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create its folder: {err.strerror or err}", source=str(table.path)) from None
+    again = resume_command("python -m nas.latency", args.argv, drop=["--force"])
+    with lock_file(build_lock_path(table.path), what="latency table build", source=str(table.path),
+                   resume_hint=f"wait for that build to finish (it saves after every chunk), or stop it; "
+                               f"then `{again}` measures only what is still missing"):
+        if not args.force:  # a build that ended while this one started may have added ops
+            table = load_host_table(args.threads, path=args.table)
+        result = _build_locked(args, table, spaces, again)
+    return {**result, "wall_s": round(time.perf_counter() - start, 1)}
+
+
+def _build_locked(args, table, spaces, again: str) -> dict:
+    from nas.latency.build import measure_ops
+    from nas.latency.calibrate_host import calibrate_host_table, calibration_specs
+    from nas.latency.devices import TableDevice
+    from nas.latency.ops import ops_of, space_ops
+
     device = TableDevice("host", table)
     cal_specs = [s for sp in spaces for s in calibration_specs(sp, args.calibration_samples, seed=0)]
     wanted = [op for sp in spaces for op in space_ops(sp)] + [op for s in cal_specs for op in ops_of(s)]
     missing = [op for op in {o.key: o for o in wanted}.values() if op.key not in table]
+    replace = args.force  # the first save of a --force build replaces the old table; later ones merge
     with _bar(len(missing), "measuring ops") as bar:
         def keep(chunk):  # save after every chunk: an interrupted build keeps what it measured
+            nonlocal replace
             for key, timing in chunk.items():
                 table.add(key, timing)
-            table.save()
-            set_resume_hint(resume_command("python -m nas.latency", args.argv, drop=["--force"]) +
-                            f"  ({len(table)} ops kept in {table.path})")
+            table.save(merge=not replace)
+            replace = False
+            set_resume_hint(f"{again}  ({len(table)} ops kept in {table.path})")
 
         measure_ops(missing, threads=args.threads, chunk=args.chunk, on_chunk=keep, progress=bar.update)
-    table.save()
+    table.save(merge=not replace)
     if missing:
         cal = _calibrate_in_fresh_process(args, table.path)
     else:
         with _bar(len(cal_specs), "calibrating on whole networks") as bar:
             cal = calibrate_host_table(device, args.threads, cal_specs, progress=bar.update)
     return {"device": "host", "table": str(table.path), "ops": len(table), "measured": len(missing),
-            "spaces": [sp.name for sp in spaces], "calibration": cal,
-            "wall_s": round(time.perf_counter() - start, 1)}
+            "spaces": [sp.name for sp in spaces], "calibration": cal}
 
 
 def _calibrate_in_fresh_process(args, table_path) -> dict:
     """Time the calibration networks in a new process. In the process that has just timed ~800
     op sessions, whole networks ran 3-5% slower than in any later process (validate, a search),
-    which biased every prediction by that much (measured here: mean error +3..+6% vs -0.2%)."""
+    which biased every prediction by that much (measured here: mean error +3..+6% vs -0.2%).
+    The child reruns `build` under this build's lock, which it is handed down."""
     import subprocess
     import sys
 
-    from nas.latency.table import LatencyTable
+    from nas.latency.table import LatencyTable, build_lock_path
+    from nas.runtime.lock import hand_down
 
     cmd = [sys.executable, "-m", "nas.latency", "build", "--device", "host", "--table", str(table_path),
            "--threads", str(args.threads), "--calibration-samples", str(args.calibration_samples)]
     for space in args.space or []:
         cmd += ["--space", space]
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    env, fds = hand_down(build_lock_path(table_path))
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env, pass_fds=fds)
     return LatencyTable.load(table_path).calibration
 
 
@@ -134,12 +160,12 @@ def cmd_export_ops(args) -> dict:
 
 
 def cmd_import(args) -> dict:
-    from nas.latency.devices import TABLES_DIR
     from nas.latency.portable import import_timings
+    from nas.runtime.paths import USER_TABLES_DIR
 
     data = load_json_file(args.timings)
     table = import_timings(data, str(args.timings), args.device)
-    out = Path(args.out) if args.out else TABLES_DIR / f"{args.device}.yaml"
+    out = Path(args.out) if args.out else USER_TABLES_DIR / f"{args.device}.yaml"
     table.save(out)
     return {"device": args.device, "table": str(out), "ops": len(table), "calibration": table.calibration}
 
@@ -190,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
 
     for name in ("build", "validate"):
         sub.choices[name].add_argument("--table", type=Path,
-                                       help="host table file (default latency_tables/host.yaml)")
+                                       help="host table file (default: this machine's, in the user cache)")
     for sp in sub.choices.values():
         if "--json" not in sp._option_string_actions:
             sp.add_argument("--json", action="store_true", help="print one JSON object as the last line")

@@ -2,6 +2,7 @@
 networks timed whole in the same session as their ops."""
 from __future__ import annotations
 
+import logging
 import time
 from typing import Sequence
 
@@ -10,6 +11,8 @@ import numpy as np
 from nas.latency.build import measure_specs
 from nas.runtime.paths import REFERENCE_DIR
 from nas.core.spec import ArchSpec, load_spec
+
+log = logging.getLogger(__name__)
 
 # Published networks of the MobileNetV3 family: structurally varied, always available.
 CALIBRATION_REFERENCES = ("mobilenetv3_large", "mobilenetv3_large_075", "mobilenetv3_small",
@@ -48,6 +51,7 @@ def calibrate_host_table(device, threads: int = 1, specs: Sequence[ArchSpec] | N
     wholes = [float(np.median(w)) for w in measure_specs(specs, threads=threads, progress=progress)]
     sums = [float(device.raw_sum(s)[0]) for s in specs]
     device.table.calibration = fit_scale_offset(sums, wholes)
+    log.debug("host calibration on %d network(s): %s", len(specs), device.table.calibration)
     if device.table.path:
-        device.table.save()
+        device.table.save(merge=True)  # keeps ops another process added meanwhile
     return device.table.calibration

@@ -2,7 +2,9 @@
 paper's end-to-end timings) and any table or calibrated model under latency_tables/."""
 from __future__ import annotations
 
-import sys
+import hashlib
+import json
+import logging
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -13,9 +15,11 @@ from nas.latency.measure import host_fingerprint
 from nas.latency.ops import Op, ops_of
 from nas.latency.predict import Prediction
 from nas.latency.table import LatencyTable
-from nas.runtime.paths import TABLES_DIR
+from nas.runtime.paths import TABLES_DIR, USER_TABLES_DIR, cache_dir
 from nas.core.spec import ArchSpec
 from nas.runtime.files import load_yaml_file
+
+log = logging.getLogger(__name__)
 
 FINGERPRINT_KEYS = ("cpu", "cores", "runtime", "provider", "threads")
 
@@ -85,13 +89,37 @@ class TableDevice:
 
 
 def host_table_path(threads: int = 1) -> Path:
-    return TABLES_DIR / ("host.yaml" if threads == 1 else f"host-t{threads}.yaml")
+    """This machine's table in the user cache, named by its fingerprint: never inside the package, and a
+    new CPU or ONNX Runtime gets a table of its own instead of a refusal."""
+    key = hashlib.sha1(json.dumps(host_fingerprint(threads), sort_keys=True).encode()).hexdigest()[:12]
+    return cache_dir() / f"host-t{threads}-{key}.yaml"
+
+
+def _shipped_host_table(threads: int, here: dict) -> LatencyTable | None:
+    """A host table for this very machine under latency_tables/ (an older checkout wrote them there):
+    a read-only seed, so it is not measured again; what it learns is saved to the cache."""
+    path = TABLES_DIR / ("host.yaml" if threads == 1 else f"host-t{threads}.yaml")
+    if not path.is_file():
+        return None
+    try:
+        table = LatencyTable.load(path)
+    except UserError:  # a broken seed is no worse than none: the cache table is measured afresh
+        return None
+    if any(table.device.get(k) != here[k] for k in FINGERPRINT_KEYS):
+        return None
+    log.debug("host table seeded from %s", path)
+    return table
 
 
 def load_host_table(threads: int = 1, path: Path | None = None, force_new: bool = False) -> LatencyTable:
     """This machine's table; one measured on another machine or runtime is refused, not used."""
-    path = path or host_table_path(threads)
     here = {"name": "host", **host_fingerprint(threads), "batch": 1}
+    if path is None:
+        path = host_table_path(threads)
+        seed = None if force_new or path.exists() else _shipped_host_table(threads, here)
+        if seed is not None:
+            seed.path = path
+            return seed
     if force_new or not path.exists():
         return LatencyTable(here, path=path)
     table = LatencyTable.load(path)
@@ -112,17 +140,23 @@ def host_device(threads: int = 1, lazy: bool = True, path: Path | None = None) -
     table = load_host_table(threads, path)
 
     def measure(missing: list[Op]) -> None:
-        print(f"measuring {len(missing)} new op(s) on the host ...", file=sys.stderr)
+        log.info("measuring %d new op(s) on the host ...", len(missing))
         for key, timing in measure_ops(missing, threads=threads).items():
             table.add(key, timing)
-        table.save()
+        table.save(merge=True)  # another process may be filling the same table
 
     device = TableDevice("host", table, measure if lazy else None)
     if lazy and not device.calibrated:
         from nas.latency.calibrate_host import calibrate_host_table
-        print("calibrating the host table on whole networks ...", file=sys.stderr)
+        log.info("calibrating the host table on whole networks ...")
         calibrate_host_table(device, threads=threads)
     return device
+
+
+def device_file(name: str) -> Path:
+    """A named device's file: the user's ./latency_tables/NAME.yaml first, then the shipped one."""
+    user = USER_TABLES_DIR / f"{name}.yaml"
+    return user if user.is_file() else TABLES_DIR / f"{name}.yaml"
 
 
 def get_device(name: str, threads: int = 1):
@@ -131,13 +165,15 @@ def get_device(name: str, threads: int = 1):
         raise UserError("empty device name")
     if name == "host":
         return host_device(threads)
-    path = Path(name) if name.endswith((".yaml", ".yml")) else TABLES_DIR / f"{name}.yaml"
+    path = Path(name) if name.endswith((".yaml", ".yml")) else device_file(name)
     if not path.exists():
-        known = sorted(p.stem for p in TABLES_DIR.glob("*.yaml") if not p.stem.endswith("_published"))
-        raise UserError(f"unknown device {name!r} (known: host, {', '.join(k for k in known if k != 'host')}; "
-                        f"or a path to a table)")
+        known = sorted({p.stem for d in (USER_TABLES_DIR, TABLES_DIR) for p in d.glob("*.yaml")
+                        if not p.stem.endswith("_published") and not p.stem.startswith("host")})
+        raise UserError(f"unknown device {name!r} (known: host, {', '.join(known)}; or a path to a table)")
     data = load_yaml_file(path)
+    log.debug("device %s: %s from %s", name, "op table" if isinstance(data, dict) and "ops" in data
+              else "calibrated model", path)
     if isinstance(data, dict) and "ops" in data:
         return TableDevice(path.stem, LatencyTable.from_dict(data, source=str(path)))
-    from nas.latency.calibrate import load_calibrated_device
+    from nas.latency.calibrated import load_calibrated_device
     return load_calibrated_device(path)

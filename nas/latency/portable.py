@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
+from nas.core.check import Checker
 from nas.runtime.errors import UserError
 from nas.latency.build import op_onnx, spec_onnx
 from nas.latency.calibrate_host import fit_scale_offset
@@ -16,6 +18,7 @@ from nas.core.spec import ArchSpec
 from nas.runtime.files import atomic_write_bytes, atomic_write_text
 
 TIMER = Path(__file__).with_name("standalone_timer.py")
+log = logging.getLogger(__name__)
 
 
 def export_ops(ops: Sequence[Op], out: Path, models: Sequence[ArchSpec] = (), progress=None) -> Path:
@@ -46,8 +49,8 @@ def export_ops(ops: Sequence[Op], out: Path, models: Sequence[ArchSpec] = (), pr
 
 def import_timings(data: Any, source: str, name: str) -> LatencyTable:
     """A table (with its whole-network calibration where networks were timed) from time_ops.py output."""
-    def fail(field: str, message: str) -> UserError:
-        return UserError(message, source=source, field=field)
+    c = Checker(source)
+    fail = c.fail
 
     if not isinstance(data, dict) or "entries" not in data or not isinstance(data["entries"], list):
         raise fail("entries", "expected the JSON written by time_ops.py (a mapping with 'entries')")
@@ -62,7 +65,7 @@ def import_timings(data: Any, source: str, name: str) -> LatencyTable:
             raise fail(f, f"expected a mapping with key, median, p10, p90, n; got {e!r}"[:200])
         if not isinstance(e.get("key"), str):
             raise fail(f"{f}.key", f"expected the op's key (a string), got {e.get('key')!r}")
-        timing = timing_from_entry(e, fail, f)
+        timing = timing_from_entry(e, c, f)
         if e.get("kind") != "network" and not is_op_key(e["key"]):
             raise fail(f"{f}.key", f"not an op key of this project: {e['key'][:80]!r}")
         if e.get("kind") == "network":
@@ -71,6 +74,9 @@ def import_timings(data: Any, source: str, name: str) -> LatencyTable:
             table.add(e["key"], timing)
     if not table.ops:
         raise fail("entries", "no op timings")
+    log.debug("%s: %d op timing(s), %d whole network(s)", source, len(table.ops), len(networks))
+    if not networks:  # exported with --no-networks: predictions are plain op sums
+        log.info("%s has no whole-network timings: the table stays uncalibrated", source)
     if networks:
         sums, wholes = [], []
         for e, timing in networks:

@@ -21,8 +21,8 @@ from nas.runtime.cli import (ArgumentParser, emit, non_negative_int, positive_in
                      set_resume_hint)
 from nas.runtime.errors import UserError
 from nas.runtime.paths import RUNS_DIR
-from nas.accuracy.config import (BUDGETS, DATASETS, OPTIMIZERS, ZERO_COST_NAMES, DataConfig, get_budget,
-                                jsonable)
+from nas.accuracy.config import DATASETS, OPTIMIZERS, ZERO_COST_NAMES, DataConfig, jsonable
+from nas.budgets import BUDGETS, get_budget
 from nas.runtime.session import TRIAL_RETRIES
 
 
@@ -107,7 +107,7 @@ def _parser() -> ArgumentParser:
     a = sub.add_parser("audit", help="rank correlation of every proxy with a longer reference training")
     a.add_argument("--space", required=True, help="search space name (mobilenetv3_large, ...) or YAML path")
     a.add_argument("--samples", type=_at_least_3, required=True, help="architectures to sample (at least 3)")
-    a.add_argument("--out", help="output directory (default: experiments/runs/audit-<space>-<seed>)")
+    a.add_argument("--out", help="output directory (default: ./runs/audit-<space>-<seed>)")
     a.add_argument("--address", help="Ray cluster address for the reference trainings")
     a.add_argument("--ray-cpus", type=positive_int, help="run the reference trainings on a local Ray with N CPUs")
     a.add_argument("--trial-retries", type=non_negative_int, default=TRIAL_RETRIES,
@@ -122,7 +122,7 @@ def cmd_train(args) -> dict:
     from nas.core.spec import load_spec
 
     spec = load_spec(args.spec)
-    recipe = get_budget(args.budget).proxy
+    recipe = get_budget(args.budget).accuracy.proxy
     changes = {k: v for k, v in {"train_images": args.train_images, "val_images": args.val_images,
                                 "batch_size": args.batch_size, "optimizer": args.optimizer, "lr": args.lr}.items()
                if v is not None}
@@ -175,12 +175,20 @@ def cmd_audit(args) -> dict:
     out = Path(args.out) if args.out else RUNS_DIR / f"audit-{space_tag}-{args.seed}"
     if out.exists() and not out.is_dir():
         raise UserError("exists and is not a directory", source=str(out), field="--out")
-    config = AuditConfig(space=args.space, samples=args.samples, budget=get_budget(args.budget), data=data,
+    config = AuditConfig(space=args.space, samples=args.samples, budget=get_budget(args.budget).accuracy, data=data,
                          seed=args.seed, device=args.device, threads=args.threads, address=args.address,
                          ray_cpus=args.ray_cpus, trial_retries=args.trial_retries)
     set_resume_hint(resume_command("python -m nas.proxies", args.argv) + f"  (results kept in {out})")
-    audit = run_audit(config, out, progress=not args.no_progress)
-    files = write_report(audit, out)
+    from nas.runtime.log import progress_enabled
+
+    from nas.accuracy.audit import sample_specs
+    from nas.runtime.lock import run_lock
+
+    sample_specs(config.space, config.samples, config.seed)  # a bad space fails before the lock makes `out`
+    with run_lock(out, what="proxy audit", resume_hint="wait for it to finish, or stop it (Ctrl-C) and run "
+                                                       "this command again: it resumes from the results kept"):
+        audit = run_audit(config, out, progress=not args.no_progress and progress_enabled())
+        files = write_report(audit, out)
     summary = dict(audit["summary"], files=files)
     if not args.json:
         print(markdown_table(summary), end="")

@@ -1,4 +1,4 @@
-"""Shared command-line plumbing: one-line errors, exit status 2, JSON output."""
+"""Shared command-line plumbing: one-line errors, exit status 2, JSON output, --quiet / --verbose."""
 from __future__ import annotations
 
 import argparse
@@ -10,12 +10,35 @@ import sys
 from typing import Any, Callable, Sequence
 
 from nas.runtime.errors import UserError
+from nas.runtime.log import NORMAL, add_verbosity_flags, setup_logging
 
 EXIT_USER_ERROR = 2
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but a bad flag is one line on stderr (not usage + error) and exit status 2."""
+    """argparse, but a bad flag is one line on stderr (not usage + error) and exit status 2.
+    Every command (and subcommand) takes --quiet / --verbose; parsing them sets up logging."""
+
+    _subcommand = False  # a subcommand's parser: the top-level parser sets up logging
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "--quiet" not in self._option_string_actions:
+            add_verbosity_flags(self, default=argparse.SUPPRESS if self._subcommand else NORMAL)
+
+    def add_subparsers(self, **kwargs):
+        parser_class = kwargs.get("parser_class", type(self))
+        if issubclass(parser_class, ArgumentParser) and not parser_class._subcommand:
+            # the subcommand's flags default to "not given", so they don't undo `prog --quiet sub`
+            kwargs["parser_class"] = type("Sub" + parser_class.__name__, (parser_class,), {"_subcommand": True})
+        return super().add_subparsers(**kwargs)
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if not self._subcommand:
+            namespace.verbosity = getattr(namespace, "verbosity", NORMAL)
+            setup_logging(namespace.verbosity)
+        return namespace, extras
 
     def error(self, message: str):  # noqa: D401 - argparse API
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message}\n")
@@ -104,6 +127,7 @@ def exit_quietly_on_ctrl_c() -> None:
 def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
     """Run a command's main: a user error is one stderr line and exit status 2; Ctrl-C says how to resume."""
     set_resume_hint(None)
+    setup_logging(NORMAL)  # the parser sets --quiet / --verbose; until then (and without them) info
     if signal.getsignal(signal.SIGINT) is _startup_interrupt:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, _startup_interrupt):

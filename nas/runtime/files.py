@@ -1,15 +1,16 @@
 """Reading and writing files: one-line errors for bad input, whole-or-nothing writes.
 
 Every reader turns a missing, unreadable, non-UTF-8, empty or unparsable file into a `UserError`
-naming the file; every writer replaces its target atomically (temporary file + rename), so an
+naming the file; every writer replaces its target atomically (temporary file + fsync + rename), so an
 interrupted run never leaves a half-written file, and a path it cannot write is a `UserError`.
+`save_state`/`load_state` are the same for torch weights files.
 """
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable, Mapping
 
 import yaml
 
@@ -74,13 +75,17 @@ def _writable_parent(p: Path) -> None:
         raise UserError("is a directory, expected a file path", source=str(p))
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write a file whole or not at all."""
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> None:
+    """Write a file whole or not at all: `write` fills a temporary file beside `path`, which is
+    fsynced (a checkpoint must be on disk before the work it covers starts) and renamed over it."""
     p = Path(path)
     _writable_parent(p)
     tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
     try:
-        tmp.write_bytes(data)
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, p)
     except OSError as err:
         raise UserError(f"cannot write: {err.strerror or err}", source=str(p)) from None
@@ -89,5 +94,49 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             tmp.unlink()
 
 
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    atomic_write(path, lambda f: f.write(data))
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def save_state(state: Mapping[str, Any], path: str | os.PathLike) -> None:
+    """torch.save `state` (a state_dict, or any weights-only object), whole or not at all."""
+    import torch  # lazily: flag errors answer before torch loads
+
+    atomic_write(path, lambda f: torch.save(state, f))
+
+
+def load_state(path: str | os.PathLike, *, source: str | None = None, field: str | None = None) -> dict:
+    """The state_dict in a weights file (a {"model": state_dict} checkpoint gives its model's), on the CPU.
+
+    A missing, unreadable or corrupt file, or one that holds no state_dict, is a UserError naming the
+    file; `source` and `field` say where the path came from (a config file and key, or a flag).
+    """
+    import torch
+
+    p = str(path)
+
+    def fail(message: str) -> UserError:
+        if source:
+            return UserError(f"{p}: {message}", source=source, field=field)
+        return UserError(message, source=p, field=field)
+
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise fail("file not found") from None
+    except IsADirectoryError:
+        raise fail("is a directory, expected a weights file") from None
+    except OSError as err:
+        raise fail(f"cannot read: {err.strerror or err}") from None
+    except Exception as err:  # torch raises many types for a corrupt or truncated file
+        raise fail(f"cannot load weights: {err.__class__.__name__}") from None
+    if isinstance(state, Mapping) and isinstance(state.get("model"), Mapping):
+        state = state["model"]
+    if not (isinstance(state, Mapping) and state
+            and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items())):
+        raise fail(f"not a state_dict (a {type(state).__name__}, expected names mapped to tensors)")
+    return state  # as loaded: an OrderedDict keeps the _metadata that load_state_dict reads

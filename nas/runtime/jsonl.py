@@ -1,70 +1,98 @@
-"""Append-only JSON-lines logs (samples.jsonl, netadapt.jsonl) that survive SIGKILL.
+"""Append-only JSON-lines logs (samples.jsonl, netadapt.jsonl, the audit's results.jsonl) that survive SIGKILL.
 
-Each record is one line; a write (one record or a batch) is flushed and fsynced before it returns.
-A reader skips a torn last line (the process died mid-write) and `repair` cuts it off before
-appending again.
+Each record is one line, a JSON object; a write (one record or a batch) is flushed and fsynced before
+it returns. The one rule for damage: a torn last line (the process died mid-write) never happened, so
+readers skip it and every writer cuts it off before appending; a bad line before the last one is
+damage no crash leaves, and reading it is a `UserError` naming the file and line.
 """
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping, Sequence
+
+from nas.runtime.errors import UserError
 
 
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    return list(iter_jsonl(path))
+def read_log(path: str | os.PathLike) -> tuple[list[dict[str, Any]], bool]:
+    """(the whole records, whether a torn last line was skipped); a missing file has none."""
+    records, _, torn = _scan(Path(path))
+    return records, torn
 
 
-def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
+def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
+    return read_log(path)[0]
+
+
+def iter_jsonl(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
+    return iter(read_jsonl(path))
+
+
+def repair(path: str | os.PathLike) -> int:
+    """Cut the file back to its last whole record; returns the number of records kept."""
     p = Path(path)
-    if not p.exists():
-        return
-    with open(p, "rb") as f:
-        for raw in f:
-            if not raw.endswith(b"\n"):
-                return  # torn last line: never completed, so never happened
-            try:
-                yield json.loads(raw)
-            except json.JSONDecodeError:
-                return
-
-
-def repair(path: str | Path) -> int:
-    """Cut the file back to its last complete record; returns the number of records kept."""
-    p = Path(path)
-    if not p.exists():
-        return 0
-    keep, count = 0, 0
-    with open(p, "rb") as f:
-        for raw in f:
-            if not raw.endswith(b"\n"):
-                break
-            try:
-                json.loads(raw)
-            except json.JSONDecodeError:
-                break
-            keep += len(raw)
-            count += 1
-    if keep != p.stat().st_size:
+    records, keep, torn = _scan(p)
+    if torn:
         with open(p, "r+b") as f:
             f.truncate(keep)
-    return count
+            f.flush()
+            os.fsync(f.fileno())
+    return len(records)
+
+
+def append_jsonl(path: str | os.PathLike, record: Mapping[str, Any]) -> None:
+    """Append one record, opening and closing the log (which is read whole, for the torn-line rule):
+    for short logs written a line now and then; keep a `JsonlWriter` open for long ones."""
+    with JsonlWriter(path) as writer:
+        writer.write(record)
+
+
+def _scan(p: Path) -> tuple[list[dict[str, Any]], int, bool]:
+    """(records, bytes they take, torn) of the file at `p`."""
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        return [], 0, False
+    except IsADirectoryError:
+        raise UserError("is a directory, expected a JSON-lines log", source=str(p)) from None
+    except OSError as err:
+        raise UserError(f"cannot read: {err.strerror or err}", source=str(p)) from None
+    *whole, tail = data.split(b"\n")  # the tail after the last newline: b"" or a torn line
+    records: list[dict[str, Any]] = []
+    keep = 0
+    for n, line in enumerate(whole, 1):
+        try:
+            record = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            record = None
+        if not isinstance(record, dict):
+            if n == len(whole) and not tail:  # a last line cut short, then ended: torn all the same
+                return records, keep, True
+            raise UserError(f"line {n} is not a JSON object: the log is damaged", source=str(p))
+        records.append(record)
+        keep += len(line) + 1
+    return records, keep, bool(tail)
 
 
 class JsonlWriter:
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        repair(self.path)
-        self._f = open(self.path, "a", encoding="utf-8")
+    """Appends to a log, after cutting off a torn last line, so that new lines follow whole ones."""
 
-    def write(self, record: dict[str, Any]) -> None:
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            repair(self.path)
+            self._f = open(self.path, "a", encoding="utf-8")
+        except OSError as err:
+            raise UserError(f"cannot write: {err.strerror or err}", source=str(self.path)) from None
+
+    def write(self, record: Mapping[str, Any]) -> None:
         self.write_many([record])
 
-    def write_many(self, records: list[dict[str, Any]]) -> None:
+    def write_many(self, records: Sequence[Mapping[str, Any]]) -> None:
         """Append records, one line each, and fsync once: a batch of cheap evaluations would
-        otherwise spend more time in fsync than in evaluating."""
+        otherwise spend more time in fsync than in evaluating. Records must be strict JSON (no NaN)."""
         if not records:
             return
         self._f.write("".join(json.dumps(r, sort_keys=True, allow_nan=False) + "\n" for r in records))
@@ -79,3 +107,4 @@ class JsonlWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+

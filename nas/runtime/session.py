@@ -1,6 +1,7 @@
 """Where and how a proxy runs: device choice, explicit thread counts, seeding."""
 from __future__ import annotations
 
+import logging
 import os
 import random
 import shutil
@@ -13,6 +14,8 @@ import numpy as np
 import torch
 
 from nas.runtime.errors import UserError
+
+log = logging.getLogger(__name__)
 
 
 # A Ray trial that raises, or whose worker process dies (OOM killer, lost node), runs again this many
@@ -83,8 +86,9 @@ def generator(seed: int, *stream: int) -> torch.Generator:
 
 @contextmanager
 def ray_session(address: str | None = None, cpus: int | None = None) -> Iterator[None]:
-    """Ray for a block: the cluster at `address`, or a private local Ray with `cpus` CPUs, left as it
-    was afterwards; a Ray already initialised (a caller's, a test's) is used as it is."""
+    """Ray for a block: the cluster at `address`, or a private local Ray with `cpus` CPUs that listens
+    on the loopback interface only, left as it was afterwards; a Ray already initialised (a
+    caller's, a test's) is used as it is."""
     import ray
 
     for key, value in RAY_ENV.items():  # before any Tuner runs, whoever started Ray
@@ -93,26 +97,92 @@ def ray_session(address: str | None = None, cpus: int | None = None) -> Iterator
         yield
         return
     temp_dir = None
-    if address:
-        try:
-            ray.init(address=address, log_to_driver=False, logging_level="ERROR")
-        except (ConnectionError, ValueError, RuntimeError) as err:
-            raise UserError(f"cannot connect to Ray at {address!r}: {err}", field="--address") from None
-    else:
-        # Ray keeps Unix sockets in its temp dir, whose paths must stay under 107 bytes.
-        temp_dir = tempfile.mkdtemp(prefix="ray_", dir="/tmp")
-        try:
-            ray.init(num_cpus=cpus or available_cpus(), include_dashboard=False, _temp_dir=temp_dir,
-                     log_to_driver=False, logging_level="ERROR")
-        except BaseException:
-            _remove_when_quiet(temp_dir)
-            raise
+    restore = _use_token_if_found() if address else _loopback_only()
     try:
-        yield
+        if address:
+            try:
+                ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+            except (ConnectionError, ValueError, RuntimeError, ray.exceptions.RayError) as err:
+                raise UserError(_cannot_connect(address, err), field="--address") from None
+        else:
+            # Ray keeps Unix sockets in its temp dir, whose paths must stay under 107 bytes.
+            temp_dir = tempfile.mkdtemp(prefix="ray_", dir="/tmp")
+            try:
+                ray.init(num_cpus=cpus or available_cpus(), include_dashboard=False, _temp_dir=temp_dir,
+                         log_to_driver=False, logging_level="ERROR")
+            except BaseException:
+                _remove_when_quiet(temp_dir)
+                raise
+        try:
+            yield
+        finally:
+            ray.shutdown()
+            if temp_dir:
+                _remove_when_quiet(temp_dir)
     finally:
-        ray.shutdown()
-        if temp_dir:
-            _remove_when_quiet(temp_dir)
+        restore()
+
+
+# Ray gives a node the address `services.get_node_ip_address()` returns: the machine's outward IP,
+# unless its cluster mode is off (what it does on macOS and Windows, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0),
+# then 127.0.0.1, and gcs_server, the raylet, the workers and the agents then bind to 127.0.0.1 instead
+# of all interfaces. `_node_ip_address="127.0.0.1"` alone does not do it: ray.init turns a loopback
+# address back into the outward one. Ray reads the variable at import, so the constant is set too.
+_CLUSTER_MODE_VAR = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def _loopback_only():
+    """Switch Ray's cluster mode off for a local start; returns what puts it back."""
+    try:
+        from ray._private import ray_constants
+    except ImportError:
+        ray_constants = None
+    if ray_constants is None or not hasattr(ray_constants, "ENABLE_RAY_CLUSTER"):
+        log.warning("this Ray version has no ENABLE_RAY_CLUSTER switch: the local Ray's gcs_server, raylet "
+                    "and workers may listen on all network interfaces")
+        return lambda: None
+    saved, saved_env = ray_constants.ENABLE_RAY_CLUSTER, os.environ.get(_CLUSTER_MODE_VAR)
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    os.environ[_CLUSTER_MODE_VAR] = "0"  # for the processes Ray starts, which import it again
+
+    def restore() -> None:
+        ray_constants.ENABLE_RAY_CLUSTER = saved
+        if saved_env is None:
+            os.environ.pop(_CLUSTER_MODE_VAR, None)
+        else:
+            os.environ[_CLUSTER_MODE_VAR] = saved_env
+
+    return restore
+
+
+def _use_token_if_found():
+    """`ray start` (Ray >= 2.5x) turns token authentication on and keeps the token in ~/.ray/auth_token,
+    but ray.init(address=...) only sends it when RAY_AUTH_MODE=token: set that when the mode is unset
+    and Ray finds a token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token). Returns what undoes it."""
+    if os.environ.get("RAY_AUTH_MODE") is not None:
+        return lambda: None
+    try:
+        from ray._raylet import AuthenticationTokenLoader, Config
+    except ImportError:  # a Ray without token authentication
+        return lambda: None
+    if not AuthenticationTokenLoader.instance().has_token(ignore_auth_mode=True):
+        return lambda: None
+    os.environ["RAY_AUTH_MODE"] = "token"
+    Config.initialize("")  # Ray caches its config: let this process see the mode too
+
+    def restore() -> None:
+        os.environ.pop("RAY_AUTH_MODE", None)
+        Config.initialize("")
+
+    return restore
+
+
+def _cannot_connect(address: str, err: BaseException) -> str:
+    reason = " ".join(str(getattr(err, "message", None) or err).split()) or type(err).__name__
+    return (f"cannot connect to Ray at {address!r}: {reason}; check that the cluster is up (`ray status` on "
+            f"its head) and reachable from here, and, since `ray start` turns token authentication on, that "
+            f"this host has the head's token (copy its ~/.ray/auth_token here, or set RAY_AUTH_TOKEN; "
+            f"see docs/cluster.md)")
 
 
 def _remove_when_quiet(directory: str, attempts: int = 10) -> None:

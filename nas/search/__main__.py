@@ -1,12 +1,107 @@
-"""python -m nas.search: the whole pipeline, search to report (see nas.pipeline)."""
+"""The whole pipeline: search -> best spec -> NetAdapt to the target -> export and check -> report.
+
+    python -m nas.search --target-ms 50 [--space auto|mobilenetv3_large|mobilenetv3_small|PATH]
+        [--device pixel1|host|NAME] [--proxy NAME] [--budget smoke|default|paper] [--seed N]
+        [--out DIR] [--resume] [--address RAY_ADDRESS] [--config FILE] [--json]
+
+Every stage's result lands in the run directory before the next starts (`pipeline.json` says
+which are done), so `--resume` picks up at the first unfinished stage; the search stage itself
+resumes sample by sample. One process at a time owns a run directory.
+"""
+from __future__ import annotations
+
 if __name__ == "__main__":  # Ctrl-C while the imports below load torch: one line, no traceback
     from nas.runtime.cli import exit_quietly_on_ctrl_c
 
     exit_quietly_on_ctrl_c()
 
-from nas.pipeline import main  # noqa: E402
+import os
+from pathlib import Path
+
+from nas.budgets import BUDGETS
+from nas.pipeline.config import RunConfig, new_run_config, saved_run_config
+from nas.pipeline.prepare import limit_local_cpus, prepare
+from nas.pipeline.rundir import check_new_run_dir, create_run_dir, default_run_dir, latest_run, write_config
+from nas.pipeline.stages import run_pipeline
+from nas.runtime.cli import (ArgumentParser, emit, non_negative_int, positive_float, positive_int, resume_command,
+                             run_main, set_resume_hint)
+from nas.runtime.lock import run_lock
+
+PROG = "python -m nas.search"
+SUMMARY_KEYS = ("final_spec", "onnx", "predicted_ms", "measured_host_ms", "proxy_accuracy", "samples", "wall_s",
+                "target_ms", "device", "space", "netadapt_iterations", "params", "macs", "max_abs_diff")
+
+
+def parser() -> ArgumentParser:
+    p = ArgumentParser(prog=PROG, description=__doc__.strip().splitlines()[0])
+    p.add_argument("--target-ms", dest="target_ms", type=positive_float, help="target latency on the device (ms)")
+    p.add_argument("--space", help="auto (default), mobilenetv3_large, mobilenetv3_small, mnasnet, or a YAML path")
+    p.add_argument("--device", help="pixel1 (default), host, or a table/model under latency_tables/")
+    p.add_argument("--proxy", help="accuracy proxy (default: the budget's; see python -m nas.proxies)")
+    p.add_argument("--budget", choices=list(BUDGETS), help="smoke (<2 min), default (<15 min), paper (cluster)")
+    p.add_argument("--algorithm", choices=["controller", "random", "evolution"])
+    p.add_argument("--reward", choices=["mnasnet", "hard", "tunas"])
+    p.add_argument("--samples", type=positive_int, help="override the budget's number of samples")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--data", help="data set folder (default: Fashion-MNIST from dataset-fashion-mnist)")
+    p.add_argument("--dataset", help="fashion-mnist (default), cifar10, imagefolder")
+    p.add_argument("--config", help="run config YAML (experiments/*.yaml); flags override it")
+    p.add_argument("--out", help="run directory (default ./runs/<family>-<target>ms-<device>-<time>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out (default: the latest run)")
+    p.add_argument("--address", help="Ray cluster address (ray start --head); trials run there")
+    p.add_argument("--cpus", type=positive_int, help="CPUs a local run may use (Ray trials, torch threads)")
+    p.add_argument("--trial-retries", dest="trial_retries", type=non_negative_int,
+                   help="reruns of a Ray trial that raised or whose worker died, before it counts as failed "
+                        "(default 1)")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser()
+    args = p.parse_args(argv)
+    if args.seed is not None and args.seed < 0:
+        p.error(f"argument --seed: must be >= 0, got {args.seed}")
+    run_dir, config = resumed_run(args) if args.resume else new_run(args)
+    limit_local_cpus(config)
+    prepared = prepare(config)  # nothing is written before the inputs check out
+    hint = resume_command(PROG, ["--resume", "--out", str(run_dir)])
+    if not args.resume:
+        create_run_dir(run_dir)
+    with run_lock(run_dir, what="search run", resume_hint=f"once it has stopped, continue with: {hint}"):
+        if not args.resume:
+            check_new_run_dir(run_dir)  # again, under the lock: a run that started meanwhile
+            write_config(run_dir, config)
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        set_resume_hint(hint)
+        summary = run_pipeline(config, run_dir, resume=args.resume, prepared=prepared)
+    result = {k: summary[k] for k in SUMMARY_KEYS} | {"report": str(run_dir / "report.md"), "run_dir": str(run_dir)}
+    emit(result, args.json, human)
+    return 0
+
+
+def resumed_run(args) -> tuple[Path, RunConfig]:
+    run_dir = Path(args.out) if args.out else latest_run()
+    return run_dir, saved_run_config(run_dir, args)
+
+
+def new_run(args) -> tuple[Path, RunConfig]:
+    config = new_run_config(args)
+    run_dir = Path(args.out) if args.out else default_run_dir(config)
+    check_new_run_dir(run_dir)
+    return run_dir, config
+
+
+def human(r: dict) -> str:
+    return "\n".join([
+        f"final network for {r['target_ms']:g} ms on {r['device']} ({r['space']}):",
+        f"  predicted {r['predicted_ms']:.2f} ms ({100 * (r['predicted_ms'] / r['target_ms'] - 1):+.1f}% from target), "
+        f"measured on this host {r['measured_host_ms']:.3f} ms (ONNX Runtime, 1 thread)",
+        f"  proxy accuracy {r['proxy_accuracy']:.4f}; {r['params']:,} params, {r['macs'] / 1e6:.1f}M MACs; "
+        f"{r['samples']} samples, {r['netadapt_iterations']} NetAdapt iterations, {r['wall_s']:.0f} s",
+        f"  spec {r['final_spec']}", f"  onnx {r['onnx']}", f"  report {r['report']}",
+    ])
+
 
 if __name__ == "__main__":
-    from nas.runtime.cli import run_main
-
     run_main(main)

@@ -6,7 +6,6 @@ with the run log keyed by that number, a resumed search neither loses nor repeat
 """
 from __future__ import annotations
 
-import os
 import pickle
 from abc import ABC, abstractmethod
 from collections import deque
@@ -246,13 +245,10 @@ def make_algorithm(name: str, space: SearchSpace, seed: int = 0, **options: Any)
 
 def save_state(algorithm: Algorithm, path: str | Path) -> None:
     """Checkpoint written whole or not at all, and on disk before the evaluations it covers."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        pickle.dump(algorithm.state_dict(), f, protocol=pickle.HIGHEST_PROTOCOL)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
+    from nas.runtime.files import atomic_write
+
+    state = algorithm.state_dict()
+    atomic_write(path, lambda f: pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def load_state(algorithm: Algorithm, path: str | Path) -> None:

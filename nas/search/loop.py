@@ -223,10 +223,10 @@ class SearchRun:
         `accuracy` and, when the network diverged, `failed`.
         """
         import ray
-        from ray import tune
         from ray.tune.schedulers import ASHAScheduler
 
         from nas.accuracy.tune import _total_epochs, proxy_trainable
+        from nas.runtime.tune import run_tune, trial_error
         from nas.search.algorithms import TuneSearcher
 
         remaining = self.samples - self.done
@@ -242,12 +242,15 @@ class SearchRun:
         attempt = len(list(self.dir.glob("tune-*")))
         experiment = self.dir.resolve() / f"tune-{attempt}"
 
-        trial_dirs = _trial_dirs()
+        trials = _trials()
 
         def on_result(s: Suggestion, result: dict | None, error: bool) -> float:
             failed = error or not result or bool(result.get("failed", False))
-            reason = (_trial_error(trial_dirs.paths.get(s.index)) if error
-                      else (result or {}).get("reason") or ("no result" if not result else None))
+            if error:
+                reason = trial_error(trials.by_index[s.index]) if s.index in trials.by_index else None
+                reason = reason or "trial error"
+            else:
+                reason = (result or {}).get("reason") or ("no result" if not result else None)
             r = {"accuracy": 0.0 if failed else float(result.get("accuracy", 0.0)),
                  "score": None if failed else result.get("accuracy"), "failed": failed,
                  "reason": reason if failed else None, "seconds": (result or {}).get("seconds", 0.0)}
@@ -262,21 +265,14 @@ class SearchRun:
                                 extra_config=extra_config, state_path=self.dir / STATE_FILE)
         total_epochs = _total_epochs(proxy_config)
         scheduler = ASHAScheduler(max_t=total_epochs, grace_period=1) if asha and total_epochs > 1 else None
-        resources = tune.with_resources(trainable or proxy_trainable, {"cpu": cpus_per_trial})
         try:
             with ray_session(address, cpus):
                 # As many suggestions in flight as trials can run: evolution's parents stay fresh.
                 slots = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_trial))
-                tune.Tuner(
-                    resources,
-                    tune_config=tune.TuneConfig(search_alg=searcher, num_samples=remaining, scheduler=scheduler,
-                                                reuse_actors=True, metric="accuracy", mode="max",
-                                                max_concurrent_trials=slots, trial_dirname_creator=_trial_dirname),
-                    run_config=tune.RunConfig(name=experiment.name, storage_path=str(experiment.parent),
-                                              failure_config=tune.FailureConfig(max_failures=max_failures),
-                                              callbacks=[trial_dirs],
-                                              checkpoint_config=tune.CheckpointConfig(num_to_keep=1), verbose=0),
-                ).fit()
+                run_tune(trainable or proxy_trainable, name=experiment.name, storage=experiment.parent,
+                         resources={"cpu": cpus_per_trial}, search_alg=searcher, num_samples=remaining,
+                         scheduler=scheduler, metric="accuracy", mode="max", max_concurrent=slots,
+                         max_failures=max_failures, callbacks=[trials], trial_dirname_creator=_trial_dirname)
         finally:
             self._close()
         if self.done < self.samples:  # never continue the pipeline on a search that stopped short
@@ -288,30 +284,19 @@ class SearchRun:
         return [self.logged[i] for i in sorted(self.logged)]
 
 
-def _trial_dirs():
-    """A Tune callback that remembers each sample's trial directory on the driver, where Tune
-    writes error.txt before it tells the searcher that the trial failed."""
+def _trials():
+    """A Tune callback that remembers each sample's trial when it starts: the searcher is told that
+    a trial failed before any callback hears of it, and the trial holds the exception."""
     from ray.tune import Callback
 
-    class TrialDirs(Callback):
+    class Trials(Callback):
         def __init__(self):
-            self.paths: dict[int, str] = {}
+            self.by_index: dict[int, object] = {}
 
         def on_trial_start(self, iteration, trials, trial, **info):
-            self.paths[trial.config["index"]] = trial.local_path
+            self.by_index[trial.config["index"]] = trial
 
-    return TrialDirs()
-
-
-def _trial_error(trial_dir: str | None) -> str:
-    """The last line of a failed trial's error.txt: the exception."""
-    path = Path(trial_dir or "") / "error.txt"
-    if trial_dir and path.exists():
-        lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
-        lines = [ln for ln in lines if not ln.startswith("Failure #")]
-        if lines:
-            return f"trial error: {lines[-1]}"[:300]
-    return "trial error"
+    return Trials()
 
 
 def _trial_dirname(trial) -> str:

@@ -4,10 +4,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from nas.runtime.paths import REFERENCE_DIR
+
 ROOT = Path(__file__).resolve().parents[2]
 TESTS = ROOT / "tests"
 DATA = TESTS / "data"
-REFERENCE = ROOT / "search_spaces" / "reference"
+REFERENCE = REFERENCE_DIR  # the reference zoo as the package ships it (search_spaces/reference links there)
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -2,7 +2,7 @@
 
 Each run must end with exit status 2 and exactly one stderr line naming the file and the field at
 fault, with no traceback, and must leave nothing behind: no output file, no run directory, no
-change under latency_tables/ or experiments/runs/. Commands run in-process through the same
+change under latency_tables/, ./runs/ or the cache. Commands run in-process through the same
 `run_main` as `python -m ...` (a subprocess per case would cost ~2 s of torch import each);
 test_cli_foundation.py and the subprocess cases at the end cover the real entry points.
 """
@@ -17,10 +17,12 @@ import pytest
 from helpers import malformed
 from helpers import REFERENCE, ROOT, assert_user_error, run_cli
 from nas.runtime.cli import run_main
+from nas.runtime.paths import RUNS_DIR, cache_dir
 
 SPEC = str(REFERENCE / "mobilenetv3_small.yaml")
 TINY = str(ROOT / "tests" / "data" / "tiny_space.yaml")
-WATCHED = [ROOT / "latency_tables", ROOT / "experiments" / "runs", ROOT / "search_spaces"]
+WATCHED = [ROOT / "latency_tables", ROOT / "experiments" / "runs", ROOT / "search_spaces", RUNS_DIR.absolute(),
+           cache_dir()]
 
 # command -> how the file under test is given; OUT is a folder that must stay empty.
 SPEC_COMMANDS = {

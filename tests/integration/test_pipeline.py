@@ -1,7 +1,10 @@
-"""The headline command: `python -m nas.search`, end to end at the smoke budget, its errors,
-and trials spread over a multi-node Ray cluster."""
+"""The headline command: `python -m nas.search`, end to end at the smoke budget with one process
+owning its run, its errors, and trials spread over a multi-node Ray cluster."""
 import json
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +13,8 @@ import yaml
 
 from nas.latency.devices import get_device
 from nas.runtime.jsonl import read_jsonl
-from nas.pipeline import pick_space, select_seed
+from nas.pipeline.prepare import pick_space
+from nas.pipeline.select import select_seed
 from nas.core.space import load_space
 from nas.core.spec import load_spec
 from helpers import ROOT, assert_user_error, run_cli
@@ -21,7 +25,7 @@ FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 @pytest.mark.skipif(not FASHION_MNIST.is_dir(), reason="Fashion-MNIST is not installed")
 def test_smoke_pipeline_end_to_end_and_resume(tmp_path):
     out = tmp_path / "run"
-    proc = run_cli("nas.search", "--target-ms", "50", "--budget", "smoke", "--out", str(out), "--json", timeout=900)
+    proc = run_owning_its_run(["--target-ms", "50", "--budget", "smoke", "--out", str(out), "--json"], out, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     for key in ("final_spec", "onnx", "predicted_ms", "measured_host_ms", "proxy_accuracy", "samples", "wall_s"):
@@ -46,6 +50,38 @@ def test_smoke_pipeline_end_to_end_and_resume(tmp_path):
     second = json.loads(again.stdout.strip().splitlines()[-1])
     assert second["final_spec"] == result["final_spec"] and second["predicted_ms"] == result["predicted_ms"]
     assert len(read_jsonl(out / "search" / "samples.jsonl")) == 96
+
+
+def run_owning_its_run(args: list[str], out: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+    """`python -m nas.search ARGS` to the end; while it runs, a second process on the same run
+    (`--resume --out`) must be refused at once: exit 2, one line naming the first's pid and how to resume."""
+    logs = [open(tmp_path / name, "w+") for name in ("first.out", "first.err")]
+    first = subprocess.Popen([sys.executable, "-m", "nas.search", *args], cwd=ROOT, stdout=logs[0], stderr=logs[1],
+                             text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (out / "config.yaml").exists():  # written under the lock
+            assert first.poll() is None, (tmp_path / "first.err").read_text()[-3000:]
+            assert time.monotonic() < deadline, "the run never started"
+            time.sleep(0.1)
+        saved = (out / "config.yaml").read_text()
+        started = time.monotonic()
+        second = run_cli("nas.search", "--resume", "--out", str(out), timeout=120)
+        refused_in = time.monotonic() - started
+        assert first.poll() is None, "the first run ended before the second was refused"
+        assert_user_error(second, str(out), f"pid {first.pid}", f"--resume --out {out}")
+        assert refused_in < 60, refused_in  # its own start-up (torch, the data), then no waiting
+        assert (out / "config.yaml").read_text() == saved
+        first.wait(timeout=900)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    logs[0].seek(0), logs[1].seek(0)
+    stdout, stderr = logs[0].read(), logs[1].read()
+    for log in logs:
+        log.close()
+    return subprocess.CompletedProcess(first.args, first.returncode, stdout, stderr)
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -79,17 +115,17 @@ def test_bad_config_files(tmp_path, text, field):
 
 
 def test_shipped_configs_are_valid():
-    from nas.pipeline import DEFAULTS, validate_config
+    from nas.pipeline.config import DEFAULTS, validate_config
     for name in ("reproduce_large", "reproduce_small", "custom_host"):
         path = ROOT / "experiments" / f"{name}.yaml"
         config = validate_config({**DEFAULTS, **yaml.safe_load(path.read_text())}, str(path))
-        load_space(config["space"])
+        load_space(config.space)
 
 
 def test_space_auto_follows_the_target():
     device = get_device("pixel1")
-    assert pick_space({"space": "auto", "target_ms": 50.0}, device)[0].name == "mobilenetv3_large"
-    assert pick_space({"space": "auto", "target_ms": 15.0}, device)[0].name == "mobilenetv3_small"
+    assert pick_space("auto", 50.0, device)[0].name == "mobilenetv3_large"
+    assert pick_space("auto", 15.0, device)[0].name == "mobilenetv3_small"
 
 
 def test_select_seed_prefers_networks_just_above_the_target():
@@ -118,8 +154,11 @@ def _where(config):
     tune.report({"accuracy": 0.5, "node": ray.get_runtime_context().get_node_id()})
 
 
-def test_trials_spread_over_two_nodes(tmp_path):
+def test_trials_spread_over_two_nodes(tmp_path, monkeypatch):
     """A search joined to a cluster (--address) runs its trials on every node."""
+    # This in-process cluster has no token authentication; a token file in ~/.ray would otherwise
+    # switch the driver to token mode (test_ray_cluster.py covers a `ray start` cluster with tokens).
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     from ray.cluster_utils import Cluster
 
     from nas.accuracy.config import ProxyConfig

@@ -9,8 +9,10 @@ import pytest
 
 from helpers import REFERENCE, ROOT, assert_user_error, run_cli
 from nas.runtime.errors import UserError
-from nas.latency.calibrate import (MODELS, CalibratedDevice, calibrate, feature_matrix, load_calibrated_device,
-                                   load_measurements)
+from nas.latency.calibrated import CalibratedDevice, load_calibrated_device
+from nas.latency.features import feature_matrix
+from nas.latency.fit import MODELS, calibrate
+from nas.latency.measurements import load_measurements
 from nas.core.spec import load_spec, scale_width
 
 PUBLISHED = ROOT / "latency_tables" / "pixel1_published.yaml"
@@ -87,6 +89,10 @@ def test_truncated_or_corrupt_device_file(tmp_path):
     bad.write_text(SHIPPED.read_text().replace('"dw_macs": 0.', '"dw_macs": -0.'))
     with pytest.raises(UserError, match="bad.yaml.*coefficients.dw_macs"):
         load_calibrated_device(bad)
+    odd = tmp_path / "odd.yaml"
+    odd.write_text(SHIPPED.read_text().replace('features: ["', 'features: [{a: 1}, "', 1))
+    with pytest.raises(UserError, match=r"odd.yaml.*features\[0\]"):  # a mapping, not a name: no traceback
+        load_calibrated_device(odd)
 
 
 def test_cli_calibrates_the_published_file(tmp_path):

@@ -12,7 +12,10 @@ from nas.runtime.errors import UserError
 from nas.export.onnx import randomize_for_check
 from nas.latency.devices import get_device
 from nas.core.model import build_model
-from nas.netadapt.run import main, make_proposals, read_log, run_netadapt
+from nas.netadapt.__main__ import main
+from nas.netadapt.proposals import make_proposals
+from nas.netadapt.run import run_netadapt
+from nas.runtime.jsonl import read_log
 from nas.accuracy.config import DataConfig, TrainConfig
 from nas.accuracy.datasets import FASHION_MNIST_DIR
 from nas.core.spec import has_residual, load_spec
@@ -276,6 +279,19 @@ def test_target_at_or_above_the_seed_returns_the_seed(tiny, tmp_path):
     assert result["unchanged"] and result["iterations"] == 0 and "unchanged" in result["message"]
     assert load_spec(result["spec_path"]).content_hash() == spec.content_hash()
     assert not (tmp_path / "netadapt.jsonl").exists()
+
+
+def test_a_run_inside_a_locked_run_directory_takes_a_lock_of_its_own(tiny, tmp_path):
+    """As in the pipeline: it holds run_dir's lock, NetAdapt runs in run_dir/netadapt under another."""
+    from nas.runtime.lock import run_lock
+
+    spec, _ = tiny
+    seed_ms = get_device("pixel1").predict(spec).ms
+    with run_lock(tmp_path, what="pipeline"):
+        result = run_netadapt(spec, seed_ms, "pixel1", out_dir=tmp_path / "netadapt", **FAST)
+    assert result["unchanged"] and (tmp_path / "netadapt" / ".lock").read_text() == ""  # taken and released
+    with run_lock(tmp_path / "netadapt"), pytest.raises(RuntimeError, match="already locked by this process"):
+        run_netadapt(spec, seed_ms, "pixel1", out_dir=tmp_path / "netadapt", **FAST)
 
 
 def test_target_below_the_floor_is_exit_2_naming_it(tiny, tmp_path):

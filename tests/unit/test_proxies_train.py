@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from nas.runtime.errors import UserError
-from nas.accuracy import DataConfig, ProxyConfig, TrainConfig, Trainer, adapt_spec, get_budget, load_data, make_proxy, train_spec
+from nas.accuracy import DataConfig, ProxyConfig, TrainConfig, Trainer, adapt_spec, load_data, make_proxy, train_spec
+from nas.budgets import get_budget
 from nas.accuracy.train import warmup_cosine
 from nas.core.spec import load_spec, spec_from_dict
 from helpers import REFERENCE
@@ -117,7 +118,7 @@ def test_train_config_validation():
 def test_make_proxy_names_and_results(data, tmp_path):
     directory = write_idx_dataset(tmp_path / "d")
     config = DataConfig(path=str(directory))
-    budget = replace(get_budget("smoke"), proxy=replace(RECIPE, epochs=1))
+    budget = replace(get_budget("smoke").accuracy, proxy=replace(RECIPE, epochs=1))
     trained = make_proxy("train", budget, config, threads=1).evaluate(TINY)
     assert {"accuracy", "score", "seconds", "failed", "arch_hash", "proxy"} <= set(trained)
     assert trained["score"] == trained["accuracy"] and 0 <= trained["accuracy"] <= 1 and not trained["failed"]

@@ -5,12 +5,13 @@ import pytest
 import torch
 
 from nas.runtime.errors import UserError
+from nas.core.check import Checker
 from nas.core.model import build_model, count_macs, count_params
 from nas.core.spec import (ArchSpec, BlockSpec, load_spec, make_divisible, scale_width, spec_from_dict,
                       spec_from_string, spec_to_yaml)
 from helpers import REFERENCE
 
-# REFERENCE.md: exact parameter counts (1000 classes) and multiply-adds (conv + linear).
+# docs/reference.md: exact parameter counts (1000 classes) and multiply-adds (conv + linear).
 EXACT = {
     "mobilenetv3_large": (5_483_032, 216.6),
     "mobilenetv3_small": (2_542_856, 56.5),
@@ -218,3 +219,31 @@ def test_bad_strings():
         spec_from_string("net_r224_n10 stem_k3_c16_s2_hs ir_k3_e16_c16_s1_zz head_c32_re_d0.2")
     with pytest.raises(UserError, match="odd"):
         spec_from_string("net_r224_n10 stem_k3_c16_s2_hs ir_k4_e16_c16_s1_re head_c32_re_d0.2")
+
+
+# ---- the Checker every loader in core and latency reads through ---------------------------------
+
+@pytest.mark.parametrize("value, kwargs, words", [
+    (float("nan"), {}, "expected a finite number, got nan"),
+    (True, {"lo": 0.0}, "expected a finite number >= 0, got True"),
+    (-0.5, {"lo": 0.0}, "expected a finite number >= 0, got -0.5"),
+    (0.1, {"hi": 0.0}, "expected a finite number <= 0, got 0.1"),
+    (0, {"lo": 0, "above": True, "what": "a finite latency", "unit": "in ms"},
+     "expected a finite latency > 0 in ms, got 0"),
+    (17, {"lo": 0.1, "hi": 16, "what": "a ratio"}, "expected a ratio between 0.1 and 16, got 17"),
+    ("3", {"lo": -2, "hi": 0, "what": "a number"}, "expected a number between -2 and 0, got '3'"),
+])
+def test_checker_number_names_file_field_and_bound(value, kwargs, words):
+    with pytest.raises(UserError) as err:
+        Checker("f.yaml").number(value, "a.b", **kwargs)
+    assert str(err.value) == f"f.yaml: a.b: {words}"
+
+
+def test_checker_accepts_what_it_asks_for():
+    c = Checker("f.yaml")
+    assert c.number(3, "x", lo=0, above=True) == 3.0 and isinstance(c.number(3, "x"), float)
+    assert c.number(0.0, "x", lo=0.0) == 0.0 and c.number(-2, "x", -2, 0) == -2.0
+    assert c.text(" a ", "x") == " a "
+    for bad in ("", "  ", None, 3):
+        with pytest.raises(UserError, match="f.yaml: x: expected a spec path, got"):
+            c.text(bad, "x", what="a spec path")

@@ -1,0 +1,71 @@
+"""The one runner: walks a table of stages, records each one's result and seconds in pipeline.json.
+
+A stage is `(name, function)`; the function takes the run's context and returns a plain dict,
+which lands in pipeline.json (`done[name]`, with its `seconds`) before the next stage starts. So a
+resumed run skips every stage already done and starts at the first unfinished one.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from nas.runtime.files import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+Stage = tuple[str, Callable[[Any], dict[str, Any]]]
+
+
+class RunState:
+    """pipeline.json: {"done": {stage: result + seconds}, "wall_s": ..., and what stages keep between runs}."""
+
+    def __init__(self, path: Path, resume: bool):
+        self.path = path
+        self.state: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"done": {}, "wall_s": 0.0}
+        if resume:  # this run's time adds to the time the run had spent before
+            self.state["wall_s_before_resume"] = self.state.get("wall_s", 0.0)
+        self.started = time.perf_counter()
+
+    def done(self, stage: str) -> dict[str, Any] | None:
+        return self.state["done"].get(stage)
+
+    def finished(self) -> dict[str, dict[str, Any]]:
+        return dict(self.state["done"])
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.state.get(key, default)
+
+    def keep(self, key: str, value: Any) -> Any:
+        """Store `value` in pipeline.json now: a run interrupted later finds it on --resume."""
+        self.state[key] = value
+        self.save()
+        return value
+
+    def finish(self, stage: str, result: dict[str, Any], seconds: float) -> dict[str, Any]:
+        self.state["done"][stage] = {**result, "seconds": round(seconds, 2)}
+        self.state["wall_s"] = round(self.elapsed(), 2)
+        self.save()
+        return self.state["done"][stage]
+
+    def save(self) -> None:
+        atomic_write_text(self.path, json.dumps(self.state, indent=1, sort_keys=True))
+
+    def elapsed(self) -> float:
+        return self.state.get("wall_s_before_resume", 0.0) + time.perf_counter() - self.started
+
+
+def run_stages(stages: Sequence[Stage], state: RunState, context: Any) -> None:
+    """Run each stage not yet done, in order, saving its result before the next starts."""
+    for name, stage in stages:
+        if state.done(name) is not None:
+            log.debug("%s: done in an earlier run", name)
+            continue
+        t0 = time.perf_counter()
+        result = stage(context)
+        if not isinstance(result, dict):
+            raise TypeError(f"stage {name} returned {type(result).__name__}, not a dict")
+        state.finish(name, result, time.perf_counter() - t0)
+        log.info("%s: done in %.1f s", name, time.perf_counter() - t0)

@@ -1,0 +1,200 @@
+"""The pipeline's stages, search -> select -> NetAdapt -> export -> compare -> report, as a table.
+
+Each stage takes the run's `Context` and returns the plain dict pipeline.json keeps for it; what
+a later stage needs from an earlier one it reads back from the run directory (samples.jsonl,
+best.yaml, final.yaml) or from that stage's dict, so a resumed run needs nothing in memory.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, replace
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nas.core.spec import ArchSpec, load_spec, save_spec
+from nas.budgets import Budget, get_budget
+from nas.pipeline.compare import comparison_rows, latency_points
+from nas.pipeline.config import RunConfig
+from nas.pipeline.prepare import Prepared
+from nas.pipeline.runner import RunState, Stage, run_stages
+from nas.pipeline.score_map import fit_score_map
+from nas.pipeline.select import select_seed
+from nas.runtime.files import atomic_write_text
+from nas.runtime.jsonl import read_jsonl
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Context:
+    config: RunConfig
+    run_dir: Path
+    prepared: Prepared
+    resume: bool
+    state: RunState
+
+    @property
+    def budget(self) -> Budget:
+        return get_budget(self.config.budget)
+
+    @property
+    def samples(self) -> int:
+        return self.config.samples or self.budget.search.samples
+
+    @property
+    def reward_w(self) -> float:
+        return self.config.reward_w if self.config.reward_w is not None else self.prepared.space.reward_w
+
+    def reward(self):
+        from nas.search.reward import RewardConfig
+
+        t, w = self.config.target_ms, self.reward_w
+        return {"mnasnet": lambda: RewardConfig.soft(t, w), "hard": lambda: RewardConfig.hard(t),
+                "tunas": lambda: RewardConfig.tunas(t)}[self.config.reward]()
+
+    @cached_property
+    def records(self) -> list[dict]:
+        return read_jsonl(self.run_dir / "search" / "samples.jsonl")
+
+    @cached_property
+    def best(self) -> ArchSpec:
+        return load_spec(self.run_dir / "best.yaml")
+
+    @cached_property
+    def final(self) -> ArchSpec:
+        return load_spec(self.run_dir / "final.yaml")
+
+
+def score_map(ctx: Context) -> dict[str, float]:
+    """The zero-cost score map, fitted once per run: kept in pipeline.json as soon as it is fitted,
+    so that a search interrupted after it resumes with the same map (refitting costs training)."""
+    kept = ctx.state.get("score_map")
+    if kept:
+        return kept
+    p = ctx.prepared
+    fitted = fit_score_map(p.space, p.proxy, p.proxy_name, ctx.budget, p.data, ctx.config.seed)
+    return ctx.state.keep("score_map", fitted)
+
+
+def run_search(ctx: Context) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    from nas.runtime.log import progress_enabled
+    from nas.search.algorithms import make_algorithm
+    from nas.search.loop import Evaluator, SearchRun
+
+    p, config, budget = ctx.prepared, ctx.config, ctx.budget
+    to_accuracy, fitted = None, None
+    if p.proxy.cheap:
+        fitted = score_map(ctx)
+        a, b = fitted["slope"], fitted["intercept"]
+        to_accuracy = lambda r: float(np.clip(a * r["score"] + b, 0.01, 1.0))  # noqa: E731
+    evaluator = Evaluator(p.device, p.proxy, ctx.reward(), to_accuracy)
+    batch = {"batch_size": budget.search.batch_size} if config.algorithm == "controller" else {}
+    algorithm = make_algorithm(config.algorithm, p.space, seed=config.seed, **batch)
+    with tqdm(total=ctx.samples, desc="search", unit="arch", leave=False, mininterval=1,
+              disable=not progress_enabled()) as bar:
+        run = SearchRun(ctx.run_dir / "search", p.space, algorithm, evaluator, ctx.samples, resume=ctx.resume,
+                        progress=bar.update)
+        bar.update(run.done)
+        if p.proxy.cheap or ">" in p.proxy_name:  # zero-cost scores and cascades run here
+            records = run.run_inprocess(batch_size=budget.search.batch_size)
+        else:
+            records = run.run_on_ray(p.proxy.config, address=config.address, cpus=config.cpus,
+                                     max_failures=config.trial_retries)
+    return {"samples": len(records), "score_map": fitted}
+
+
+def run_select(ctx: Context) -> dict[str, Any]:
+    """The best network that NetAdapt can bring down to the target."""
+    device = ctx.prepared.device
+    best, note = select_seed(ctx.records, ctx.prepared.space, device, ctx.config.target_ms)
+    save_spec(best, ctx.run_dir / "best.yaml")
+    return {"note": note, "latency_ms": device.predict(best).ms}
+
+
+def run_adapt(ctx: Context) -> dict[str, Any]:
+    from nas.netadapt.run import run_netadapt
+
+    config, p = ctx.config, ctx.prepared
+    result = run_netadapt(ctx.best, target_ms=config.target_ms, device=p.device,
+                          budget=ctx.budget.netadapt.in_pipeline(), data=p.data, out_dir=ctx.run_dir / "netadapt",
+                          resume=ctx.resume, seed=config.seed, trial_retries=config.trial_retries,
+                          address=config.address)
+    name = f"{p.space.family}-{config.target_ms:g}ms-{config.device}"
+    save_spec(replace(result["spec"], name=name), ctx.run_dir / "final.yaml")
+    return {"iterations": result["iterations"], "accuracy": result["accuracy"],
+            "latency_ms": result["latency_ms"], "weights": result.get("weights_path"),
+            "note": result.get("message", "")}
+
+
+def run_export(ctx: Context) -> dict[str, Any]:
+    """ONNX, checked against torch and timed on this host."""
+    from nas.export.onnx import export_spec
+
+    exported = export_spec(ctx.final, ctx.run_dir / "final.onnx", verify=True, time_it=True)
+    if not exported["verified"]:
+        raise RuntimeError(f"ONNX Runtime disagrees with torch by {exported['max_abs_diff']:.2e}")
+    return {k: exported[k] for k in ("max_abs_diff", "latency_ms", "latency_p10_ms", "latency_p90_ms",
+                                     "params", "macs")}
+
+
+def run_compare(ctx: Context) -> dict[str, Any]:
+    p = ctx.prepared
+    return {"rows": comparison_rows(ctx.final, p.space.family, p.device, ctx.budget, p.data, ctx.config.seed)}
+
+
+def run_report(ctx: Context) -> dict[str, Any]:
+    from nas.export.report import write_report
+
+    summary = summarize(ctx) | {"stages": ctx.state.finished(), "wall_s": round(ctx.state.elapsed(), 1)}
+    history = [r for r in read_jsonl(ctx.run_dir / "netadapt" / "netadapt.jsonl") if r.get("type") == "iteration"]
+    predicted = ctx.prepared.device.predict(ctx.final).ms
+    points, title = latency_points(ctx.config.device, ctx.prepared.device, ctx.final,
+                                   ctx.state.done("export")["latency_ms"], predicted)
+    write_report(ctx.run_dir, summary, ctx.records, ctx.state.done("compare")["rows"][1:], history, points, title)
+    return {}
+
+
+STAGES: list[Stage] = [
+    ("search", run_search),
+    ("select", run_select),
+    ("netadapt", run_adapt),
+    ("export", run_export),
+    ("compare", run_compare),
+    ("report", run_report),
+]
+
+
+def summarize(ctx: Context) -> dict[str, Any]:
+    """summary.json: the run's answer, from the stages' results and the final network."""
+    config, run_dir, state = ctx.config, ctx.run_dir, ctx.state
+    exp, adapted = state.done("export"), state.done("netadapt")
+    pred = ctx.prepared.device.predict(ctx.final)
+    return {
+        "run": run_dir.name, "target_ms": config.target_ms, "device": config.device,
+        "space": ctx.prepared.space.name, "proxy": ctx.prepared.proxy_name, "budget": ctx.budget.name,
+        "seed": config.seed, "final_spec": str(run_dir / "final.yaml"), "onnx": str(run_dir / "final.onnx"),
+        "predicted_ms": round(pred.ms, 4), "predicted_p10_ms": round(pred.p10, 4),
+        "predicted_p90_ms": round(pred.p90, 4), "measured_host_ms": exp["latency_ms"],
+        "max_abs_diff": exp["max_abs_diff"], "netadapt_accuracy": adapted["accuracy"],
+        "params": exp["params"], "macs": exp["macs"], "samples": len(ctx.records),
+        "netadapt_iterations": adapted["iterations"], "block_strings": ctx.final.block_strings(),
+        "arch": ctx.final.to_string(), "proxy_accuracy": state.done("compare")["rows"][0]["accuracy"],
+    }
+
+
+def run_pipeline(config: RunConfig, run_dir: Path, resume: bool, prepared: Prepared) -> dict[str, Any]:
+    """Every stage not yet done, then summary.json; returns the summary."""
+    ctx = Context(config, run_dir, prepared, resume, RunState(run_dir / "pipeline.json", resume))
+    p = prepared
+    log.info(f"space {p.space.name} ({p.why}); device {config.device}; proxy {p.proxy_name}; "
+             f"{ctx.samples} samples; reward {config.reward} w={ctx.reward_w:g}; run {run_dir}")
+    run_stages(STAGES, ctx.state, ctx)
+    summary = summarize(ctx) | {"wall_s": round(ctx.state.elapsed(), 1)}
+    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=1, sort_keys=True))
+    return summary

@@ -1,0 +1,68 @@
+"""Layered settings whose every value remembers where it came from.
+
+A command's settings are defaults <- a config file <- flags. Each value carries its origin, a
+(file, field) pair (`(None, "--target-ms")` for a flag), so that an error about it names the file
+and key the user wrote, or the flag they typed.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Iterable, Mapping, TypeVar
+
+from nas.runtime.errors import UserError
+from nas.runtime.files import load_yaml_file
+
+Origin = tuple[str | None, str]  # (file or None for a flag, field or flag name)
+Origins = dict[str, Origin]
+T = TypeVar("T")
+
+
+def flag(key: str) -> str:
+    """The command-line flag of a settings key: target_ms -> --target-ms."""
+    return "--" + key.replace("_", "-")
+
+
+def flag_origins(keys: Iterable[str]) -> Origins:
+    return {key: (None, flag(key)) for key in keys}
+
+
+def file_origins(source: str, keys: Iterable[str]) -> Origins:
+    return {key: (source, key) for key in keys}
+
+
+def read_config_file(path: str | os.PathLike, keys: Iterable[str]) -> dict[str, Any]:
+    """A YAML mapping whose keys are all among `keys`; anything else is a UserError naming the file."""
+    keys = tuple(keys)
+    data = load_yaml_file(path)
+    if not isinstance(data, dict):
+        raise UserError("expected a mapping of settings", source=str(path))
+    for key in data:
+        if key not in keys:
+            raise UserError(f"unknown key (allowed: {', '.join(keys)})", source=str(path), field=str(key))
+    return data
+
+
+def layer(defaults: Mapping[str, Any], file_values: Mapping[str, Any], source: str | None,
+          flags: Mapping[str, Any]) -> tuple[dict[str, Any], Origins]:
+    """defaults <- file values (from `source`) <- flags that were given (not None), with origins."""
+    values, origins = dict(defaults), flag_origins(defaults)
+    for key, value in file_values.items():
+        values[key], origins[key] = value, (source, key)
+    for key, value in flags.items():
+        if value is not None:
+            values[key], origins[key] = value, (None, flag(key))
+    return values, origins
+
+
+def blame(origins: Origins, key: str, message: str) -> UserError:
+    """A UserError about `key`'s value, naming the file and field (or the flag) it came from."""
+    source, field = origins.get(key, (None, flag(key)))
+    return UserError(message, source=source, field=field)
+
+
+def located(origins: Origins, key: str, make: Callable[[], T]) -> T:
+    """make(), with a UserError it raises moved to where `key`'s value came from."""
+    try:
+        return make()
+    except UserError as err:
+        raise err.located(*origins.get(key, (None, flag(key)))) from None

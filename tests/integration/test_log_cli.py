@@ -1,0 +1,74 @@
+"""--quiet / --verbose through real commands: stderr changes, stdout (the --json line) does not."""
+import json
+
+import pytest
+
+from helpers import REFERENCE, assert_user_error, run_cli
+
+SPEC = str(REFERENCE / "mobilenetv3_small.yaml")
+OP_KEY = "stem-in:224x224x3-out:16-k:3-s:2-act:hswish"
+
+
+def _lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def _json_last_line(proc) -> dict:
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.splitlines()[-1])
+    assert isinstance(result, dict)
+    return result
+
+
+@pytest.fixture
+def timings(tmp_path):
+    """time_ops.py output with ops only: importing it says (info) that the table stays uncalibrated."""
+    path = tmp_path / "timings.json"
+    path.write_text(json.dumps({"unit": "ms", "device": {"cpu": "test"},
+                                "entries": [{"kind": "op", "key": OP_KEY, "median": 1.0, "p10": 0.9, "p90": 1.2,
+                                             "n": 6}]}))
+    return path
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_latency_import_info_quiet_verbose(tmp_path, timings, where):
+    def run(*flags):
+        sub = ["import", "--device", "board", "--timings", str(timings), "--out", str(tmp_path / "b.yaml"), "--json"]
+        return run_cli("nas.latency", *(flags + tuple(sub) if where == "before" else tuple(sub) + flags))
+
+    default, quiet, verbose = run(), run("--quiet"), run("--verbose")
+    results = [_json_last_line(p) for p in (default, quiet, verbose)]
+    assert results[0] == results[1] == results[2] and results[0]["ops"] == 1
+    assert _lines(default.stderr) == [f"[nas] {timings} has no whole-network timings: the table stays uncalibrated"]
+    assert quiet.stderr == ""
+    assert "DEBUG   nas.latency.portable:" in verbose.stderr and "INFO    nas.latency.portable:" in verbose.stderr
+
+
+def test_inspect_verbose_shows_debug_only_with_the_flag():
+    default = run_cli("nas.inspect", SPEC, "--device", "pixel1", "--json")
+    verbose = run_cli("nas.inspect", SPEC, "--device", "pixel1", "--json", "--verbose")
+    quiet = run_cli("nas.inspect", SPEC, "--device", "pixel1", "--json", "-q")
+    assert _json_last_line(default) == _json_last_line(verbose) == _json_last_line(quiet)
+    assert default.stderr == "" and quiet.stderr == ""
+    assert "DEBUG   nas.latency.devices: device pixel1" in verbose.stderr
+
+
+def test_human_summary_is_unchanged_by_the_flags():
+    outs = {run_cli("nas.inspect", SPEC, *flags).stdout for flags in ([], ["--quiet"], ["--verbose"])}
+    assert len(outs) == 1 and "params" in outs.pop()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["nas.inspect", "{missing}", "--verbose"], "missing.yaml"),
+    (["nas.inspect", SPEC, "--device", "nowhere", "--verbose"], "nowhere"),
+    (["nas.latency", "--verbose", "import", "--device", "x", "--timings", "{bad}", "--out", "{out}"], "timings.json"),
+    (["nas.latency", "import", "--device", "x", "--timings", "{bad}", "--out", "{out}", "-v"], "timings.json"),
+    (["nas.latency", "import", "--quiet", "--verbose"], "--verbose"),
+])
+def test_a_user_error_is_still_one_line_with_verbose(tmp_path, args, needle):
+    bad = tmp_path / "timings.json"
+    bad.write_text('{"entries": [{"key": "a", "median": -1}]}')
+    names = {"missing": tmp_path / "missing.yaml", "bad": bad, "out": tmp_path / "x.yaml"}
+    proc = run_cli(*[a.format(**names) for a in args])
+    assert_user_error(proc, needle)
+    assert not (tmp_path / "x.yaml").exists()

@@ -1,0 +1,73 @@
+"""The run-config layer: defaults <- file <- flags, every value with its origin, errors that name it."""
+from __future__ import annotations
+
+import dataclasses
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from nas.pipeline.config import CONFIG_KEYS, new_run_config, saved_run_config, validate_config
+from nas.runtime.config import layer, located, read_config_file
+from nas.runtime.errors import UserError
+
+
+def args(**given):
+    """A parsed command line: the flags `given`, every other one left out."""
+    return SimpleNamespace(**({key: None for key in CONFIG_KEYS} | {"config": None} | given))
+
+
+def test_flags_beat_the_file_which_beats_the_defaults():
+    values, origins = layer({"a": 1, "b": 2, "c": 3}, {"b": 20, "c": 30}, "run.yaml", {"c": 300, "a": None})
+    assert values == {"a": 1, "b": 20, "c": 300}
+    assert origins == {"a": (None, "--a"), "b": ("run.yaml", "b"), "c": (None, "--c")}
+
+
+def test_an_error_names_the_file_and_key_or_the_flag(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("target_ms: 50\nreward_w: 3\n")
+    with pytest.raises(UserError) as err:
+        new_run_config(args(config=str(path)))
+    assert (err.value.source, err.value.field) == (str(path), "reward_w")
+    with pytest.raises(UserError) as err:
+        new_run_config(args(config=str(path), reward_w=-9.0))
+    assert (err.value.source, err.value.field) == (None, "--reward-w")
+    assert "must be a number in [-2, 0], got -9.0" in str(err.value)
+
+
+def test_unknown_keys_are_refused(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("target_ms: 50\nbogus: 1\n")
+    with pytest.raises(UserError, match="bogus: unknown key"):
+        read_config_file(path, CONFIG_KEYS)
+
+
+def test_located_moves_a_flag_blaming_error_to_the_values_origin():
+    def fails():
+        raise UserError("no such folder", field="--data")
+
+    with pytest.raises(UserError) as err:
+        located({"data": ("run.yaml", "data")}, "data", fails)
+    assert (err.value.source, err.value.field) == ("run.yaml", "data")
+
+
+def test_the_config_is_frozen_and_saves_every_setting():
+    config = validate_config({"target_ms": 50}, "run.yaml")
+    assert config.target_ms == 50.0 and isinstance(config.target_ms, float)
+    assert tuple(config.to_dict()) == CONFIG_KEYS
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.seed = 3
+    assert config.blame("seed", "bad").field == "seed"
+
+
+def test_resume_may_change_where_it_runs_but_not_what_it_computes(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump(validate_config({"target_ms": 50}, "x").to_dict()))
+    with pytest.raises(UserError, match="--seed 4 differs from this run's saved 0; drop the flag"):
+        saved_run_config(run, args(seed=4))
+    config = saved_run_config(run, args(trial_retries=3, target_ms=50.0))
+    assert config.trial_retries == 3 and config.origins["trial_retries"] == (None, "--trial-retries")
+    assert config.origins["seed"] == (str(run / "config.yaml"), "seed")
+    with pytest.raises(UserError, match="no config.yaml here"):
+        saved_run_config(tmp_path, args())

@@ -1,0 +1,113 @@
+"""The pipeline's one runner (a table of stages, pipeline.json, resume) and the search stage's score map."""
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from helpers import DATA
+from nas.pipeline import stages
+from nas.pipeline.config import validate_config
+from nas.pipeline.prepare import Prepared
+from nas.pipeline.runner import RunState, run_stages
+
+
+def recording(name, calls, result=None, fail=False):
+    def stage(ctx):
+        calls.append(name)
+        if fail:
+            raise KeyboardInterrupt  # Ctrl-C in the middle of this stage
+        return {"value": name} if result is None else result
+    return stage
+
+
+def test_stages_run_in_order_and_each_result_is_saved_with_its_seconds(tmp_path):
+    calls, path = [], tmp_path / "pipeline.json"
+    seen_on_disk = []
+
+    def peek(ctx):  # what pipeline.json holds when the second stage starts
+        seen_on_disk.append(json.loads(path.read_text())["done"])
+        return {}
+
+    state = RunState(path, resume=False)
+    run_stages([("a", recording("a", calls)), ("b", peek), ("c", recording("c", calls, {"n": 3}))], state, None)
+    assert calls == ["a", "c"]
+    assert set(seen_on_disk[0]) == {"a"} and seen_on_disk[0]["a"]["value"] == "a"
+    saved = json.loads(path.read_text())
+    assert list(saved["done"]) == ["a", "b", "c"] and saved["done"]["c"]["n"] == 3
+    assert all(isinstance(r["seconds"], float) for r in saved["done"].values())
+    assert saved["wall_s"] >= 0
+
+
+def test_resume_starts_at_the_first_unfinished_stage(tmp_path):
+    calls, path = [], tmp_path / "pipeline.json"
+    table = [("a", recording("a", calls)), ("b", recording("b", calls, fail=True)), ("c", recording("c", calls))]
+    with pytest.raises(KeyboardInterrupt):
+        run_stages(table, RunState(path, resume=False), None)
+    assert list(json.loads(path.read_text())["done"]) == ["a"]  # b was not finished, c never started
+
+    calls.clear()
+    table[1] = ("b", recording("b", calls))
+    resumed = RunState(path, resume=True)
+    before = resumed.get("wall_s")
+    run_stages(table, resumed, None)
+    assert calls == ["b", "c"]
+    saved = json.loads(path.read_text())
+    assert list(saved["done"]) == ["a", "b", "c"]
+    assert saved["wall_s_before_resume"] == before and saved["wall_s"] >= before  # time adds up over runs
+
+    calls.clear()
+    run_stages(table, RunState(path, resume=True), None)  # a finished run redoes nothing
+    assert calls == []
+
+
+def test_a_stage_must_return_a_dict(tmp_path):
+    with pytest.raises(TypeError, match="stage x returned list"):
+        run_stages([("x", lambda ctx: [1])], RunState(tmp_path / "pipeline.json", resume=False), None)
+    assert not (tmp_path / "pipeline.json").exists()
+
+
+def test_the_pipeline_is_a_table_of_stages():
+    assert [name for name, _ in stages.STAGES] == ["search", "select", "netadapt", "export", "compare", "report"]
+    assert all(callable(fn) for _, fn in stages.STAGES)
+
+
+def test_score_map_is_kept_as_soon_as_it_is_fitted(tmp_path, monkeypatch):
+    """A search interrupted after the score map was fitted resumes with that map, not a refit."""
+    from nas.core.space import load_space
+    from nas.latency.devices import get_device
+    from nas.search import loop
+
+    fits = []
+
+    def fake_fit(*args):
+        fits.append(args)
+        return {"slope": 0.5, "intercept": 0.1, "fit": len(fits)}
+
+    class InterruptedSearch:  # Ctrl-C as the search starts sampling
+        def __init__(self, *args, **kwargs):
+            self.done = 0
+
+        def run_inprocess(self, batch_size):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(stages, "fit_score_map", fake_fit)
+    monkeypatch.setattr(loop, "SearchRun", InterruptedSearch)
+    config = validate_config({"target_ms": 5.0, "budget": "smoke", "algorithm": "random"}, "test.yaml")
+    space = load_space(DATA / "tiny_space.yaml")
+    prepared = Prepared(get_device("pixel1"), space, "given", None, SimpleNamespace(cheap=True), "macs")
+
+    def context(resume):
+        state = RunState(tmp_path / "pipeline.json", resume=resume)
+        return stages.Context(config, tmp_path, prepared, resume, state)
+
+    ctx = context(False)
+    with pytest.raises(KeyboardInterrupt):
+        run_stages(stages.STAGES, ctx.state, ctx)
+    assert len(fits) == 1
+    assert json.loads((tmp_path / "pipeline.json").read_text())["score_map"]["fit"] == 1
+    ctx = context(True)
+    with pytest.raises(KeyboardInterrupt):
+        run_stages(stages.STAGES, ctx.state, ctx)
+    assert len(fits) == 1  # the resumed search used the kept map
