@@ -1,5 +1,4 @@
 """What the suites share: repository paths, running a command as a user would, the one-line error check."""
-import os
 import subprocess
 import sys
 from pathlib import Path

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.data import _idx_bytes, one_torch_thread, write_idx_dataset  # noqa: F401 (autouse fixture)
+from helpers.data import one_torch_thread, write_idx_dataset  # noqa: F401 (autouse fixture)
 from nas.runtime.errors import UserError
 from nas.accuracy import datasets
 from nas.accuracy.config import DataConfig
