@@ -181,8 +181,8 @@ def _cannot_connect(address: str, err: BaseException) -> str:
     reason = " ".join(str(getattr(err, "message", None) or err).split()) or type(err).__name__
     return (f"cannot connect to Ray at {address!r}: {reason}; check that the cluster is up (`ray status` on "
             f"its head) and reachable from here, and, since `ray start` turns token authentication on, that "
-            f"this host has the head's token (copy its ~/.ray/auth_token here, or set RAY_AUTH_TOKEN; "
-            f"see docs/cluster.md)")
+            f"this host has the head's token (copy its ~/.ray/auth_token here, or set RAY_AUTH_TOKEN); a cluster "
+            f"started without authentication needs RAY_AUTH_MODE=disabled here too (see docs/cluster.md)")
 
 
 def _remove_when_quiet(directory: str, attempts: int = 10) -> None:

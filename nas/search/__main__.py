@@ -15,7 +15,6 @@ if __name__ == "__main__":  # Ctrl-C while the imports below load torch: one lin
 
     exit_quietly_on_ctrl_c()
 
-import os
 from pathlib import Path
 
 from nas.budgets import BUDGETS
@@ -72,7 +71,6 @@ def main(argv: list[str] | None = None) -> int:
         if not args.resume:
             check_new_run_dir(run_dir)  # again, under the lock: a run that started meanwhile
             write_config(run_dir, config)
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         set_resume_hint(hint)
         summary = run_pipeline(config, run_dir, resume=args.resume, prepared=prepared)
     result = {k: summary[k] for k in SUMMARY_KEYS} | {"report": str(run_dir / "report.md"), "run_dir": str(run_dir)}
