@@ -190,6 +190,13 @@ def space_from_dict(data: Any, source: str = "<space>") -> SearchSpace:
     reward_w = c.number(d.get("reward_w", -0.07), "reward_w", -2, 0, what="a number")
     c.choice(d.get("se_style", "mobilenetv3"), "se_style", SE_STYLES)
 
+    # The resolution and stem are checked here, in the file's order (the head after the stages), by
+    # building a seed spec through the spec schema.
+    probe = {"name": d["name"], "resolution": d["resolution"], "num_classes": d.get("num_classes", 1000),
+             "se_style": d.get("se_style", "mobilenetv3"), "stem": d["stem"], "head": {"conv": 8, "act": "relu"},
+             "blocks": [{"k": 3, "exp": 8, "out": 8, "se": False, "act": "relu", "s": 1}]}
+    spec_from_dict(probe, source=source)
+
     defaults = dict(DEFAULT_CHOICES)
     top = c.mapping(d.get("choices", {}), "choices", KINDS, ())
     for kind, value in top.items():
@@ -227,11 +234,7 @@ def space_from_dict(data: Any, source: str = "<space>") -> SearchSpace:
                 raise c.fail(f"{f}.layers", f"base {layers} with delta {min(choices[kind])} leaves no layer")
         stages.append(Stage(out=out, layers=layers, s=s, seed=seed, choices=choices))
 
-    # The stem, head and resolution are validated by building the seed spec through the spec schema.
-    probe = {"name": d["name"], "resolution": d["resolution"], "num_classes": d.get("num_classes", 1000),
-             "se_style": d.get("se_style", "mobilenetv3"), "stem": d["stem"], "head": d["head"],
-             "blocks": [{"k": 3, "exp": 8, "out": 8, "se": False, "act": "relu", "s": 1}]}
-    base = spec_from_dict(probe, source=source)
+    base = spec_from_dict({**probe, "head": d["head"]}, source=source)
     max_blocks = sum(st.layers + max(st.choices["layers"]) for st in stages)
     if max_blocks > MAX_BLOCKS:
         raise c.fail("stages", f"up to {max_blocks} blocks, at most {MAX_BLOCKS}")

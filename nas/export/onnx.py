@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from pathlib import Path
 
@@ -18,6 +19,11 @@ from nas.core.spec import ArchSpec
 
 OPSET = 17
 VERIFY_TOLERANCE = 1e-4
+
+
+class VerificationError(RuntimeError):
+    """ONNX Runtime disagrees with torch on the exported model: an exporter or runtime fault, not
+    bad input (the command exits 1, not 2). Nothing has been written when it is raised."""
 
 
 def export_onnx(model: nn.Module, input_shape: tuple[int, ...], opset: int = OPSET) -> bytes:
@@ -55,8 +61,18 @@ def max_abs_diff(model: nn.Module, onnx_bytes: bytes, input_shape: tuple[int, ..
     return float(np.max(np.abs(got - expected)))
 
 
+def check_finite(state: dict, path: str) -> None:
+    """A NaN or inf weight is bad input: it would export, and then fail the check (NaN vs NaN)."""
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = tensor[~torch.isfinite(tensor)].flatten()[0].item()
+            raise UserError(f"tensor holds a non-finite value ({bad}); weights must be finite numbers",
+                            source=path, field=name)
+
+
 def load_weights(model: nn.Module, path: str) -> None:
     state = load_state(path)
+    check_finite(state, path)
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as err:
@@ -66,7 +82,10 @@ def load_weights(model: nn.Module, path: str) -> None:
 
 def export_spec(spec: ArchSpec, out: str | Path, *, weights: str | None = None, verify: bool = True,
                 time_it: bool = True, threads: int = 1, runs: int = 50, seed: int = 0) -> dict:
-    """Export, optionally check and time; writes `out` atomically. Returns the JSON result."""
+    """Export, optionally check and time; writes `out` atomically. Returns the JSON result.
+
+    Non-finite weights are a UserError and a failed check a VerificationError, both raised before
+    anything is written (a file already at `out` is left as it was)."""
     torch.manual_seed(seed)
     model = build_model(spec)
     if weights:
@@ -80,7 +99,10 @@ def export_spec(spec: ArchSpec, out: str | Path, *, weights: str | None = None, 
     if verify:
         diff = max_abs_diff(model, onnx_bytes, shape, seed)
         result["max_abs_diff"] = diff
-        result["verified"] = diff <= VERIFY_TOLERANCE
+        result["verified"] = math.isfinite(diff) and diff <= VERIFY_TOLERANCE
+        if not result["verified"]:
+            raise VerificationError(f"ONNX Runtime disagrees with torch (max |diff| {diff:.3g}, tolerance "
+                                    f"{VERIFY_TOLERANCE:g}); {out} not written")
     if time_it:
         t = time_session(make_session(onnx_bytes, threads), runs=runs)
         result.update(latency_ms=round(t.median, 4), latency_p10_ms=round(t.p10, 4),

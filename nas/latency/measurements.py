@@ -7,6 +7,7 @@ repository. Errors name the file and the row's field.
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import os
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Mapping
 from nas.core.check import Checker
 from nas.core.spec import ArchSpec, load_spec
 from nas.runtime.errors import UserError
-from nas.runtime.files import load_yaml_file
+from nas.runtime.files import load_yaml_file, read_text_file
 from nas.runtime.paths import DATA_ROOT, ROOT
 
 UNIT = "ms"
@@ -44,10 +45,10 @@ def _resolve(path_text: str, base: Path) -> Path | None:
 
 
 def _rows_from_csv(path: Path, c: Checker) -> list[dict]:
+    text = read_text_file(path, "a CSV file")  # missing, a directory, unreadable, too large: as for YAML
     try:
-        with path.open(newline="") as fh:
-            rows = list(csv.DictReader(fh))
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    except csv.Error as err:
         raise UserError(f"cannot read CSV: {err}", source=str(path)) from None
     for i, row in enumerate(rows):
         if None in row:
@@ -65,8 +66,6 @@ def load_measurements(path: str | os.PathLike) -> tuple[dict, list[Measurement]]
     p = Path(path)
     c = Checker(str(p))
     if p.suffix.lower() == ".csv":
-        if not p.is_file():
-            raise UserError("file not found", source=str(p))
         device, rows = {}, _rows_from_csv(p, c)
     else:
         data = load_yaml_file(p)

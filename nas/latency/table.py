@@ -114,15 +114,7 @@ class LatencyTable:
             raise fail("device", "expected a mapping describing the device")
         if data["unit"] != UNIT:
             raise fail("unit", f"expected 'ms', got {data['unit']!r}")
-        ops_in = data["ops"]
-        if not isinstance(ops_in, Mapping):
-            raise fail("ops", "expected a mapping of op key -> timing")
-        ops = {}
-        for key, entry in ops_in.items():
-            ops[str(key)] = timing_from_entry(entry, c, f"ops[{key}]")
-        if data["n_ops"] != len(ops):
-            raise fail("n_ops", f"says {data['n_ops']} ops but the file holds {len(ops)} (file truncated or edited?)")
-        calibration = data.get("calibration")
+        calibration = data.get("calibration")  # before ops, as the file has it
         if calibration is not None:
             if not isinstance(calibration, Mapping):
                 raise fail("calibration", "expected a mapping")
@@ -133,6 +125,14 @@ class LatencyTable:
                     raise fail(f"calibration.{k}", "missing (ms = scale * sum of ops + offset_ms)")
             if calibration["scale"] <= 0:
                 raise fail("calibration.scale", f"must be > 0, got {calibration['scale']!r}")
+        ops_in = data["ops"]
+        if not isinstance(ops_in, Mapping):
+            raise fail("ops", "expected a mapping of op key -> timing")
+        ops = {}
+        for key, entry in ops_in.items():
+            ops[str(key)] = timing_from_entry(entry, c, f"ops[{key}]")
+        if data["n_ops"] != len(ops):
+            raise fail("n_ops", f"says {data['n_ops']} ops but the file holds {len(ops)} (file truncated or edited?)")
         table = cls(data["device"], ops, calibration, path=source)
         table._new.clear()
         table._calibration_seen = table.calibration

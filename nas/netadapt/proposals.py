@@ -43,7 +43,9 @@ def _widest_cut(spec: ArchSpec, knob: Knob, floor: int, device, current_ms: floa
         chunk = options[start:start + size]
         for (w, s), ms in zip(chunk, predict_ms(device, [s for _, s in chunk])):
             p = Proposal(knob, before, w, s, float(ms))
-            if current_ms - ms >= required_ms - 1e-12:
+            # The tolerance forgives rounding in the cut, but a width must cut something: a hair above
+            # the target, every width "cuts" required - 1e-12 < 0, and some (a flat device) cut nothing.
+            if current_ms - ms >= required_ms - 1e-12 and ms < current_ms:
                 return p, p
             if largest is None or ms < largest.latency_ms:
                 largest = p

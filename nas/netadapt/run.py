@@ -210,7 +210,7 @@ class NetAdapt:
             outcomes.append(o)
         if best < 0:
             raise UserError(f"every proposal of iteration {k} diverged in fine-tuning "
-                            f"({outcomes[0]['reason']}): lower the learning rate")
+                            f"({outcomes[0]['reason'] or 'non-finite accuracy'}): lower the learning rate")
         winner, won = proposals[best], outcomes[best]
         new_state = won["state"] if "state" in won else load_state(won["state_path"])
         if c.parallel == "ray":

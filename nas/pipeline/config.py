@@ -57,28 +57,27 @@ class RunConfig:
 
 
 def validate_config(config: dict[str, Any], origins: Origins | str) -> RunConfig:
-    """Check every setting; `origins` is where each came from (a file name: all from that file)."""
+    """Check every setting; `origins` is where each came from (a file name: all from that file).
+
+    Settings are checked in `config`'s order (a file's own order: with several bad values, the
+    error names the first in the file), then the defaults."""
     if isinstance(origins, str):
         origins = file_origins(origins, CONFIG_KEYS)
+    order = [*dict.fromkeys([*config, *CONFIG_KEYS])]
     config = {**DEFAULTS, **config}
 
     def fail(key, message):
         return blame(origins, key, message)
 
-    _check_target(config.get("target_ms"), fail)
-    _check_choices(config, fail)
-    _check_numbers(config, fail)
-    for key in ("space", "device", "dataset"):
-        if not isinstance(config[key], str) or not config[key].strip():
-            raise fail(key, f"must be a non-empty string, got {config[key]!r}")
-    for key in ("proxy", "data", "address"):
-        if config[key] is not None and (not isinstance(config[key], str) or not config[key].strip()):
-            raise fail(key, f"must be a non-empty string, got {config[key]!r}")
+    for key in order:
+        if key in _CHECKS:
+            _CHECKS[key](config, key, fail)
     values = {key: config[key] for key in CONFIG_KEYS} | {"target_ms": float(config["target_ms"])}
     return RunConfig(**values, origins=dict(origins))
 
 
-def _check_target(t, fail) -> None:
+def _check_target(config, key, fail) -> None:
+    t = config.get(key)
     if t is None:
         raise fail("target_ms", "missing: give --target-ms (or target_ms in the --config file)")
     if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
@@ -87,36 +86,65 @@ def _check_target(t, fail) -> None:
         raise fail("target_ms", f"{t:g} ms is absurd for one inference (at most 100000)")
 
 
-def _check_choices(config, fail) -> None:
-    if config["budget"] not in BUDGETS:
-        raise fail("budget", f"must be one of {', '.join(BUDGETS)}, got {config['budget']!r}")
-    if config["algorithm"] not in ("controller", "random", "evolution"):
-        raise fail("algorithm", f"must be controller, random or evolution, got {config['algorithm']!r}")
-    if config["reward"] not in ("mnasnet", "hard", "tunas"):
-        raise fail("reward", f"must be mnasnet, hard or tunas, got {config['reward']!r}")
+def _check_choice(options: tuple[str, ...], says: str):
+    def check(config, key, fail) -> None:
+        if config[key] not in options:
+            raise fail(key, f"must be {says}, got {config[key]!r}")
+    return check
 
 
-def _check_numbers(config, fail) -> None:
-    w = config["reward_w"]
-    if w is not None and (isinstance(w, bool) or not isinstance(w, (int, float)) or not -2 <= w <= 0):
-        raise fail("reward_w", f"must be a number in [-2, 0], got {w!r}")
-    if isinstance(config["seed"], bool) or not isinstance(config["seed"], int) or config["seed"] < 0:
-        raise fail("seed", f"must be an integer >= 0, got {config['seed']!r}")
-    r = config["trial_retries"]
-    if isinstance(r, bool) or not isinstance(r, int) or not 0 <= r <= 100:
-        raise fail("trial_retries", f"must be an integer in 0..100, got {r!r}")
-    for key in ("samples", "cpus"):
+def _check_text(optional: bool):
+    def check(config, key, fail) -> None:
         v = config[key]
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-            raise fail(key, f"must be an integer >= 1, got {v!r}")
-    if config["samples"] is not None and config["samples"] > MAX_SAMPLES:
-        raise fail("samples", f"{config['samples']} is more than a search can use (at most {MAX_SAMPLES})")
-    from nas.runtime.session import available_cpus
+        if (v is not None or not optional) and (not isinstance(v, str) or not v.strip()):
+            raise fail(key, f"must be a non-empty string, got {v!r}")
+    return check
 
-    available = available_cpus()
-    if config["cpus"] is not None and config["address"] is None and config["cpus"] > available:
-        raise fail("cpus", f"this machine lets the run use {available} CPU(s), got {config['cpus']} "
-                           f"(a cluster takes --address)")
+
+def _check_reward_w(config, key, fail) -> None:
+    w = config[key]
+    if w is not None and (isinstance(w, bool) or not isinstance(w, (int, float)) or not -2 <= w <= 0):
+        raise fail(key, f"must be a number in [-2, 0], got {w!r}")
+
+
+def _check_seed(config, key, fail) -> None:
+    if isinstance(config[key], bool) or not isinstance(config[key], int) or config[key] < 0:
+        raise fail(key, f"must be an integer >= 0, got {config[key]!r}")
+
+
+def _check_retries(config, key, fail) -> None:
+    r = config[key]
+    if isinstance(r, bool) or not isinstance(r, int) or not 0 <= r <= 100:
+        raise fail(key, f"must be an integer in 0..100, got {r!r}")
+
+
+def _check_count(config, key, fail) -> None:
+    v = config[key]
+    if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+        raise fail(key, f"must be an integer >= 1, got {v!r}")
+    if key == "samples" and v is not None and v > MAX_SAMPLES:
+        raise fail(key, f"{v} is more than a search can use (at most {MAX_SAMPLES})")
+    if key == "cpus" and v is not None and config["address"] is None:
+        from nas.runtime.session import available_cpus
+
+        available = available_cpus()
+        if v > available:
+            raise fail(key, f"this machine lets the run use {available} CPU(s), got {v} (a cluster takes --address)")
+
+
+_CHECKS: dict[str, Callable[[dict, str, Callable], None]] = {
+    "target_ms": _check_target,
+    "space": _check_text(optional=False), "device": _check_text(optional=False),
+    "proxy": _check_text(optional=True),
+    "budget": _check_choice(tuple(BUDGETS), f"one of {', '.join(BUDGETS)}"),
+    "seed": _check_seed,
+    "algorithm": _check_choice(("controller", "random", "evolution"), "controller, random or evolution"),
+    "reward": _check_choice(("mnasnet", "hard", "tunas"), "mnasnet, hard or tunas"),
+    "reward_w": _check_reward_w, "samples": _check_count, "cpus": _check_count,
+    "dataset": _check_text(optional=False), "data": _check_text(optional=True),
+    "address": _check_text(optional=True), "trial_retries": _check_retries,
+}
+assert set(_CHECKS) == set(CONFIG_KEYS)
 
 
 def given_flags(args) -> dict[str, Any]:
@@ -128,6 +156,9 @@ def new_run_config(args) -> RunConfig:
     """A new run: defaults <- --config file <- flags."""
     file_values = read_config_file(args.config, CONFIG_KEYS) if args.config else {}
     values, origins = layer(DEFAULTS, file_values, args.config, given_flags(args))
+    values = {key: values[key] for key in [*file_values, *values]}  # the file's order: see validate_config
+    if args.config and "target_ms" not in origins:  # missing from the file the user gave: name it
+        origins["target_ms"] = (args.config, "target_ms")
     return validate_config(values, origins)
 
 

@@ -7,7 +7,8 @@ from nas.runtime.errors import UserError
 
 def select_seed(records: list[dict], space, device, target: float) -> tuple[ArchSpec, str]:
     """Best reward among samples at or above the target (NetAdapt only shrinks); if the search
-    found nothing that slow, the best sample widened until it reaches the target."""
+    found nothing that slow, the best sample widened until it reaches the target, unless NetAdapt
+    could not bring the widened network back down to it (then the best sample as it is)."""
     from nas.core.spec import spec_from_string
 
     ok = [r for r in records if not r.get("failed")]
@@ -30,4 +31,14 @@ def select_seed(records: list[dict], space, device, target: float) -> tuple[Arch
     for _ in range(12):
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if device.predict(scale_width(spec, mid)).ms < target else (lo, mid)
-    return scale_width(spec, hi, name="best"), f"best reward: sample {r['i']}, widened x{hi:.3f} to reach the target"
+    widened = scale_width(spec, hi, name="best")
+    if floor_ms(widened, device) > target:  # widths round up to multiples of 8, and the head grows too
+        return spec, f"best reward: sample {r['i']}; widened to the target, NetAdapt could not cut it back"
+    return widened, f"best reward: sample {r['i']}, widened x{hi:.3f} to reach the target"
+
+
+def floor_ms(spec: ArchSpec, device) -> float:
+    """The latency of `spec` with every width NetAdapt may cut at its floor: the least it can reach."""
+    from nas.netadapt.surgery import floor_widths, knobs_of
+
+    return device.predict(floor_widths(spec, knobs_of(spec))[1]).ms

@@ -1,7 +1,8 @@
 """Reading and writing files: one-line errors for bad input, whole-or-nothing writes.
 
-Every reader turns a missing, unreadable, non-UTF-8, empty or unparsable file into a `UserError`
-naming the file; every writer replaces its target atomically (temporary file + fsync + rename), so an
+Every reader turns a missing, unreadable, too large (MAX_FILE_BYTES), non-UTF-8, empty or
+unparsable file, or YAML whose aliases explode (MAX_YAML_VALUES), into a `UserError` naming the
+file; every writer replaces its target atomically (temporary file + fsync + rename), so an
 interrupted run never leaves a half-written file, and a path it cannot write is a `UserError`.
 `save_state`/`load_state` are the same for torch weights files.
 """
@@ -17,19 +18,27 @@ import yaml
 from nas.runtime.errors import UserError
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader: latency tables are large
+# Input files are small (the largest, a host op table of the Large space, is ~100 KB): refuse more
+# than these at once, before a parser spends memory and minutes on them.
+MAX_FILE_BYTES = 32 * 2**20
+MAX_YAML_VALUES = 1_000_000  # after aliases are expanded: an alias bomb is a few lines
 
 
 def read_text_file(path: str | os.PathLike, what: str = "a text file") -> str:
-    """A file's text, or a one-line UserError: missing, a directory, unreadable, not UTF-8, empty."""
+    """A file's text, or a one-line UserError: missing, a directory, unreadable, too large, not UTF-8,
+    empty."""
     p = Path(path)
     try:
-        data = p.read_bytes()
+        with p.open("rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise UserError("file not found", source=str(p)) from None
     except IsADirectoryError:
         raise UserError(f"is a directory, expected {what}", source=str(p)) from None
     except OSError as err:
         raise UserError(f"cannot read: {err.strerror or err}", source=str(p)) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise UserError(f"more than {MAX_FILE_BYTES >> 20} MB: too large for {what}", source=str(p))
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -52,7 +61,36 @@ def load_yaml_file(path: str | os.PathLike) -> Any:
         raise UserError(f"YAML syntax error at {where}: {problem}", source=str(p)) from None
     if data is None:
         raise UserError("file is empty (nothing but comments)", source=str(p))
+    _check_expanded_size(data, p)
     return data
+
+
+def _check_expanded_size(data: Any, p: Path) -> None:
+    """Refuse YAML whose aliases expand it beyond MAX_YAML_VALUES values, or make a value contain
+    itself: each is a few lines that any walk over the data (a check, an error message quoting the
+    value, a fingerprint) would take forever on. A shared value counts once per place it is used but
+    is walked once, so this takes time in the file's size, not in what it expands to."""
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()  # containers being counted: the path from the top to this one
+    stack: list[tuple[Any, bool]] = [(data, False)]
+    while stack:
+        node, counted_children = stack.pop()
+        if not isinstance(node, (list, dict)):
+            continue
+        children = list(node.values()) if isinstance(node, dict) else node
+        if counted_children:
+            open_.discard(id(node))
+            size = 1 + sum(sizes.get(id(c), 1) for c in children)
+            if size > MAX_YAML_VALUES:
+                raise UserError(f"YAML aliases expand to more than {MAX_YAML_VALUES} values (an alias bomb?)",
+                                source=str(p))
+            sizes[id(node)] = size
+        elif id(node) in open_:
+            raise UserError("a YAML alias makes a value contain itself", source=str(p))
+        elif id(node) not in sizes:
+            open_.add(id(node))
+            stack.append((node, True))
+            stack.extend((c, False) for c in children)
 
 
 def load_json_file(path: str | os.PathLike) -> Any:

@@ -15,9 +15,11 @@ if __name__ == "__main__":  # Ctrl-C while the imports below load torch: one lin
 
     exit_quietly_on_ctrl_c()
 
+import sys
 from pathlib import Path
 
 from nas.budgets import BUDGETS
+from nas.export.onnx import VerificationError
 from nas.pipeline.config import RunConfig, new_run_config, saved_run_config
 from nas.pipeline.prepare import limit_local_cpus, prepare
 from nas.pipeline.rundir import check_new_run_dir, create_run_dir, default_run_dir, latest_run, write_config
@@ -72,7 +74,11 @@ def main(argv: list[str] | None = None) -> int:
             check_new_run_dir(run_dir)  # again, under the lock: a run that started meanwhile
             write_config(run_dir, config)
         set_resume_hint(hint)
-        summary = run_pipeline(config, run_dir, resume=args.resume, prepared=prepared)
+        try:
+            summary = run_pipeline(config, run_dir, resume=args.resume, prepared=prepared)
+        except VerificationError as err:  # an exporter or runtime fault, not the user's input: exit 1
+            print(f"error: export stage: {err}; continue with: {hint}", file=sys.stderr)
+            return 1
     result = {k: summary[k] for k in SUMMARY_KEYS} | {"report": str(run_dir / "report.md"), "run_dir": str(run_dir)}
     emit(result, args.json, human)
     return 0

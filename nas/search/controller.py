@@ -217,6 +217,16 @@ def _log_prob_entropy(logits: torch.Tensor, tokens: torch.Tensor) -> tuple[torch
     return chosen, entropy
 
 
+def ppo_surrogate(logp: torch.Tensor, old_log_probs: torch.Tensor, adv: torch.Tensor, clip: float) -> torch.Tensor:
+    """PPO's clipped objective per sample, min(r A, clip(r, 1 - eps, 1 + eps) A), r = exp(logp - old).
+
+    A sample whose ratio has left [1 - eps, 1 + eps] in the direction its advantage pushes (r > 1 + eps
+    with A > 0, r < 1 - eps with A < 0) contributes no gradient; in the other direction it keeps r A.
+    """
+    ratio = torch.exp(logp - old_log_probs)
+    return torch.min(ratio * adv, ratio.clamp(1 - clip, 1 + clip) * adv)
+
+
 # ---- controller ------------------------------------------------------------------------------
 
 class Controller:
@@ -333,8 +343,7 @@ class Controller:
         for epoch in range(epochs):
             logp, entropy = self.log_prob(t)
             if cfg.algorithm == "ppo":
-                ratio = torch.exp(logp - old_log_probs)
-                surrogate = torch.min(ratio * adv, ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * adv)
+                surrogate = ppo_surrogate(logp, old_log_probs, adv, cfg.clip)
             else:
                 surrogate = logp * adv
             loss = -surrogate.mean() - cfg.entropy_weight * entropy.mean()

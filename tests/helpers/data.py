@@ -1,11 +1,18 @@
 """Synthetic data the suites share: a learnable IDX data set, a tiny spec, one torch thread."""
 import gzip
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from nas.accuracy.datasets import FASHION_MNIST_DIR
 from nas.core.spec import spec_from_dict
+
+# Set to 1 to run every data-needing test on the synthetic set even where Fashion-MNIST is installed
+# (how CI proves that no test depends on, or skips for, the real one).
+SYNTHETIC_ENV = "NAS_TEST_SYNTHETIC_DATA"
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -34,6 +41,22 @@ def write_idx_dataset(directory, n: int = 600, seed: int = 0):
     (directory / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(_idx_bytes(np.clip(images, 0, 255))))
     (directory / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(_idx_bytes(labels)))
     return directory
+
+
+def fashion_mnist_dir(tmp_root: Path) -> Path:
+    """Fashion-MNIST where Debian installed it; otherwise a synthetic IDX set of the same layout."""
+    if FASHION_MNIST_DIR.is_dir() and os.environ.get(SYNTHETIC_ENV, "") != "1":
+        return FASHION_MNIST_DIR
+    folder = tmp_root / "fashion-mnist"
+    if not folder.is_dir():
+        write_idx_dataset(folder, n=6000)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def fashion_mnist(tmp_path_factory) -> Path:
+    """The data set tests give with --data: never a skip when the real one is absent."""
+    return fashion_mnist_dir(tmp_path_factory.mktemp("data"))
 
 
 TINY = spec_from_dict({

@@ -1,6 +1,6 @@
-"""Interrupt a command at a chosen moment and check that what it left behind is whole.
+"""Interrupt a command at a chosen state and check that what it left behind is whole.
 
-Used by test_interruption.py (one seeded moment per case, in CI) and by
+Used by test_interruption.py (signals sent when a state is observed: a log line, a file) and by
 experiments/benchmarks/interruption_audit.py (many random moments, a table of outcomes).
 """
 from __future__ import annotations
@@ -11,10 +11,11 @@ import resource
 import signal
 import subprocess
 import sys
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
@@ -29,6 +30,8 @@ class Outcome:
     stderr: str
     seconds: float        # wall time of this attempt
     cpu_s: float          # CPU time (user + system) it and its children used
+    probed: Any = None    # what `probe(pid)` returned just before the signal
+    left_running: list[str] = field(default_factory=list)  # its processes still alive after it exited
 
     @property
     def last_line(self) -> str:
@@ -36,19 +39,77 @@ class Outcome:
         return lines[-1] if lines else ""
 
 
-def run_until(cmd: Sequence[str], sig: signal.Signals | None, delay_s: float,
+def lines_in(path: Path) -> int:
+    """Whole lines in a log so far (0 while it does not exist)."""
+    try:
+        return path.read_bytes().count(b"\n")
+    except OSError:
+        return 0
+
+
+def process_tree(root: int) -> list[int]:
+    """`root` and its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo += children.get(pid, [])
+    return tree
+
+
+def tree_cpus(pid: int) -> set[int]:
+    """Every CPU that `pid` or one of its descendants may run on: what bounds the CPU time it takes."""
+    cpus: set[int] = set()
+    for p in process_tree(pid):
+        try:
+            cpus |= os.sched_getaffinity(p)
+        except OSError:  # exited meanwhile
+            pass
+    return cpus
+
+
+def _session_processes(sid: int) -> list[str]:
+    """'pid command' of every live (not zombie) process in session `sid`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    head, rest = f.read().rsplit(")", 1)
+            except OSError:
+                continue
+            fields = rest.split()
+            if int(fields[3]) == sid and fields[0] != "Z":
+                found.append(f"{entry} {head.split('(', 1)[1]}")
+    return found
+
+
+def run_until(cmd: Sequence[str], sig: signal.Signals | None, delay_s: float = 0.0,
               ready: Callable[[], bool] = lambda: True, timeout: float = 600, env: dict | None = None,
-              module: bool = True) -> Outcome:
-    """Start `python -m cmd...` (`python cmd...` unless `module`); once `ready()` holds, wait `delay_s`
-    and send `sig` (None: let it finish)."""
+              module: bool = True, probe: Callable[[int], Any] | None = None, settle_s: float = 60) -> Outcome:
+    """Start `python -m cmd...` (`python cmd...` unless `module`); once `ready()` holds (a state the
+    tests observe: a log line, a file), wait `delay_s` (the audit's random moments; tests use 0),
+    call `probe(pid)` and send `sig` (None: let it finish). The command runs in a session of its own:
+    `left_running` lists its processes still alive `settle_s` after it exited."""
     start = time.monotonic()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     # A background job starts with SIGINT ignored, and Python then installs no Ctrl-C handler:
     # give the command the disposition a terminal gives it.
+    # stderr goes to a file, not a pipe: a process left behind holding it must not stall the wait.
+    err_file = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")
     proc = subprocess.Popen([sys.executable, *(["-m"] if module else []), *cmd], cwd=ROOT, env=env or ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            stdout=subprocess.DEVNULL, stderr=err_file, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    hit = False
+    hit, probed = False, None
     if sig is not None:
         while not ready() and proc.poll() is None and time.monotonic() - start < timeout:
             time.sleep(0.02)
@@ -57,16 +118,36 @@ def run_until(cmd: Sequence[str], sig: signal.Signals | None, delay_s: float,
             time.sleep(0.01)
         if proc.poll() is None:
             hit = True
+            probed = probe(proc.pid) if probe is not None else None
             proc.send_signal(sig)
     try:
-        _, err = proc.communicate(timeout=timeout)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
-        _, err = proc.communicate()
+        proc.wait()
+    with err_file:
+        err_file.seek(0)
+        err = err_file.read()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return Outcome(sig.name if sig is not None else "none", delay_s, hit, proc.returncode, err,
-                   time.monotonic() - start, cpu)
+    seconds = time.monotonic() - start
+    settle = time.monotonic() + settle_s
+    while (left := _session_processes(proc.pid)) and time.monotonic() < settle:
+        time.sleep(0.1)  # a worker may take a moment to see that its parent has gone
+    for line in left:  # never leave them to the next test
+        try:
+            os.kill(int(line.split()[0]), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return Outcome(sig.name if sig is not None else "none", delay_s, hit, proc.returncode, err, seconds, cpu,
+                   probed, left)
+
+
+# What Ray Tune writes itself in an experiment and its trial folders (the project's own files there,
+# the checkpoints' trainer.pt, are checked like any other).
+RAY_TUNE_FILES = {"result.json", "params.json", "params.pkl", "progress.csv", "tuner.pkl", "trainable.pkl",
+                  "error.txt", "error.pkl"}
+RAY_TUNE_PREFIXES = ("experiment_state-", "basic-variant-state-", "search_gen_state-", "events.out.tfevents")
 
 
 def broken_files(folder: Path, finished: bool) -> list[str]:
@@ -79,8 +160,8 @@ def broken_files(folder: Path, finished: bool) -> list[str]:
     problems = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         name = str(path.relative_to(folder))
-        if path.name.startswith("search_gen_state-"):
-            continue  # Ray Tune's own searcher state: a pickle, whatever its .json suffix says
+        if path.name in RAY_TUNE_FILES or path.name.startswith(RAY_TUNE_PREFIXES):
+            continue  # Ray Tune's own, written in place: a SIGINT may catch one half-written
         if ".tmp" in path.name:
             if finished:
                 problems.append(f"{name}: temporary file left behind")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT, assert_user_error
+from helpers import ROOT, assert_user_error, check_user_error, run_inprocess
 
 BIN = Path(sys.executable).parent
 
@@ -35,17 +35,25 @@ def test_console_script_finds_builtin_data_from_anywhere(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("argv, needles", [
+@pytest.mark.parametrize("argv, needles", [  # one per console script: the entry point itself
     (["nas-inspect", "mobilenetv9"], ("unknown spec 'mobilenetv9'", "mobilenetv3_small")),
     (["nas-search", "--target-ms", "15", "--space", "tiny9"], ("--space", "unknown search space", "mnasnet")),
     (["nas-netadapt", "--spec", "mnasnet_z9", "--target-ms", "5"], ("unknown spec", "mnasnet_a1")),
-    (["nas-inspect", "mobilenetv3_small", "--device", "phone9"], ("unknown device 'phone9'", "pixel1")),
     (["nas-latency", "build", "--bogus"], ("--bogus",)),
 ])
 def test_console_script_errors_are_one_line(tmp_path, argv, needles):
     proc = _run(_script(argv[0]), *argv[1:], cwd=tmp_path)
     assert_user_error(proc, *needles)
     assert not (tmp_path / "runs").exists()
+
+
+def test_builtin_names_are_listed_from_anywhere(tmp_path, monkeypatch, capsys):
+    """The built-in devices come from the package, not the working directory (in-process: the
+    console script above covers the entry point)."""
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_inprocess(["nas.inspect", "mobilenetv3_small", "--device", "phone9"], capsys)
+    check_user_error(code, err, "unknown device 'phone9'", "pixel1")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_console_script_ctrl_c_while_starting(tmp_path):

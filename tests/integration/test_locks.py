@@ -7,7 +7,7 @@ import sys
 import textwrap
 import time
 
-from helpers import ROOT, assert_user_error, run_cli
+from helpers import ROOT, assert_user_error, check_user_error, run_cli, run_inprocess
 
 TINY_SPACE = str(ROOT / "tests" / "data" / "tiny_space.yaml")
 HOLDER = textwrap.dedent("""
@@ -32,14 +32,15 @@ def _holder(kind: str, target) -> subprocess.Popen:
     return proc
 
 
-def test_a_second_build_of_a_table_is_refused_at_once(tmp_path):
+def test_a_second_build_of_a_table_is_refused_at_once(tmp_path, capsys):
+    """The holder is another process; the refused command runs in this one (no torch import to wait for)."""
     table = tmp_path / "host.yaml"
     holder = _holder("table", table)
     try:
         start = time.perf_counter()
-        proc = run_cli("nas.latency", "build", "--space", TINY_SPACE, "--table", str(table), timeout=120)
-        assert_user_error(proc, str(table), f"pid {holder.pid}", "latency table build", "measures only what")
-        assert time.perf_counter() - start < 30  # the import of torch, not a wait for the holder
+        code, _, err = run_inprocess(["nas.latency", "build", "--space", TINY_SPACE, "--table", str(table)], capsys)
+        check_user_error(code, err, str(table), f"pid {holder.pid}", "latency table build", "measures only what")
+        assert time.perf_counter() - start < 30  # refused, not a wait for the holder (which sleeps 120 s)
         assert not table.exists()
     finally:
         holder.kill()
@@ -47,6 +48,7 @@ def test_a_second_build_of_a_table_is_refused_at_once(tmp_path):
 
 
 def test_a_second_audit_in_one_directory_is_refused_at_once(tmp_path):
+    """The real entry point, against a lock another process holds."""
     out = tmp_path / "audit"
     holder = _holder("run", out)
     try:
@@ -59,8 +61,9 @@ def test_a_second_audit_in_one_directory_is_refused_at_once(tmp_path):
         holder.wait()
 
 
-def test_a_bad_space_leaves_no_lock_behind(tmp_path):
+def test_a_bad_space_leaves_no_lock_behind(tmp_path, capsys):
     out = tmp_path / "audit"
-    proc = run_cli("nas.proxies", "audit", "--space", "no_such_space", "--samples", "3", "--out", str(out))
-    assert_user_error(proc, "no_such_space")
+    code, _, err = run_inprocess(["nas.proxies", "audit", "--space", "no_such_space", "--samples", "3", "--out",
+                                  str(out)], capsys)
+    check_user_error(code, err, "no_such_space")
     assert not out.exists()

@@ -1,9 +1,13 @@
-"""--quiet / --verbose through real commands: stderr changes, stdout (the --json line) does not."""
+"""--quiet / --verbose through real commands: stderr changes, stdout (the --json line) does not.
+
+The commands run in-process (their log handler writes to whatever sys.stderr is, which capsys
+holds); one test runs the real entry point, where the handler meets a real stderr."""
 import json
 
 import pytest
 
-from helpers import REFERENCE, assert_user_error, run_cli
+from helpers import REFERENCE, check_user_error, run_cli, run_inprocess
+from nas.runtime.log import NORMAL, setup_logging
 
 SPEC = str(REFERENCE / "mobilenetv3_small.yaml")
 OP_KEY = "stem-in:224x224x3-out:16-k:3-s:2-act:hswish"
@@ -13,11 +17,17 @@ def _lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
 
 
-def _json_last_line(proc) -> dict:
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout.splitlines()[-1])
+def _json_last_line(code: int, out: str, err: str) -> dict:
+    assert code == 0, err
+    result = json.loads(out.splitlines()[-1])
     assert isinstance(result, dict)
     return result
+
+
+@pytest.fixture(autouse=True)
+def normal_logging():
+    yield
+    setup_logging(NORMAL)  # a --verbose run in this process leaves debug on for the tests after it
 
 
 @pytest.fixture
@@ -31,30 +41,33 @@ def timings(tmp_path):
 
 
 @pytest.mark.parametrize("where", ["before", "after"])
-def test_latency_import_info_quiet_verbose(tmp_path, timings, where):
+def test_latency_import_info_quiet_verbose(tmp_path, timings, where, capsys):
     def run(*flags):
         sub = ["import", "--device", "board", "--timings", str(timings), "--out", str(tmp_path / "b.yaml"), "--json"]
-        return run_cli("nas.latency", *(flags + tuple(sub) if where == "before" else tuple(sub) + flags))
+        return run_inprocess(["nas.latency", *(list(flags) + sub if where == "before" else sub + list(flags))],
+                             capsys)
 
     default, quiet, verbose = run(), run("--quiet"), run("--verbose")
-    results = [_json_last_line(p) for p in (default, quiet, verbose)]
+    results = [_json_last_line(*r) for r in (default, quiet, verbose)]
     assert results[0] == results[1] == results[2] and results[0]["ops"] == 1
-    assert _lines(default.stderr) == [f"[nas] {timings} has no whole-network timings: the table stays uncalibrated"]
-    assert quiet.stderr == ""
-    assert "DEBUG   nas.latency.portable:" in verbose.stderr and "INFO    nas.latency.portable:" in verbose.stderr
+    assert _lines(default[2]) == [f"[nas] {timings} has no whole-network timings: the table stays uncalibrated"]
+    assert quiet[2] == ""
+    assert "DEBUG   nas.latency.portable:" in verbose[2] and "INFO    nas.latency.portable:" in verbose[2]
 
 
 def test_inspect_verbose_shows_debug_only_with_the_flag():
+    """The real entry point: the same rules on a real stderr."""
     default = run_cli("nas.inspect", SPEC, "--device", "pixel1", "--json")
     verbose = run_cli("nas.inspect", SPEC, "--device", "pixel1", "--json", "--verbose")
     quiet = run_cli("nas.inspect", SPEC, "--device", "pixel1", "--json", "-q")
-    assert _json_last_line(default) == _json_last_line(verbose) == _json_last_line(quiet)
+    results = [_json_last_line(p.returncode, p.stdout, p.stderr) for p in (default, verbose, quiet)]
+    assert results[0] == results[1] == results[2]
     assert default.stderr == "" and quiet.stderr == ""
     assert "DEBUG   nas.latency.devices: device pixel1" in verbose.stderr
 
 
-def test_human_summary_is_unchanged_by_the_flags():
-    outs = {run_cli("nas.inspect", SPEC, *flags).stdout for flags in ([], ["--quiet"], ["--verbose"])}
+def test_human_summary_is_unchanged_by_the_flags(capsys):
+    outs = {run_inprocess(["nas.inspect", SPEC, *flags], capsys)[1] for flags in ([], ["--quiet"], ["--verbose"])}
     assert len(outs) == 1 and "params" in outs.pop()
 
 
@@ -65,10 +78,10 @@ def test_human_summary_is_unchanged_by_the_flags():
     (["nas.latency", "import", "--device", "x", "--timings", "{bad}", "--out", "{out}", "-v"], "timings.json"),
     (["nas.latency", "import", "--quiet", "--verbose"], "--verbose"),
 ])
-def test_a_user_error_is_still_one_line_with_verbose(tmp_path, args, needle):
+def test_a_user_error_is_still_one_line_with_verbose(tmp_path, args, needle, capsys):
     bad = tmp_path / "timings.json"
     bad.write_text('{"entries": [{"key": "a", "median": -1}]}')
     names = {"missing": tmp_path / "missing.yaml", "bad": bad, "out": tmp_path / "x.yaml"}
-    proc = run_cli(*[a.format(**names) for a in args])
-    assert_user_error(proc, needle)
+    code, _, err = run_inprocess([a.format(**names) for a in args], capsys)
+    check_user_error(code, err, needle)
     assert not (tmp_path / "x.yaml").exists()

@@ -31,19 +31,22 @@ class Crash(BaseException):
 
 
 class ParamsProxy:
-    """Deterministic and cheap: the parameter count, optionally slowed down, optionally crashing."""
+    """Deterministic and cheap: the parameter count, optionally crashing, optionally holding still
+    (a marker file says so) until it is killed."""
 
     cheap = True
 
-    def __init__(self, delay: float = 0.0, crash_at: int | None = None):
-        self.delay, self.crash_at, self.calls = delay, crash_at, 0
+    def __init__(self, crash_at: int | None = None, hold_at: int | None = None, held: str | None = None):
+        self.crash_at, self.hold_at, self.held, self.calls = crash_at, hold_at, held, 0
 
     def evaluate(self, spec):
         self.calls += 1
         if self.crash_at is not None and self.calls == self.crash_at:
             raise Crash()
-        time.sleep(self.delay)
-        return {"score": float(count_params(spec)), "accuracy": None, "failed": False, "seconds": self.delay}
+        if self.hold_at is not None and self.calls == self.hold_at:
+            Path(self.held).touch()
+            time.sleep(600)  # the test kills it here
+        return {"score": float(count_params(spec)), "accuracy": None, "failed": False, "seconds": 0.0}
 
 
 def to_accuracy(result):
@@ -183,6 +186,7 @@ from test_search_resume import build, ParamsProxy, BATCH
 import nas.search.loop as loop
 
 run_dir, algorithm, resume, kill_after = sys.argv[1], sys.argv[2], sys.argv[3] == "1", int(sys.argv[4])
+held = sys.argv[5]
 if kill_after:   # SIGKILL ourselves between two lines of one batch's log
     class Killing(loop.JsonlWriter):
         n = 0
@@ -193,33 +197,32 @@ if kill_after:   # SIGKILL ourselves between two lines of one batch's log
                 Killing.n += 1
                 super().write_many([r])
     loop.JsonlWriter = Killing
-build(run_dir, algorithm, resume, ParamsProxy(delay=0.02)).run_inprocess(BATCH)
+# With a marker path: hold still in the 21st evaluation (the third batch's fifth) until killed.
+build(run_dir, algorithm, resume, ParamsProxy(hold_at=21 if held else None, held=held)).run_inprocess(BATCH)
 """
 
 
-def helper(tmp_path, run_dir, algorithm, resume, kill_after=0):
+def helper(tmp_path, run_dir, algorithm, resume, kill_after=0, held=""):
     script = tmp_path / "helper.py"
     script.write_text(HELPER.format(tests=str(HERE)))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)]), "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, str(script), str(run_dir), algorithm, "1" if resume else "0",
-                             str(kill_after)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             str(kill_after), str(held)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def test_sigkill_then_resume_twice(reference, tmp_path):
-    """Killed at an arbitrary moment, resumed and killed again between two lines of a batch's
-    log, resumed to the end: the log is the uninterrupted run's."""
-    run_dir, log = tmp_path / "run", tmp_path / "run" / "samples.jsonl"
-    proc = helper(tmp_path, run_dir, "evolution", False)
+    """Killed by another process while it evaluates (two batches logged), resumed and killed again
+    between two lines of a batch's log, resumed to the end: the log is the uninterrupted run's."""
+    run_dir, log, held = tmp_path / "run", tmp_path / "run" / "samples.jsonl", tmp_path / "held"
+    proc = helper(tmp_path, run_dir, "evolution", False, held=held)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if log.exists() and log.read_bytes().count(b"\n") >= 13:
-            break
-        time.sleep(0.005)
+    while not held.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, "finished before it could be killed"
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, err.decode()[-2000:]
     first = len(read_jsonl(log))
-    assert 13 <= first < SAMPLES - 8
+    assert first == 2 * BATCH
 
     proc = helper(tmp_path, run_dir, "evolution", True, kill_after=5)
     proc.communicate(timeout=120)

@@ -11,7 +11,6 @@ import torch
 from nas.search.controller import ControllerConfig
 from nas.runtime.errors import UserError
 from nas.latency.devices import get_device
-from nas.accuracy.datasets import FASHION_MNIST_DIR
 from nas.search.reward import RewardConfig
 from nas.search.loop import Evaluator, SearchRun
 from nas.search.algorithms import (ALGORITHMS, ControllerSearch, RandomSearch, RegularizedEvolution, TuneSearcher,
@@ -304,14 +303,13 @@ def test_ray_path_survives_dying_workers(local_ray, tmp_path, retries):
             assert not r["failed"] and r["accuracy"] == pytest.approx(0.5 + 0.01 * r["i"]), r
 
 
-@pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir(), reason="Fashion-MNIST is not installed")
-def test_ray_path_trains_a_tiny_proxy(local_ray, tmp_path):
-    """End to end: a local Ray, real training on Fashion-MNIST (2 epochs of 128 images), ASHA."""
+def test_ray_path_trains_a_tiny_proxy(local_ray, tmp_path, fashion_mnist):
+    """End to end: a local Ray, real training on Fashion-MNIST or its stand-in (2 epochs of 128 images), ASHA."""
     from nas.accuracy.config import DataConfig, ProxyConfig, TrainConfig
 
     space = load_space(TINY)
-    proxy = ProxyConfig(DataConfig(), TrainConfig(train_images=128, val_images=64, epochs=2, batch_size=32,
-                                                  bn_images=64))
+    proxy = ProxyConfig(DataConfig(path=str(fashion_mnist)),
+                        TrainConfig(train_images=128, val_images=64, epochs=2, batch_size=32, bn_images=64))
     ev = Evaluator(get_device("pixel1"), None, RewardConfig.hard(1.3))
     run = SearchRun(tmp_path, space, make_algorithm("controller", space, seed=0, batch_size=2), ev, 4)
     records = run.run_on_ray(proxy, asha=True)
@@ -320,8 +318,7 @@ def test_ray_path_trains_a_tiny_proxy(local_ray, tmp_path):
     assert run.algorithm.controller.updates == 2
 
 
-@pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir(), reason="Fashion-MNIST is not installed")
-def test_diverging_training_is_a_failed_sample_and_the_search_goes_on(tmp_path):
+def test_diverging_training_is_a_failed_sample_and_the_search_goes_on(tmp_path, fashion_mnist):
     """Real training at an absurd learning rate: the loss turns NaN; each such network scores 0."""
     from nas.accuracy.config import DataConfig, ProxyConfig, TrainConfig
     from nas.accuracy.proxy import TrainingProxy
@@ -329,7 +326,7 @@ def test_diverging_training_is_a_failed_sample_and_the_search_goes_on(tmp_path):
     space = load_space(TINY)
     recipe = TrainConfig(train_images=64, val_images=32, steps=6, batch_size=16, bn_images=16, lr=1e12,
                          clip_grad=None)
-    proxy = TrainingProxy("train", ProxyConfig(DataConfig(), recipe, threads=1))
+    proxy = TrainingProxy("train", ProxyConfig(DataConfig(path=str(fashion_mnist)), recipe, threads=1))
     ev = Evaluator(get_device("pixel1"), proxy, RewardConfig.hard(1.3))
     run = SearchRun(tmp_path, space, make_algorithm("random", space, seed=0), ev, 4)
     records = run.run_inprocess(batch_size=2)

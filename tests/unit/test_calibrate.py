@@ -6,11 +6,12 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from scipy.optimize import lsq_linear
 
-from helpers import REFERENCE, ROOT, assert_user_error, run_cli
+from helpers import REFERENCE, ROOT, check_user_error, run_inprocess
 from nas.runtime.errors import UserError
 from nas.latency.calibrated import CalibratedDevice, load_calibrated_device
-from nas.latency.features import feature_matrix
+from nas.latency.features import FEATURE_NAMES, feature_matrix
 from nas.latency.fit import MODELS, calibrate
 from nas.latency.measurements import load_measurements
 from nas.core.spec import load_spec, scale_width
@@ -36,6 +37,34 @@ def test_fit_recovers_known_coefficients(model, synthetic_specs):
     assert fit.model == model and len(fits) == 1
     np.testing.assert_allclose(fit.coef, known, rtol=1e-6)
     assert fit.loo_max_pct < 1e-4  # exact data: every held-out network is predicted exactly
+
+
+def _nnls_relative(x, ms):
+    """The fit, solved another way: bounded least squares on rows scaled by 1 / ms (no column scaling)."""
+    return lsq_linear(x / ms[:, None], np.ones(len(ms)), bounds=(0, np.inf), method="bvls", tol=1e-14).x
+
+
+def _loo_by_hand(x, ms):
+    """Refit without network i, predict network i."""
+    return np.array([x[i] @ _nnls_relative(np.delete(x, i, axis=0), np.delete(ms, i)) for i in range(len(ms))])
+
+
+def test_leave_one_out_holds_each_network_out_on_noisy_data(synthetic_specs):
+    features = MODELS["macs_se"]
+    x = feature_matrix(synthetic_specs, features)
+    noise = np.random.default_rng(7).uniform(-0.08, 0.08, len(synthetic_specs))
+    ms = x @ np.array([0.2, 0.4, 7.0, 0.2]) * (1 + noise)  # the true costs, timed with +-8% noise
+    fit, _ = calibrate(synthetic_specs, ms, "macs_se")
+    np.testing.assert_allclose(fit.coef, _nnls_relative(x, ms), rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(fit.fitted, x @ _nnls_relative(x, ms), rtol=1e-9)
+    loo = _loo_by_hand(x, ms)
+    np.testing.assert_allclose(fit.loo, loo, rtol=1e-6)
+    in_sample_rms = np.sqrt(np.mean((fit.fitted / ms - 1) ** 2)) * 100
+    # A network the fit has not seen is predicted worse than one it was fitted to.
+    assert fit.loo_rms_pct > in_sample_rms * 1.05
+    assert fit.loo_rms_pct == pytest.approx(np.sqrt(np.mean((loo / ms - 1) ** 2)) * 100, rel=1e-6)
+    assert fit.loo_median_pct == pytest.approx(np.median(np.abs(loo / ms - 1)) * 100, rel=1e-6)
+    assert fit.loo_max_pct == pytest.approx(np.max(np.abs(loo / ms - 1)) * 100, rel=1e-6)
 
 
 def test_auto_picks_lowest_leave_one_out_error(synthetic_specs):
@@ -95,22 +124,38 @@ def test_truncated_or_corrupt_device_file(tmp_path):
         load_calibrated_device(odd)
 
 
-def test_cli_calibrates_the_published_file(tmp_path):
+def test_cli_calibrates_the_published_file(tmp_path, capsys):
     out = tmp_path / "p1.yaml"
-    proc = run_cli("nas.latency", "calibrate", "--device", "p1", "--measurements", str(PUBLISHED),
-                   "--out", str(out), "--json")
-    assert proc.returncode == 0, proc.stderr
-    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    code, stdout, err = run_inprocess(["nas.latency", "calibrate", "--device", "p1", "--measurements",
+                                       str(PUBLISHED), "--out", str(out), "--json"], capsys)
+    assert code == 0, err
+    r = json.loads(stdout.strip().splitlines()[-1])
     for key in ("device", "model", "coefficients", "loo_median_abs_err_pct", "loo_max_abs_err_pct", "networks"):
         assert key in r
     assert len(r["networks"]) == 11 and r["loo_median_abs_err_pct"] <= 4 and r["loo_max_abs_err_pct"] <= 16
-    # The shipped pixel1 device is exactly what the command fits to the shipped measurements.
+    # The same answer worked out here: every model fitted and held out by hand, the lowest RMS wins.
+    _, rows = load_measurements(PUBLISHED)
+    ms = np.array([m.ms for m in rows])
+    x_all = feature_matrix([m.spec for m in rows], FEATURE_NAMES)
+    by_hand = {}
+    for name, features in MODELS.items():
+        x = x_all[:, [FEATURE_NAMES.index(f) for f in features]]
+        loo_rel = _loo_by_hand(x, ms) / ms - 1
+        by_hand[name] = (np.sqrt(np.mean(loo_rel ** 2)), _nnls_relative(x, ms), loo_rel)
+    model = min(by_hand, key=lambda m: by_hand[m][0])
+    assert r["model"] == model
+    _, coef, loo_rel = by_hand[model]
+    assert set(r["coefficients"]) == set(MODELS[model])
+    np.testing.assert_allclose([r["coefficients"][f] for f in MODELS[model]], coef, rtol=1e-6, atol=1e-12)
+    assert r["loo_median_abs_err_pct"] == pytest.approx(np.median(np.abs(loo_rel)) * 100, abs=1e-3)
+    assert r["loo_max_abs_err_pct"] == pytest.approx(np.max(np.abs(loo_rel)) * 100, abs=1e-3)
+    # The shipped pixel1 device is that fit too (it is not stale).
     shipped = load_calibrated_device(SHIPPED)
-    assert r["model"] == shipped.info["model"]
-    assert set(r["coefficients"]) == set(shipped.features)
-    np.testing.assert_allclose([r["coefficients"][f] for f in shipped.features], shipped.coef, rtol=1e-9)
+    assert shipped.info["model"] == model
+    np.testing.assert_allclose(shipped.coef, coef, rtol=1e-6, atol=1e-12)
+    assert shipped.info["loo"]["max_abs_err_pct"] == pytest.approx(np.max(np.abs(loo_rel)) * 100, abs=1e-3)
     fitted = load_calibrated_device(out)
-    assert fitted.name == "p1" and fitted.features == shipped.features
+    assert fitted.name == "p1" and tuple(fitted.features) == MODELS[model]
     assert [p.name for p in tmp_path.iterdir()] == ["p1.yaml"]
 
 
@@ -154,12 +199,12 @@ def test_bad_measurement_files(name, tmp_path):
     assert name in message and needle in message and "\n" not in message
 
 
-def test_cli_bad_measurement_file_is_one_line(tmp_path):
+def test_cli_bad_measurement_file_is_one_line(tmp_path, capsys):
     path = tmp_path / "nan_ms.yaml"
     path.write_text(BAD_FILES["nan_ms.yaml"][0])
-    proc = run_cli("nas.latency", "calibrate", "--device", "x", "--measurements", str(path),
-                   "--out", str(tmp_path / "x.yaml"))
-    assert_user_error(proc, "nan_ms.yaml", "measurements[0].ms")
+    code, _, err = run_inprocess(["nas.latency", "calibrate", "--device", "x", "--measurements", str(path),
+                                  "--out", str(tmp_path / "x.yaml")], capsys)
+    check_user_error(code, err, "nan_ms.yaml", "measurements[0].ms")
     assert not (tmp_path / "x.yaml").exists()
 
 

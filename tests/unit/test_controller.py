@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from nas.search.controller import Controller, ControllerConfig, normalize_decisions
+from nas.search.controller import Controller, ControllerConfig, normalize_decisions, ppo_surrogate
 from nas.runtime.errors import UserError
 
 # A MobileNetV3-like factorized space: per stage kernel, expansion, SE, activation, filters, layers.
@@ -203,3 +203,71 @@ def test_update_input_checks_and_old_log_probs():
     ctrl.update(s.tokens, [1.0, 0.0, 0.5, 0.2])
     stats = ctrl.update(s.tokens, [1.0, 0.0, 0.5, 0.2], old_log_probs=s.log_probs)
     assert stats["approx_kl"] > 0 and stats["updates"] == 2
+
+
+# ---- PPO's clipped objective and the reward baseline, value for value ---------------------------
+
+def test_ppo_gradient_vanishes_beyond_the_clip_range_in_the_advantages_direction():
+    # Ratios 1.5 and 0.5 leave [0.8, 1.2]: clipped where the advantage pushes further out (A > 0 at
+    # 1.5, A < 0 at 0.5), kept as r A where it pulls back in; 1.1 and 0.9 are inside.
+    ratio = torch.tensor([1.5, 0.5, 1.5, 0.5, 1.1, 0.9], dtype=torch.float64)
+    adv = torch.tensor([2.0, -2.0, -2.0, 2.0, 3.0, -3.0], dtype=torch.float64)
+    logp = ratio.log().requires_grad_()
+    surrogate = ppo_surrogate(logp, torch.zeros(6, dtype=torch.float64), adv, 0.2)
+    assert surrogate.tolist() == pytest.approx([1.2 * 2, 0.8 * -2, 1.5 * -2, 0.5 * 2, 1.1 * 3, 0.9 * -3], abs=1e-12)
+    (grad,) = torch.autograd.grad(surrogate.sum(), logp)
+    assert grad.tolist() == pytest.approx([0.0, 0.0, -3.0, 1.0, 3.3, -2.7], abs=1e-12)  # d(r A)/d log r = r A
+
+
+def test_an_update_whose_every_ratio_is_clipped_leaves_the_policy_exactly_unchanged():
+    config = ControllerConfig(hidden=16, lr=0.05, entropy_weight=0.0)
+    ctrl = Controller([3, 2, 4], config, seed=0)
+    tokens = ctrl.sample(8).tokens
+    rewards = torch.arange(8.0)  # first batch: baseline = mean, so A < 0 for the first four, > 0 after
+    logp = ctrl.log_prob(tokens)[0].detach()
+    old = logp - torch.where(rewards > rewards.mean(), 1.0, -1.0)  # ratio e where A > 0, 1/e where A < 0
+    before = [p.detach().clone() for p in ctrl.policy.parameters()]
+    stats = ctrl.update(tokens, rewards, old_log_probs=old)
+    assert stats["clip_frac"] == 1.0
+    assert all(torch.equal(a, b) for a, b in zip(before, ctrl.policy.parameters()))  # zero gradient: Adam stays
+    ctrl.update(tokens, rewards)  # ratio 1: the same batch does move it
+    assert not all(torch.equal(a, b) for a, b in zip(before, ctrl.policy.parameters()))
+
+
+def test_the_first_ppo_loss_is_the_clipped_objective():
+    config = ControllerConfig(hidden=16, ppo_epochs=1, entropy_weight=0.0, normalize_advantages=False)
+    ctrl = Controller([3, 2, 4], config, seed=1)
+    tokens = ctrl.sample(4).tokens
+    logp = ctrl.log_prob(tokens)[0].detach()
+    old = logp - torch.tensor([1.5, 1.5, 0.5, 0.5]).log()
+    stats = ctrl.update(tokens, [1.0, 0.0, 0.0, 1.0], old_log_probs=old)  # A = +-0.5 around the mean 0.5
+    # min(r A, clip(r) A): 0.6, -0.75, 0.25, -0.4 (without the clip: 0.75, -0.75, 0.25, -0.25, loss 0).
+    assert stats["loss"] == pytest.approx(-(0.6 - 0.75 + 0.25 - 0.4) / 4, abs=1e-6)
+
+
+@pytest.mark.parametrize("algorithm", ["ppo", "reinforce"])
+def test_baseline_is_an_ema_of_batch_means_started_at_the_first(algorithm):
+    """b <- decay b + (1 - decay) mean(r) after each batch, b = mean(r) of the first batch; A = r - b
+    with the b from before the batch. With one epoch at ratio 1, PPO's loss is -mean(A)."""
+    config = ControllerConfig(hidden=16, algorithm=algorithm, ppo_epochs=1, entropy_weight=0.0,
+                              normalize_advantages=False, baseline_decay=0.9)
+    ctrl = Controller([3, 2, 4], config, seed=2)
+    expected_baselines = [2.0, 0.9 * 2.0 + 0.1 * 6.0, 0.9 * 2.4 + 0.1 * 1.0]  # 2, 2.4, 2.26
+    baselines_before = [2.0, 2.0, 2.4]
+    for rewards, after, before in zip(([1.0, 3.0], [5.0, 7.0], [0.0, 2.0]), expected_baselines, baselines_before):
+        tokens = ctrl.sample(2).tokens
+        logp = ctrl.log_prob(tokens)[0].detach()
+        stats = ctrl.update(tokens, rewards)
+        adv = torch.tensor(rewards) - before
+        expected_loss = -float(adv.mean()) if algorithm == "ppo" else -float((logp * adv).mean())
+        assert stats["baseline"] == pytest.approx(after, abs=1e-12)
+        assert stats["loss"] == pytest.approx(expected_loss, abs=1e-6)
+
+
+def test_advantages_are_scaled_by_an_ema_of_their_mean_square():
+    ctrl = Controller([3, 2], ControllerConfig(hidden=8, baseline_decay=0.9), seed=0)
+    got = [ctrl._advantages(torch.tensor(r)).tolist() for r in ([1.0, 3.0], [5.0, 7.0], [0.0, 2.0])]
+    # raw A: [-1, 1] (b 2), [3, 5] (b 2), [-2.4, -0.4] (b 2.4); mean squares 1, 17, 2.96 -> EMA 1, 2.6, 2.636
+    expected = [[-1.0, 1.0], [3 / 2.6 ** 0.5, 5 / 2.6 ** 0.5], [-2.4 / 2.636 ** 0.5, -0.4 / 2.636 ** 0.5]]
+    for g, e in zip(got, expected):
+        assert g == pytest.approx(e, rel=1e-6)

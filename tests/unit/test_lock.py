@@ -49,7 +49,8 @@ def test_a_live_holder_is_refused_at_once_with_its_pid(tmp_path):
         with pytest.raises(UserError) as info:
             with run_lock(tmp_path, resume_hint="rerun with --resume"):
                 pass
-        assert time.perf_counter() - start < 1
+        # Refused while the holder holds (it does for 60 s), not once it lets go; the bound is 30x slack.
+        assert proc.poll() is None and time.perf_counter() - start < 30
         err = info.value
         assert err.source == str(tmp_path)
         assert f"pid {proc.pid}" in str(err) and "test holder" in str(err) and "rerun with --resume" in str(err)

@@ -1,28 +1,27 @@
 """NetAdapt: weight surgery, admissible widths, the shrinking loop, its log and resume, the command line."""
 import json
+import math
 import random
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
-from helpers import REFERENCE, assert_user_error, run_cli
+from helpers import REFERENCE, check_user_error, run_cli, run_inprocess
 from nas.runtime.errors import UserError
 from nas.export.onnx import randomize_for_check
 from nas.latency.devices import get_device
 from nas.core.model import build_model
-from nas.netadapt.__main__ import main
 from nas.netadapt.proposals import make_proposals
 from nas.netadapt.run import run_netadapt
 from nas.runtime.jsonl import read_log
 from nas.accuracy.config import DataConfig, TrainConfig
-from nas.accuracy.datasets import FASHION_MNIST_DIR
 from nas.core.spec import has_residual, load_spec
 from nas.netadapt.surgery import (candidate_widths, filter_norms, floor_widths, knobs_of, node_widths, residual_groups,
                          select_channels, shrink, structure)
-
-needs_data = pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir(), reason="Fashion-MNIST is not installed")
 
 TINY = """\
 name: tiny
@@ -209,11 +208,17 @@ def tiny(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def full_run(tiny, tmp_path_factory):
+def data(fashion_mnist):
+    """Fashion-MNIST, or the synthetic IDX set where it is not installed: these tests never skip."""
+    return DataConfig(path=str(fashion_mnist))
+
+
+@pytest.fixture(scope="module")
+def full_run(tiny, data, tmp_path_factory):
     spec, _ = tiny
     target = 0.85 * get_device("pixel1").predict(spec).ms
     out = tmp_path_factory.mktemp("full")
-    return target, out, run_netadapt(spec, target, "pixel1", data=DataConfig(), out_dir=out, **FAST)
+    return target, out, run_netadapt(spec, target, "pixel1", data=data, out_dir=out, **FAST)
 
 
 def _iterations(out: Path):
@@ -222,7 +227,6 @@ def _iterations(out: Path):
     return [r for r in records if r["type"] == "iteration"]
 
 
-@needs_data
 def test_latency_falls_at_every_iteration(full_run, tiny):
     target, out, result = full_run
     spec, _ = tiny
@@ -240,26 +244,25 @@ def test_latency_falls_at_every_iteration(full_run, tiny):
         assert chosen in record["proposals"] and chosen["latency_ms"] == pytest.approx(record["latency_ms"])
 
 
-@needs_data
-def test_resume_continues_from_the_last_iteration(full_run, tiny, tmp_path):
+def test_resume_continues_from_the_last_iteration(full_run, tiny, data, tmp_path):
     target, full_out, full = full_run
     spec, _ = tiny
-    part = run_netadapt(spec, target, "pixel1", data=DataConfig(), out_dir=tmp_path, max_iterations=2, **FAST)
+    part = run_netadapt(spec, target, "pixel1", data=data, out_dir=tmp_path, max_iterations=2, **FAST)
     assert not part["reached"] and part["iterations"] == 2
     with open(tmp_path / "netadapt.jsonl", "a") as f:
         f.write('{"type": "iteration", "iterat')  # a crash in the middle of a line
     with pytest.raises(UserError, match="--resume"):
-        run_netadapt(spec, target, "pixel1", data=DataConfig(), out_dir=tmp_path, **FAST)
-    resumed = run_netadapt(spec, target, "pixel1", data=DataConfig(), out_dir=tmp_path, resume=True, **FAST)
+        run_netadapt(spec, target, "pixel1", data=data, out_dir=tmp_path, **FAST)
+    resumed = run_netadapt(spec, target, "pixel1", data=data, out_dir=tmp_path, resume=True, **FAST)
     a, b = _iterations(full_out), _iterations(tmp_path)
     assert [r["spec"] for r in a] == [r["spec"] for r in b]
     assert [r["accuracy"] for r in a] == [r["accuracy"] for r in b]
     assert resumed["arch_hash"] == full["arch_hash"] and resumed["accuracy"] == full["accuracy"]
     # A completed run resumes to its result; another run's settings are refused.
-    again = run_netadapt(spec, target, "pixel1", data=DataConfig(), out_dir=tmp_path, resume=True, **FAST)
+    again = run_netadapt(spec, target, "pixel1", data=data, out_dir=tmp_path, resume=True, **FAST)
     assert again["arch_hash"] == full["arch_hash"]
     with pytest.raises(UserError, match="seed"):
-        run_netadapt(spec, target, "pixel1", data=DataConfig(), out_dir=tmp_path, resume=True, seed=1, **FAST)
+        run_netadapt(spec, target, "pixel1", data=data, out_dir=tmp_path, resume=True, seed=1, **FAST)
 
 
 def test_read_log_tolerates_only_a_torn_last_line(tmp_path):
@@ -294,35 +297,41 @@ def test_a_run_inside_a_locked_run_directory_takes_a_lock_of_its_own(tiny, tmp_p
         run_netadapt(spec, seed_ms, "pixel1", out_dir=tmp_path / "netadapt", **FAST)
 
 
-def test_target_below_the_floor_is_exit_2_naming_it(tiny, tmp_path):
+def test_target_below_the_floor_is_exit_2_naming_it(tiny, tmp_path, capsys):
     spec, path = tiny
     _, floor_spec = floor_widths(spec, knobs_of(spec))
     floor = get_device("pixel1").predict(floor_spec).ms
-    proc = run_cli("nas.netadapt", "--spec", str(path), "--target-ms", f"{0.9 * floor:.4f}", "--device", "pixel1",
-                   "--out", str(tmp_path / "run"), "--json", timeout=60)
-    assert_user_error(proc, "--target-ms", "floor", f"{floor:.3f}")
-    assert not (tmp_path / "run" / "netadapt.jsonl").exists()
+    code, _, err = run_inprocess(["nas.netadapt", "--spec", str(path), "--target-ms", f"{0.9 * floor:.4f}",
+                                  "--device", "pixel1", "--out", str(tmp_path / "run"), "--json"], capsys)
+    check_user_error(code, err, "--target-ms", "floor", f"{floor:.3f}")
+    assert not (tmp_path / "run").exists()  # a bad input leaves no directory behind
 
 
-def test_bad_flags_are_one_line_errors(tiny, capsys):
+@pytest.mark.parametrize("args,needle", [
+    (["--target-ms", "0"], "--target-ms"), (["--target-ms", "2", "--delta", "1.5"], "--delta"),
+    (["--target-ms", "2", "--steps", "-1"], "--steps"), (["--target-ms", "2", "--select", "best"], "--select"),
+])
+def test_bad_flags_are_one_line_errors(tiny, capsys, args, needle):
     _, path = tiny
-    for args, needle in ((["--target-ms", "0"], "--target-ms"), (["--target-ms", "2", "--delta", "1.5"], "--delta"),
-                         (["--target-ms", "2", "--steps", "-1"], "--steps")):
-        with pytest.raises(SystemExit) as exit_info:
-            main(["--spec", str(path), *args])
-        assert exit_info.value.code == 2
-        err = capsys.readouterr().err.strip()
-        assert len(err.splitlines()) == 1 and needle in err
-    assert_user_error(run_cli("nas.netadapt", "--spec", "/nonexistent.yaml", "--target-ms", "2"), "not found")
+    code, _, err = run_inprocess(["nas.netadapt", "--spec", str(path), *args], capsys)
+    check_user_error(code, err, needle)
 
 
-@needs_data
-def test_cli_json(tiny, tmp_path):
+def test_missing_spec_and_nothing_to_resume_are_one_line_errors(tmp_path, capsys):
+    code, _, err = run_inprocess(["nas.netadapt", "--spec", "/nonexistent.yaml", "--target-ms", "2"], capsys)
+    check_user_error(code, err, "not found")
+    code, _, err = run_inprocess(["nas.netadapt", "--spec", "mobilenetv3_small", "--target-ms", "2", "--resume",
+                                  "--out", str(tmp_path)], capsys)
+    check_user_error(code, err, "--resume", "nothing to resume")
+
+
+def test_cli_json(tiny, fashion_mnist, tmp_path):
     spec, path = tiny
     target = 0.95 * get_device("pixel1").predict(spec).ms
     proc = run_cli("nas.netadapt", "--spec", str(path), "--target-ms", f"{target:.4f}", "--device", "pixel1",
                    "--budget", "smoke", "--train-images", "128", "--val-images", "64", "--steps", "1",
-                   "--final-steps", "2", "--threads", "1", "--out", str(tmp_path), "--json", timeout=120)
+                   "--final-steps", "2", "--threads", "1", "--data", str(fashion_mnist), "--out", str(tmp_path),
+                   "--json", timeout=120)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert {"latency_ms", "spec_path", "iterations", "accuracy", "reached", "weights_path"} <= set(result)
@@ -333,14 +342,240 @@ def test_cli_json(tiny, tmp_path):
 # ---- parallel proposals -----------------------------------------------------------------------
 
 @pytest.mark.slow
-@needs_data
-def test_ray_trials_match_the_in_process_path(tiny, tmp_path):
+def test_ray_trials_match_the_in_process_path(tiny, data, tmp_path):
     spec, _ = tiny
     target = 0.93 * get_device("pixel1").predict(spec).ms
     runs = {}
     for parallel in ("none", "ray"):
-        runs[parallel] = run_netadapt(spec, target, "pixel1", data=DataConfig(), out_dir=tmp_path / parallel,
+        runs[parallel] = run_netadapt(spec, target, "pixel1", data=data, out_dir=tmp_path / parallel,
                                       parallel=parallel, **FAST)
     assert runs["ray"]["arch_hash"] == runs["none"]["arch_hash"]
     a, b = _iterations(tmp_path / "none"), _iterations(tmp_path / "ray")
     assert [r["accuracy"] for r in a] == [r["accuracy"] for r in b]  # same seeds, one thread each: identical
+
+
+# ---- the decision rules, on scripted runs ------------------------------------------------------
+# No data and no training: the proxy task is replaced by one that scores each proposal from a
+# script, and the device by one whose latency is exact in binary (channels / 64 ms), so which
+# proposal wins, how much each iteration must cut and where the run stops are fully determined.
+
+class LinearDevice:
+    """Latency = (stem + every block's exp and out + head conv channels) / 64 ms: 9.5 ms for TINY."""
+
+    name = "linear"
+
+    @staticmethod
+    def ms(spec) -> float:
+        return (spec.stem.out + sum(b.exp + b.out for b in spec.blocks) + spec.head.conv) / 64
+
+    def predict_many(self, specs):
+        return np.array([[self.ms(s)] * 3 for s in specs])
+
+
+class PlateauDevice(LinearDevice):
+    """Latency in steps of 0.25 ms (per 16 channels): a width cut of 8 may change nothing."""
+
+    name = "plateau"
+
+    @staticmethod
+    def ms(spec) -> float:
+        return (int(LinearDevice.ms(spec) * 64) // 16) / 4
+
+
+class ScriptedTask:
+    """ProxyTask without data: the seed scores 0.5; `finetune_in_process` below scores the proposals."""
+
+    SEED_ACCURACY = 0.5
+
+    def __init__(self, config, threads=None):
+        self.config = config
+
+    def adapt(self, spec):
+        return spec
+
+    def run(self, spec, state, train, seed):
+        return {"accuracy": self.SEED_ACCURACY, "failed": False, "reason": None, "steps": 0, "seconds": 0.0,
+                "state": {"w": torch.zeros(1)}}
+
+
+@pytest.fixture
+def scripted(monkeypatch):
+    """`scripted.score = fn(proposal) -> accuracy | (accuracy, failed)`; `scripted.rounds`: the proposals
+    of each iteration."""
+    import nas.netadapt.run as run_module
+
+    script = SimpleNamespace(score=lambda p: 0.5, rounds=[])
+
+    def finetune(task, spec, state, proposals, seed, progress):
+        script.rounds.append(list(proposals))
+        for p in proposals:
+            got = script.score(p)
+            accuracy, failed = got if isinstance(got, tuple) else (got, False)
+            yield {"accuracy": accuracy, "failed": failed, "reason": "loss is nan" if failed else None, "steps": 1,
+                   "seconds": 0.0, "state": {"w": torch.full((1,), float(len(script.rounds)))}}
+
+    monkeypatch.setattr(run_module, "ProxyTask", ScriptedTask)
+    monkeypatch.setattr(run_module, "finetune_in_process", finetune)
+    return script
+
+
+def prefer(*labels, others=0.1):
+    """Accuracy 0.9 for the first of `labels` proposed (then 0.8, ...), `others` for the rest."""
+    return lambda p: 0.9 - 0.1 * labels.index(p.knob.label) if p.knob.label in labels else others
+
+
+def scripted_run(spec, target, out, device=None, **kw):
+    options = dict(steps=1, final_steps=0, delta=1 / 16, select="accuracy", progress=False) | kw
+    return run_netadapt(spec, target, device or LinearDevice(), out_dir=out, **options)
+
+
+def test_required_cut_is_delta_of_the_seed_then_what_the_target_still_needs(tiny, scripted, tmp_path):
+    spec, _ = tiny
+    scripted.score = prefer("blocks[4].exp")
+    result = scripted_run(spec, 8.0, tmp_path)
+    records = _iterations(tmp_path)
+    # delta = 1/16 of the seed's 9.5 ms = 0.59375 ms, then the last step asks only 8.125 - 8 = 0.125 ms.
+    assert [r.get("required_ms") for r in records] == [None, 0.59375, 0.59375, 0.125]
+    # The widest width cutting that much: 120 -> 80 (40 channels, 0.625 ms); from 80, 40 would equal
+    # the block's input (no expansion conv: another structure), so 32 (0.75 ms); then 24.
+    assert [(r["chosen"]["from"], r["chosen"]["to"]) for r in records[1:]] == [(120, 80), (80, 32), (32, 24)]
+    assert [r["latency_ms"] for r in records] == [9.5, 8.875, 8.125, 8.0]
+    assert result["reached"] and result["latency_ms"] == 8.0 and result["iterations"] == 3  # <=: stops at 8.0
+    assert not any(r["fallback"] for r in records[1:])
+
+
+@pytest.mark.parametrize("select,winner", [("ratio", "bottleneck(blocks[3]..blocks[4])"),
+                                           ("accuracy", "blocks[1].exp")])
+def test_choice_is_the_best_score_of_the_proposals_that_cut_enough(tiny, scripted, tmp_path, select, winner):
+    spec, _ = tiny
+    accuracy = {"blocks[1].exp": 0.45, "bottleneck(blocks[3]..blocks[4])": 0.44}
+    scripted.score = lambda p: accuracy.get(p.knob.label, 0.3)
+    result = scripted_run(spec, 9.2, tmp_path, select=select)  # one iteration, required 9.5 - 9.2 = 0.3 ms
+    (record,) = _iterations(tmp_path)[1:]
+    assert record["required_ms"] == pytest.approx(0.3, abs=1e-12)
+    cuts = {p["knob"]: 9.5 - p["latency_ms"] for p in record["proposals"]}
+    # Every expansion cuts 3 x 8 channels (0.375 ms); a two-node group 2 x 16 (0.5 ms); the stem's and
+    # blocks[0]'s groups cannot cut 0.3 ms at all (8 is their floor), so they are not proposed.
+    assert cuts == pytest.approx({"blocks[1].exp": 0.375, "blocks[2].exp": 0.375, "blocks[3].exp": 0.375,
+                                  "blocks[4].exp": 0.375, "bottleneck(blocks[1]..blocks[2])": 0.5,
+                                  "bottleneck(blocks[3]..blocks[4])": 0.5})
+    scores = {p["knob"]: p["score"] for p in record["proposals"]}
+    if select == "ratio":  # dAcc / |dLat|: -0.06 / 0.5 beats -0.05 / 0.375
+        assert scores["blocks[1].exp"] == pytest.approx(-0.05 / 0.375)
+        assert scores["bottleneck(blocks[3]..blocks[4])"] == pytest.approx(-0.06 / 0.5)
+    else:  # the original NetAdapt rule: the highest accuracy
+        assert scores == {k: accuracy.get(k, 0.3) for k in cuts}
+    assert record["chosen"]["knob"] == winner and result["history"][-1]["chosen"] == winner
+    assert result["latency_ms"] == pytest.approx(9.5 - cuts[winner])
+
+
+def test_ties_go_to_the_first_proposal_and_diverged_ones_never_win(tiny, scripted, tmp_path):
+    spec, _ = tiny
+    scripted_run(spec, 9.2, tmp_path / "tie")  # every proposal scores 0.5
+    assert _iterations(tmp_path / "tie")[1]["chosen"]["knob"] == "blocks[1].exp"  # knob order: the first
+    # The best accuracy, but its fine-tune diverged; a NaN accuracy; the rest tie at 0.3.
+    scripted.score = lambda p: {"blocks[1].exp": (0.99, True), "blocks[2].exp": math.nan}.get(p.knob.label, 0.3)
+    scripted_run(spec, 9.2, tmp_path / "nan")
+    record = _iterations(tmp_path / "nan")[1]
+    assert record["chosen"]["knob"] == "blocks[3].exp"
+    rows = {p["knob"]: p for p in record["proposals"]}
+    assert rows["blocks[1].exp"]["failed"] and rows["blocks[1].exp"]["score"] is None  # -inf, logged as null
+    assert rows["blocks[2].exp"]["score"] is None
+
+
+def test_fallback_proposes_every_largest_cut_when_no_knob_cuts_enough(tiny, scripted, tmp_path):
+    spec, _ = tiny
+    floors, _ = floor_widths(spec, knobs_of(spec))
+    scripted.score = lambda p: 1 - p.latency_ms / 100  # the largest cut wins
+    result = scripted_run(spec, 4.75, tmp_path, delta=0.5)  # 4.75 ms per step: no single knob cuts that much
+    records = _iterations(tmp_path)
+    assert [r["fallback"] for r in records[1:]] == [True, True, True, False]
+    assert [r["required_ms"] for r in records[1:]] == [4.75, 3.125, 1.875, 0.875]
+    # A fallback proposes every knob at its narrowest admissible width (its largest cut), then keeps the
+    # best. That is the floor, except blocks[1].exp: 16 would equal its 16-wide input while the
+    # blocks[0] group is still 16 (no expansion conv: another structure), so 24.
+    narrowest = {k.label: w for k, w in floors.items()} | {"blocks[1].exp": 24}
+    assert {p["knob"]: p["to"] for p in records[1]["proposals"]} == narrowest
+    assert [r["chosen"]["knob"] for r in records[1:]] == [
+        "blocks[4].exp", "blocks[3].exp", "bottleneck(blocks[3]..blocks[4])", "blocks[2].exp"]
+    assert [r["latency_ms"] for r in records] == [9.5, 7.875, 6.625, 5.625, 4.75]
+    # Knobs already at their floor are no longer proposed.
+    assert "blocks[4].exp" not in {p["knob"] for p in records[2]["proposals"]}
+    assert result["reached"] and result["latency_ms"] == 4.75
+
+
+def test_every_proposal_cuts_latency_even_a_hair_above_the_target(tiny, scripted, tmp_path):
+    """The tolerance on "cuts enough" must not admit a width that cuts nothing: 5e-13 ms above the target
+    every width qualifies as cutting >= 5e-13 - 1e-12, and a plateau device has widths that cut 0."""
+    spec, _ = tiny
+    scripted.score = prefer("blocks[4].exp")
+    result = scripted_run(spec, 8.75 - 5e-13, tmp_path, device=PlateauDevice())
+    records = _iterations(tmp_path)
+    for before, record in zip(records, records[1:]):
+        assert all(p["latency_ms"] < before["latency_ms"] for p in record["proposals"]), record["iteration"]
+    assert [r["latency_ms"] for r in records] == [9.5, 8.75, 8.5]
+    assert result["reached"] and result["latency_ms"] <= 8.75 - 5e-13
+
+
+def test_every_proposal_diverged_is_one_error_and_nothing_of_that_iteration_is_written(tiny, scripted, tmp_path):
+    spec, _ = tiny
+    scripted.score = lambda p: (math.nan, True) if len(scripted.rounds) == 2 else prefer("blocks[4].exp")(p)
+    with pytest.raises(UserError, match=r"every proposal of iteration 2 diverged in fine-tuning \(loss is nan\)"):
+        scripted_run(spec, 8.0, tmp_path)
+    assert [r["iteration"] for r in _iterations(tmp_path)] == [0, 1]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
+        "iter000.pt", "iter000.yaml", "iter001.pt", "iter001.yaml"]
+    assert not (tmp_path / "final.yaml").exists() and not (tmp_path / "final.pt").exists()
+    # The lock is released and the log whole: --resume goes on to the uninterrupted run's result.
+    scripted.score = prefer("blocks[4].exp")
+    resumed = scripted_run(spec, 8.0, tmp_path, resume=True)
+    straight = scripted_run(spec, 8.0, tmp_path / "straight")
+    assert resumed["arch_hash"] == straight["arch_hash"] and resumed["latency_ms"] == 8.0
+    assert [r["iteration"] for r in _iterations(tmp_path)] == [0, 1, 2, 3]
+    # NaN accuracies from fine-tunes that did not report a failure: the same error, with a reason.
+    scripted.score = lambda p: math.nan
+    with pytest.raises(UserError, match=r"iteration 1 diverged in fine-tuning \(non-finite accuracy\)"):
+        scripted_run(spec, 8.0, tmp_path / "nan")
+
+
+def test_no_width_that_lowers_the_latency_is_one_error(tiny, scripted, tmp_path):
+    class Flat(LinearDevice):  # only the floor itself is faster: no single width change helps
+        def __init__(self, floor_spec):
+            self.floor = floor_spec.content_hash()
+
+        def ms(self, spec):
+            return 3.0 if spec.content_hash() == self.floor else 9.5
+
+        def predict_many(self, specs):
+            return np.array([[self.ms(s)] * 3 for s in specs])
+
+    spec, _ = tiny
+    _, floor_spec = floor_widths(spec, knobs_of(spec))
+    with pytest.raises(UserError, match="no width can shrink further at 9.500 ms") as err:
+        scripted_run(spec, 5.0, tmp_path, device=Flat(floor_spec))
+    assert err.value.field == "--target-ms"
+    assert [r["iteration"] for r in _iterations(tmp_path)] == [0]
+
+
+@pytest.mark.parametrize("device", ["pixel1", "linear"])
+def test_a_finished_run_never_lands_over_the_target(tiny, scripted, tmp_path, device):
+    """The stop rule on many targets, with accuracies that pick proposals at random: the final
+    prediction is <= the target and the one before it was above (NetAdapt stops at once)."""
+    spec, _ = tiny
+    dev = get_device("pixel1") if device == "pixel1" else LinearDevice()
+    seed_ms = float(dev.predict_many([spec])[0][0])
+    _, floor_spec = floor_widths(spec, knobs_of(spec))
+    floor_ms = float(dev.predict_many([floor_spec])[0][0])
+    rng = random.Random(device)
+    scripted.score = lambda p: rng.random()
+    for i, fraction in enumerate((0.0, 0.13, 0.31, 0.5, 0.77, 0.96, 1.0)):
+        target = floor_ms + fraction * (seed_ms - floor_ms) * (1 - 1e-9)
+        result = scripted_run(spec, target, tmp_path / str(i), device=dev, delta=0.1, select="ratio")
+        records = _iterations(tmp_path / str(i))
+        lat = [r["latency_ms"] for r in records]
+        assert result["reached"] and result["latency_ms"] == lat[-1] <= target < lat[-2], (target, lat)
+        assert float(dev.predict_many([result["spec"]])[0][0]) == result["latency_ms"]
+        assert all(b < a for a, b in zip(lat, lat[1:]))
+        for before, r in zip(lat, records[1:]):
+            assert r["required_ms"] == pytest.approx(min(0.1 * seed_ms, before - target), rel=1e-12)
+            assert r["fallback"] or before - r["latency_ms"] >= r["required_ms"] - 1e-12

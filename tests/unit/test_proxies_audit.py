@@ -2,6 +2,7 @@
 import json
 import math
 
+import numpy as np
 import pytest
 
 from nas.accuracy.audit import (ResultCache, correlation, rank_values, recommend, sample_specs, summarise,
@@ -22,6 +23,61 @@ def test_correlation_and_undefined_cases():
     assert correlation([1, 2, 3], [3, 2, 1])[0] == pytest.approx(-1.0)
     assert correlation([1, 1, 1], [1, 2, 3]) == (None, None)
     assert correlation([1], [1]) == (None, None)
+
+
+def _tau_b_by_pairs(x, y):
+    """Kendall's tau-b from its definition: (concordant - discordant) / sqrt((n0 - ties x)(n0 - ties y))."""
+    c = d = tx = ty = 0
+    for i in range(len(x)):
+        for j in range(i + 1, len(x)):
+            sx, sy = (x[i] > x[j]) - (x[i] < x[j]), (y[i] > y[j]) - (y[i] < y[j])
+            c, d = c + (sx * sy > 0), d + (sx * sy < 0)
+            tx, ty = tx + (sx == 0), ty + (sy == 0)
+    n0 = len(x) * (len(x) - 1) // 2
+    return (c - d) / math.sqrt((n0 - tx) * (n0 - ty))
+
+
+@pytest.mark.parametrize("reference, scores, tau, rho", [
+    # pairs 01 02 03 C, 13 D, 12 tied in x only, 23 tied in y only: (3 - 1) / sqrt(5 * 5)
+    # (tau-a would be 2/6, tau-c 0.375); ranks 1 2.5 2.5 4 vs 1 4 2.5 2.5: rho = 2.25 / 4.5
+    ([1, 2, 2, 3], [1, 3, 2, 2], 0.4, 0.5),
+    # pair 01 tied in both, 03 13 23 C, 02 12 D: (3 - 2) / sqrt(5 * 5)
+    # ranks 1.5 1.5 3 4 vs 2.5 2.5 1 4: rho = 1.5 / sqrt(4.5 * 4.5)
+    ([1, 1, 2, 3], [2, 2, 1, 3], 0.2, 1 / 3),
+    # no ties, one swap among 4: (5 - 1) / 6
+    ([1, 2, 3, 4], [1, 3, 2, 4], 2 / 3, 0.8),
+])
+def test_correlation_values_by_hand(reference, scores, tau, rho):
+    got_tau, got_rho = correlation(reference, scores)
+    assert got_tau == pytest.approx(tau, abs=1e-12) and got_rho == pytest.approx(rho, abs=1e-12)
+    assert _tau_b_by_pairs(reference, scores) == pytest.approx(tau, abs=1e-12)
+
+
+def test_correlation_matches_the_definition_on_tied_rankings():
+    from scipy.stats import kendalltau
+
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        n = int(rng.integers(3, 12))
+        x, y = rng.integers(0, 4, n).tolist(), rng.integers(0, 4, n).tolist()  # many ties
+        tau, _ = correlation(x, y)
+        if tau is None:  # a constant side
+            assert len(set(x)) < 2 or len(set(y)) < 2
+            continue
+        assert tau == pytest.approx(_tau_b_by_pairs(x, y), abs=1e-12)
+        assert tau == pytest.approx(kendalltau(x, y).statistic, abs=1e-12)
+
+
+def test_summarise_tau_on_a_ranking_with_a_failure_and_ties():
+    # reference accuracies 0.5 0.6 0.6 0.8; proxy scores 1, failed (ranks last), 3, 3
+    rows = [{"reference": {"score": a, "accuracy": a, "seconds": 9.0}, "naswot": n}
+            for a, n in [(0.5, {"score": 1.0, "seconds": 0.1}), (0.6, {"score": None, "failed": True}),
+                         (0.6, {"score": 3.0, "seconds": 0.1}), (0.8, {"score": 3.0, "seconds": 0.1})]]
+    summary = summarise(rows, ["naswot"], [True])
+    # proxy values 1, 0 (below every score), 3, 3: pairs 02 03 13 C, 01 D, 12 tied in the
+    # reference only, 23 tied in the scores only: (3 - 1) / sqrt(5 * 5)
+    assert summary["kendall_tau"]["naswot"] == pytest.approx(0.4, abs=1e-12)
+    assert summary["table"][0]["failed"] == 1 and summary["seconds"]["naswot"] == 0.1
 
 
 def test_failed_scores_rank_last():

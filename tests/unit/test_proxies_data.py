@@ -10,7 +10,7 @@ from helpers.data import one_torch_thread, write_idx_dataset  # noqa: F401 (auto
 from nas.runtime.errors import UserError
 from nas.accuracy import datasets
 from nas.accuracy.config import DataConfig
-from nas.accuracy.data import load_data, split_indices
+from nas.accuracy.data import _load_cached, load_data, split_indices
 from nas.accuracy.datasets import (FASHION_MNIST_DIR, detect_dataset, open_source, read_cifar_dir, read_idx_dir,
                                   read_image_folder, to_resolution)
 
@@ -47,10 +47,23 @@ def write_image_folder(root, sizes=((40, 30), (20, 50), (33, 33))):
 
 # ---- Fashion-MNIST --------------------------------------------------------------------------
 
-@pytest.mark.skipif(not FASHION_MNIST_DIR.exists(), reason="apt-get install dataset-fashion-mnist")
-def test_fashion_mnist_from_debian_package():
+@pytest.fixture
+def default_fashion_mnist(monkeypatch, fashion_mnist):
+    """The data set where the default location (no --data) is looked for: the real one, else its stand-in."""
+    monkeypatch.setattr(datasets, "FASHION_MNIST_DIR", fashion_mnist)
+    caches = (datasets._open_cached, _load_cached)
+    for cache in caches:  # what an earlier test opened from the default location
+        cache.cache_clear()
+    yield fashion_mnist
+    for cache in caches:  # a stand-in never stays cached as the default for later tests
+        cache.cache_clear()
+
+
+def test_fashion_mnist_from_its_default_location(default_fashion_mnist):
     source = open_source("fashion-mnist")
-    assert len(source) == 60_000 and source.num_classes == 10
+    assert source.location == str(default_fashion_mnist) and source.num_classes == 10
+    if default_fashion_mnist == FASHION_MNIST_DIR:  # the Debian package's training split
+        assert len(source) == 60_000
     assert source.labels.dtype == np.int64 and source.labels.min() == 0 and source.labels.max() == 9
     data = load_data(DataConfig(), 200, 100)
     assert data.train_x.shape == (200, 1, 32, 32) and data.train_x.dtype == torch.uint8

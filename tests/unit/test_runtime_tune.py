@@ -46,13 +46,14 @@ def always_raises(config):
     raise KeyError("no such thing")
 
 
-def test_run_tune_refuses_to_start_a_ray_of_its_own(tmp_path):
+def test_run_tune_refuses_to_start_a_ray_of_its_own(tmp_path, monkeypatch):
     import ray
 
-    if ray.is_initialized():
-        pytest.skip("a Ray is running (another test's)")
+    # Whatever Ray an earlier test left running in this process, run_tune must see none here.
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
     with pytest.raises(RuntimeError, match="ray_session"):
         run_tune(doubling, name="x", storage=tmp_path, resources={"cpu": 1})
+    assert not (tmp_path / "x").exists()  # refused before Tune began the experiment
 
 
 def test_results_come_back_for_every_trial_with_one_checkpoint_each(ray_local, tmp_path):

@@ -1,0 +1,169 @@
+"""`python -m nas.search` run the other ways: the host device, the MnasNet reward, random search and
+a training proxy on Ray in one run; and a run interrupted mid-search, resumed, against one that was
+not. Each option is checked by what it changes, not only by what the run directory records.
+
+Both on the tiny space at 32x32 and the smoke budget with --cpus 1, so that each run takes seconds
+beyond its start-up (Ray's, torch's) and the fixed cost of the comparison stage.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from helpers import DATA, ROOT, run_cli
+from helpers.interrupt import broken_files, run_until
+from nas.core.space import load_space
+from nas.core.spec import load_spec, spec_from_string
+from nas.latency.devices import TableDevice, get_device, host_device, load_host_table
+from nas.latency.table import LatencyTable
+from nas.pipeline.select import floor_ms
+from nas.runtime.jsonl import read_jsonl
+from nas.search.algorithms import make_algorithm
+
+TINY_SPACE = DATA / "tiny_space.yaml"
+SAMPLES = 4
+
+
+def test_host_device_mnasnet_reward_random_search_and_a_training_proxy_on_ray(tmp_path, monkeypatch,
+                                                                              fashion_mnist):
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))  # this run's host table, and nobody else's
+    space = load_space(TINY_SPACE)
+    table = load_host_table(1)
+    # The real calibration times six MobileNetV3s whole (a minute here); with a unit one the run
+    # measures only the ops it meets, and a prediction is their plain sum.
+    table.calibration = {"scale": 1.0, "offset_ms": 0.0}
+    table.save()
+    # The run's samples are random's seeded draws. Timed here first, they give a target that
+    # NetAdapt can reach from any of them (above every floor) and must work for (below the slowest):
+    # a fixed target could fall below the floor on a faster host, or above every sample on a slower one.
+    random = make_algorithm("random", space, seed=0)
+    draws = [list(random.ask().tokens) for _ in range(SAMPLES)]
+    host = host_device(1)
+    specs = [space.decode(tokens) for tokens in draws]
+    target = round(1.05 * max(floor_ms(spec, host) for spec in specs), 4)
+    assert target < max(host.predict(spec).ms for spec in specs)
+    seeded_ops = set(LatencyTable.load(table.path).ops)
+    config = tmp_path / "run.yaml"
+    config.write_text("reward_w: -0.5\n")  # far from TuNAS's reward and from the space's -0.07
+    out = tmp_path / "run"
+    proc = run_cli("nas.search", "--config", str(config), "--target-ms", str(target), "--space", str(TINY_SPACE),
+                   "--device", "host", "--reward", "mnasnet", "--algorithm", "random", "--proxy", "train-2steps",
+                   "--samples", str(SAMPLES), "--budget", "smoke", "--cpus", "1", "--data", str(fashion_mnist),
+                   "--out", str(out), "--json", timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    summary = json.loads((out / "summary.json").read_text())
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    for key, value in {"device": "host", "reward": "mnasnet", "algorithm": "random", "proxy": "train-2steps",
+                       "reward_w": -0.5}.items():
+        assert saved[key] == value and summary[key] == value, (key, saved[key], summary[key])
+    samples = read_jsonl(out / "search" / "samples.jsonl")
+    assert [s["i"] for s in samples] == list(range(SAMPLES))
+
+    # Random search: exactly the seeded uniform draws (the controller would propose others).
+    assert [s["tokens"] for s in samples] == draws
+
+    # A training proxy on Ray: one Tune trial per sample, each scored by its top-1, not by its MACs.
+    assert len(list((out / "search").glob("tune-0/sample-*"))) == SAMPLES
+    for s in samples:
+        assert not s["failed"] and 0 < s["accuracy"] <= 1 and s["score"] == pytest.approx(s["accuracy"], abs=1e-6)
+
+    # The host: the run measured the ops it met into this cache's table, and its latencies are that table's.
+    table = LatencyTable.load(table.path)
+    assert seeded_ops < set(table.ops)
+    host = TableDevice("host", table)  # no measurer: an op missing from the file would be an error
+    latency = {s["i"]: host.predict(spec_from_string(s["arch"])).ms for s in samples}
+    for s in samples:
+        assert s["latency_ms"] == pytest.approx(latency[s["i"]], abs=1e-4)
+    final = load_spec(out / "final.yaml")
+    assert host.predict(final).ms == pytest.approx(summary["predicted_ms"], abs=1e-4)
+    assert abs(get_device("pixel1").predict(final).ms / summary["predicted_ms"] - 1) > 0.5  # not pixel1's
+    assert result["predicted_ms"] == summary["predicted_ms"] <= target
+    assert summary["netadapt_iterations"] >= 1  # NetAdapt cut on the host's latencies
+
+    # MnasNet's reward ACC x (LAT/T)^w with w = -0.5, recomputed; TuNAS's ACC - 0.1 |LAT/T - 1| differs.
+    for s in samples:
+        ratio = latency[s["i"]] / target
+        assert s["reward"] == pytest.approx(s["accuracy"] * ratio ** -0.5, abs=2e-6), s
+    assert any(abs(s["reward"] - (s["accuracy"] - 0.1 * abs(latency[s["i"]] / target - 1))) > 1e-3
+               for s in samples)
+
+
+# What may differ between two runs of the same config and seed: timings, and the paths of the run.
+TIMINGS = {"seconds", "wall_s", "wall_s_before_resume", "eval_s", "measured_host_ms"}
+
+
+def _deterministic(value, run_dir):
+    """`value` without timings, its run directory's path replaced by a placeholder."""
+    def strip(v):
+        if isinstance(v, dict):
+            return {k: strip(x) for k, x in v.items() if k not in TIMINGS}
+        if isinstance(v, list):
+            return [strip(x) for x in v]
+        return v
+    return json.loads(json.dumps(strip(value)).replace(str(run_dir), "<run>"))
+
+
+def _answer(run_dir):
+    """Everything a run computed that its config and seed determine."""
+    state = json.loads((run_dir / "pipeline.json").read_text())
+    for measured in ("latency_ms", "latency_p10_ms", "latency_p90_ms"):  # the ONNX model timed on this host
+        state["done"]["export"].pop(measured)
+    return _deterministic({
+        "samples": read_jsonl(run_dir / "search" / "samples.jsonl"),
+        "best": (run_dir / "best.yaml").read_text(), "final": (run_dir / "final.yaml").read_text(),
+        "netadapt": read_jsonl(run_dir / "netadapt" / "netadapt.jsonl"),
+        "pipeline": state, "summary": json.loads((run_dir / "summary.json").read_text()),
+    }, run_dir)
+
+
+def test_a_pipeline_interrupted_mid_search_and_resumed_answers_as_one_that_was_not(tmp_path, fashion_mnist):
+    """Ctrl-C once the first batch of samples is on disk, then --resume: the same samples (tokens,
+    latencies, rewards, exactly), the same seed network, NetAdapt result, final spec and summary."""
+    runs = {name: tmp_path / name / "run" for name in ("straight", "interrupted")}
+    args = ["--target-ms", "1.2", "--space", str(TINY_SPACE), "--budget", "smoke", "--samples", "64",
+            "--cpus", "1", "--data", str(fashion_mnist)]
+    # The uninterrupted run goes alongside, on another CPU where there is one (--cpus 1 keeps each
+    # on the first CPU it is given): a CPU's worth each, so neither computes differently.
+    cpus = sorted(os.sched_getaffinity(0))
+    err = open(tmp_path / "straight.err", "w+")
+    straight = subprocess.Popen([sys.executable, "-m", "nas.search", *args, "--out", str(runs["straight"])],
+                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err,
+                                preexec_fn=lambda: os.sched_setaffinity(0, {cpus[-1]}))
+    try:
+        interrupt_and_resume(args, runs["interrupted"])
+        assert straight.wait(timeout=600) == 0, (tmp_path / "straight.err").read_text()[-3000:]
+    finally:
+        if straight.poll() is None:
+            straight.kill()
+            straight.wait()
+        err.close()
+
+    expected, got = _answer(runs["straight"]), _answer(runs["interrupted"])
+    assert got["samples"] == expected["samples"]
+    assert got["best"] == expected["best"] and got["final"] == expected["final"]
+    assert got["netadapt"] == expected["netadapt"]
+    assert got["pipeline"] == expected["pipeline"]
+    assert got["summary"] == expected["summary"]
+    assert expected["summary"]["predicted_ms"] <= 1.2
+
+
+def interrupt_and_resume(args: list[str], out) -> None:
+    """The run in `out`: Ctrl-C once its first batch of 16 samples is logged, then --resume to the end."""
+    log = out / "search" / "samples.jsonl"
+    first = run_until(["nas.search", *args, "--out", str(out)], signal.SIGINT, 0,
+                      ready=lambda: log.exists() and log.read_text().count("\n") >= 16)  # one batch logged
+    assert first.hit and first.returncode == 130, first.stderr[-3000:]
+    assert f"continue with: python -m nas.search --resume --out {out}" in first.last_line
+    state = json.loads((out / "pipeline.json").read_text())
+    assert "search" not in state["done"] and "score_map" in state  # stopped mid-search, the map kept
+    assert 16 <= len(read_jsonl(log)) < 64
+    assert broken_files(out, finished=False) == []
+    resumed = run_cli("nas.search", "--resume", "--out", str(out), timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
