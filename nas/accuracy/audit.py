@@ -20,9 +20,9 @@ from scipy import stats
 from tqdm import tqdm
 
 from nas.runtime.errors import UserError
-from nas.runtime.jsonl import JsonlWriter, read_jsonl
+from nas.runtime.jsonl import JsonlWriter, jsonable, read_jsonl
 from nas.accuracy.cascade import steady_state
-from nas.accuracy.config import DataConfig, ProxyConfig, jsonable
+from nas.accuracy.config import DataConfig, ProxyConfig
 from nas.budgets import AccuracyBudget
 from nas.accuracy.proxy import TrainingProxy, audit_proxies
 from nas.runtime.session import TRIAL_RETRIES

@@ -165,17 +165,6 @@ class ProxyConfig:
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def jsonable(value: Any) -> Any:
-    """A copy with NaN and infinities as None: strict JSON for results and caches."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    return value
-
-
 def with_length(config: TrainConfig, epochs: int | None = None, steps: int | None = None) -> TrainConfig:
     """The same recipe run for another number of epochs or steps."""
     if steps is not None:

@@ -30,7 +30,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from nas.accuracy.config import DataConfig, jsonable
+from nas.accuracy.config import DataConfig
 from nas.budgets import BUDGETS
 from nas.core.spec import load_spec
 from nas.netadapt.checkpoints import LOG_NAME
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             [] if args.out else ["--out", str(out)])) if (out / LOG_NAME).exists() else None)
         raise
     result = {k: v for k, v in result.items() if k != "spec"}
-    emit(jsonable(result), args.json, _human)
+    emit(result, args.json, _human)
     return 0
 
 

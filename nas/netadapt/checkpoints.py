@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from nas.accuracy.config import jsonable
+from nas.runtime.jsonl import jsonable
 from nas.core.spec import ArchSpec, save_spec, spec_from_dict
 from nas.runtime.errors import UserError
 from nas.runtime.files import load_state, save_state

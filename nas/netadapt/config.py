@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from nas.accuracy.config import DataConfig, ProxyConfig, TrainConfig, jsonable
+from nas.accuracy.config import DataConfig, ProxyConfig, TrainConfig
+from nas.runtime.jsonl import jsonable
 from nas.budgets import BUDGETS, NetAdaptBudget, get_budget
 from nas.core.spec import ArchSpec
 from nas.runtime.errors import UserError

@@ -21,7 +21,7 @@ from nas.runtime.cli import (ArgumentParser, emit, non_negative_int, positive_in
                      set_resume_hint)
 from nas.runtime.errors import UserError
 from nas.runtime.paths import RUNS_DIR
-from nas.accuracy.config import DATASETS, OPTIMIZERS, ZERO_COST_NAMES, DataConfig, jsonable
+from nas.accuracy.config import DATASETS, OPTIMIZERS, ZERO_COST_NAMES, DataConfig
 from nas.budgets import BUDGETS, get_budget
 from nas.runtime.session import TRIAL_RETRIES
 
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     with _flag_names():
         result = command(args)
     # A network that diverged is a result (failed: true), not an error: the exit status stays 0.
-    emit(jsonable(result), args.json, human)
+    emit(result, args.json, human)
     return 0
 
 

@@ -10,6 +10,7 @@ import sys
 from typing import Any, Callable, Sequence
 
 from nas.runtime.errors import UserError
+from nas.runtime.jsonl import jsonable
 from nas.runtime.log import NORMAL, add_verbosity_flags, setup_logging
 
 EXIT_USER_ERROR = 2
@@ -75,23 +76,12 @@ def non_negative_int(text: str) -> int:
     return value
 
 
-def _finite_or_null(value: Any) -> Any:
-    """`value` with every NaN / inf float replaced by None, containers walked."""
-    if isinstance(value, float):  # numpy's float64 is a float too
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite_or_null(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite_or_null(v) for v in value]
-    return value
-
-
 def emit(result: dict[str, Any], as_json: bool, human: Callable[[dict[str, Any]], str]) -> None:
     """Print the human summary, or (with --json) one JSON object as the last line of stdout.
 
     The JSON is strict (a NaN or inf is written as null): `jq` and other parsers reject NaN."""
     if as_json:
-        print(json.dumps(_finite_or_null(result), sort_keys=True, allow_nan=False))
+        print(json.dumps(jsonable(result), sort_keys=True, allow_nan=False))
     else:
         print(human(result))
 

@@ -8,11 +8,23 @@ damage no crash leaves, and reading it is a `UserError` naming the file and line
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from nas.runtime.errors import UserError
+
+
+def jsonable(value: Any) -> Any:
+    """A copy with NaN and infinities as None: strict JSON (`jq` and other parsers reject NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):  # numpy's float64 is a float too
+        return None
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
 
 
 def read_log(path: str | os.PathLike) -> tuple[list[dict[str, Any]], bool]:
