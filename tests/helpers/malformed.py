@@ -466,28 +466,9 @@ def _cases(kind: str) -> tuple[Bad, ...]:
     return tuple(_named(kind, KINDS[kind]()))
 
 
-def spec_cases() -> list[Bad]:
-    return list(_cases("spec"))
-
-
-def space_cases() -> list[Bad]:
-    return list(_cases("space"))
-
-
-def config_cases() -> list[Bad]:
-    return list(_cases("config"))
-
-
-def table_cases() -> list[Bad]:
-    return list(_cases("table"))
-
-
-def measurement_cases() -> list[Bad]:
-    return list(_cases("measurements"))
-
-
-def timings_cases() -> list[Bad]:
-    return list(_cases("timings"))
+def cases(kind: str) -> list[Bad]:
+    """Every malformed file of one kind (a key of KINDS)."""
+    return list(_cases(kind))
 
 
 def all_cases() -> list[Bad]:

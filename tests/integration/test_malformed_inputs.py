@@ -66,16 +66,16 @@ TIMINGS_COMMANDS = {
 }
 
 # Host-table commands see the fingerprint before the ops; device-model cases do not apply to them.
-HOST_TABLE_SKIP = {"table-missing-ops.yaml"} | {b.label for b in malformed.table_cases() if b.label.startswith("model-")}
+HOST_TABLE_SKIP = {"table-missing-ops.yaml"} | {b.label for b in malformed.cases("table") if b.label.startswith("model-")}
 
 FILE_MATRIX = (
-    [(c, b) for c in SPEC_COMMANDS for b in malformed.spec_cases()]
-    + [(c, b) for c in SPACE_COMMANDS for b in malformed.space_cases()]
-    + [(c, b) for c in CONFIG_COMMANDS for b in malformed.config_cases()]
-    + [(c, b) for c in DEVICE_COMMANDS for b in malformed.table_cases()]
-    + [(c, b) for c in HOST_TABLE_COMMANDS for b in malformed.table_cases() if b.label not in HOST_TABLE_SKIP]
-    + [(c, b) for c in MEASUREMENT_COMMANDS for b in malformed.measurement_cases()]
-    + [(c, b) for c in TIMINGS_COMMANDS for b in malformed.timings_cases()]
+    [(c, b) for c in SPEC_COMMANDS for b in malformed.cases("spec")]
+    + [(c, b) for c in SPACE_COMMANDS for b in malformed.cases("space")]
+    + [(c, b) for c in CONFIG_COMMANDS for b in malformed.cases("config")]
+    + [(c, b) for c in DEVICE_COMMANDS for b in malformed.cases("table")]
+    + [(c, b) for c in HOST_TABLE_COMMANDS for b in malformed.cases("table") if b.label not in HOST_TABLE_SKIP]
+    + [(c, b) for c in MEASUREMENT_COMMANDS for b in malformed.cases("measurements")]
+    + [(c, b) for c in TIMINGS_COMMANDS for b in malformed.cases("timings")]
 )
 COMMAND_TABLES = {
     "spec": SPEC_COMMANDS, "space": SPACE_COMMANDS, "config": CONFIG_COMMANDS, "table": DEVICE_COMMANDS,
@@ -129,7 +129,7 @@ def test_malformed_file(command, bad, sandbox, capsys):
     check_blames(code, err, [path], bad.needles, bad.absent)
 
 
-@pytest.mark.parametrize("bad", malformed.spec_cases(), ids=[b.label for b in malformed.spec_cases()])
+@pytest.mark.parametrize("bad", malformed.cases("spec"), ids=[b.label for b in malformed.cases("spec")])
 def test_measurements_pointing_at_a_malformed_spec(bad, sandbox, capsys):
     """calibrate --measurements whose first row names a broken spec: the row and the spec's fault."""
     inputs, out = sandbox
@@ -142,7 +142,7 @@ def test_measurements_pointing_at_a_malformed_spec(bad, sandbox, capsys):
     check_blames(code, err, [measurements, spec], ("measurements[0].spec", *bad.needles), bad.absent)
 
 
-@pytest.mark.parametrize("bad", malformed.config_cases(), ids=[b.label for b in malformed.config_cases()])
+@pytest.mark.parametrize("bad", malformed.cases("config"), ids=[b.label for b in malformed.cases("config")])
 def test_malformed_saved_config_on_resume(bad, sandbox, capsys):
     """A run directory whose config.yaml was damaged or edited: --resume refuses it and writes nothing."""
     _, out = sandbox
@@ -334,7 +334,7 @@ def test_every_run_config_key_has_a_bad_value_case():
     from nas.pipeline.config import CONFIG_KEYS
 
     assert set(malformed.CONFIG_VALUES) == set(CONFIG_KEYS), "a new config key needs its bad values"
-    blamed = {n for b in malformed.config_cases() for n in b.needles}
+    blamed = {n for b in malformed.cases("config") for n in b.needles}
     assert set(CONFIG_KEYS) <= blamed
 
 
