@@ -28,7 +28,7 @@ import torch
 
 from nas.export.onnx import export_spec
 from nas.latency.devices import get_device
-from nas.core.model import count_macs, count_params
+from nas.core.counts import count_macs, count_params
 from nas.budgets import NetAdaptBudget
 from nas.netadapt.config import make_config, stream_seed
 from nas.netadapt.finetune import ProxyTask, cpu_state

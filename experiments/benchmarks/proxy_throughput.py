@@ -21,7 +21,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from nas.core.model import count_macs, count_params  # noqa: E402
+from nas.core.counts import count_macs, count_params  # noqa: E402
 from nas.accuracy.config import TrainConfig  # noqa: E402
 from nas.accuracy.data import ProxyData  # noqa: E402
 from nas.runtime.session import set_threads  # noqa: E402

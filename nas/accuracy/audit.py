@@ -94,10 +94,12 @@ class AuditConfig:
     trial_retries: int = TRIAL_RETRIES  # reruns of a reference trial that raised or lost its worker
 
 
-def run_audit(config: AuditConfig, out_dir: Path, progress: bool = True) -> dict[str, Any]:
+def run_audit(config: AuditConfig, out_dir: Path, progress: bool = True,
+              specs: list | None = None) -> dict[str, Any]:
     """Evaluate (or reload) every reference and proxy result, then compute the rank correlations."""
     start = time.perf_counter()
-    specs = sample_specs(config.space, config.samples, config.seed)
+    if specs is None:  # the command samples first, to fail on a bad space before it writes
+        specs = sample_specs(config.space, config.samples, config.seed)
     cache = ResultCache(out_dir / "results.jsonl")
     reference = TrainingProxy("reference", ProxyConfig(config.data, config.budget.reference, config.seed,
                                                        config.device, config.threads))

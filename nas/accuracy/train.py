@@ -14,7 +14,8 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import nn
 
-from nas.core.model import build_model, count_macs, count_params
+from nas.core.counts import count_macs, count_params
+from nas.core.model import build_model
 from nas.accuracy.config import TrainConfig
 from nas.accuracy.data import ProxyData
 from nas.runtime.session import generator, seed_everything

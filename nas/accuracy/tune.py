@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from nas.accuracy.config import ProxyConfig
+from nas.runtime.paths import RUNS_DIR
 from nas.runtime.session import TRIAL_RETRIES, ray_session, select_device, set_threads
 from nas.runtime.tune import run_tune, trial_error
 from nas.core.spec import ArchSpec, spec_from_dict
@@ -65,7 +66,7 @@ def proxy_trainable(config: dict[str, Any], specs: Sequence[dict[str, Any]] | No
 
 def evaluate_specs(specs: Sequence[ArchSpec], proxy_config: ProxyConfig, address: str | None = None,
                    cpus: int | None = None, *, cpus_per_trial: int = 1, gpus_per_trial: float = 0,
-                   run_dir: str | os.PathLike = "runs/tune", name: str | None = None,
+                   run_dir: str | os.PathLike = RUNS_DIR / "tune", name: str | None = None,
                    asha: bool = False, grace_period: int = 1, max_concurrent: int | None = None,
                    max_failures: int = TRIAL_RETRIES) -> list[dict[str, Any]]:
     """Train every spec as a Tune trial; one result dict per spec, in order.

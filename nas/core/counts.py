@@ -15,7 +15,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import NamedTuple
 
-from nas.core.spec import ArchSpec, BlockSpec, HeadSpec, StemSpec, conv_out_size, has_residual, se_channels
+from nas.core.spec import ArchSpec, BlockSpec, HeadSpec, StemSpec, conv_out_size, has_residual, se_channels, se_gate
 
 # Kinds, as a latency model groups them: mobile kernels run depthwise and 1x1 convs at very
 # different MACs per second, and ops on pooled vectors are bound by neither.
@@ -73,7 +73,7 @@ def block_counts(b: BlockSpec, cin: int, hw: int, se_style: str) -> tuple[OpCoun
     rows.append(_conv("depthwise", "depthwise", b.exp, b.exp, b.k, hw, ho, b.act, depthwise=True))
     if b.se:
         sq = se_channels(se_style, b.exp, cin)
-        gate = "sigmoid" if se_style == "mnasnet" else "hsigmoid"
+        gate = se_gate(se_style)
         rows.append(_linear("se.reduce", "se", b.exp, sq, "relu"))
         rows.append(_linear("se.expand", "se", sq, b.exp, gate))
         rows.append(OpCount("se.scale", "se_scale", 0, 0, 0, b.exp * ho * ho, None))

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from nas.core.counts import count_macs, count_params  # noqa: F401  (the builder's counts, one counter)
-from nas.core.spec import ArchSpec, BlockSpec, HeadSpec, has_residual
+from nas.core.spec import ArchSpec, BlockSpec, HeadSpec, has_residual, se_gate
 
 BN_EPS = 1e-3
 BN_MOMENTUM = 0.01
@@ -90,7 +89,7 @@ class Net(nn.Module):
     def __init__(self, spec: ArchSpec):
         super().__init__()
         self.spec = spec
-        gate = "sigmoid" if spec.se_style == "mnasnet" else "hsigmoid"
+        gate = se_gate(spec.se_style)
         self.stem = ConvBNAct(3, spec.stem.out, spec.stem.k, spec.stem.s, act=spec.stem.act)
         self.blocks = nn.Sequential(*(
             Bneck(b, cin, spec.se_channels(b, cin), gate) for b, (cin, _) in zip(spec.blocks, spec.block_inputs())

@@ -163,6 +163,11 @@ def conv_out_size(size: int, k: int, s: int) -> int:
     return (size + 2 * (k // 2) - k) // s + 1
 
 
+def se_gate(style: str) -> str:
+    """The squeeze-excite gate: MnasNet's sigmoid, MobileNetV3's hard sigmoid."""
+    return "sigmoid" if style == "mnasnet" else "hsigmoid"
+
+
 def se_channels(style: str, exp: int, in_ch: int) -> int:
     """Squeeze width: MobileNetV3 reduces the expanded width, MnasNet the block input."""
     if style == "mnasnet":

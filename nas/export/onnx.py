@@ -14,7 +14,8 @@ from torch import nn
 from nas.runtime.errors import UserError
 from nas.runtime.files import atomic_write_bytes, load_state
 from nas.latency.measure import make_session, time_session
-from nas.core.model import build_model, count_macs, count_params
+from nas.core.counts import count_macs, count_params
+from nas.core.model import build_model
 from nas.core.spec import ArchSpec
 
 OPSET = 17

@@ -15,7 +15,6 @@ from nas.latency.calibrated import calibrated_yaml, candidate_row, network_rows
 from nas.latency.fit import MODELS, calibrate
 from nas.latency.measurements import load_measurements
 from nas.runtime.cli import emit
-from nas.runtime.errors import UserError
 from nas.runtime.files import atomic_write_text
 from nas.runtime.paths import DATA_ROOT, ROOT, USER_TABLES_DIR
 
@@ -61,10 +60,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     labels = [m.label for m in ms_list]
     text = calibrated_yaml(args.device, device_info, fit, fits, labels, [m.spec_path for m in ms_list],
                            _display_path(args.measurements))
-    try:
-        atomic_write_text(out, text)
-    except OSError as err:
-        raise UserError(f"cannot write: {err.strerror or err}", source=str(out)) from None
+    atomic_write_text(out, text)  # a path it cannot write is a UserError there
     q10, q90 = fit.spread()
     result = {
         "device": args.device, "model": fit.model, "out": str(out),

@@ -13,7 +13,7 @@ from functools import lru_cache
 from torch import nn
 
 from nas.core.model import Bneck, ConvBNAct, Head
-from nas.core.spec import ArchSpec, BlockSpec, HeadSpec, StemSpec, has_residual, se_channels
+from nas.core.spec import ArchSpec, BlockSpec, HeadSpec, StemSpec, has_residual, se_channels, se_gate
 
 
 _ACT = r"(relu|relu6|hswish|swish)"
@@ -94,7 +94,7 @@ def build_op_module(op: Op) -> nn.Module:
         return ConvBNAct(3, s.out, s.k, s.s, act=s.act)
     if op.kind == "bneck":
         b = op.part
-        gate = "sigmoid" if op.se_style == "mnasnet" else "hsigmoid"
+        gate = se_gate(op.se_style)
         return Bneck(b, op.in_ch, se_channels(op.se_style, b.exp, op.in_ch), gate)
     return Head(op.part, op.in_ch, op.num_classes)
 

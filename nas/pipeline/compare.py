@@ -11,7 +11,7 @@ FAMILY_REFERENCES = {"large": "mobilenetv3_large", "small": "mobilenetv3_small"}
 def comparison_rows(final: ArchSpec, family: str, device, budget: Budget, data, seed: int) -> list[dict]:
     """The final network and the published MobileNetV3s on the same device, each trained from
     scratch with the same proxy recipe, so that their accuracies compare."""
-    from nas.core.model import count_macs, count_params
+    from nas.core.counts import count_macs, count_params
     from nas.accuracy.proxy import make_proxy
 
     trainer = make_proxy("train", budget.name, data=data, seed=seed)

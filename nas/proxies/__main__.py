@@ -184,10 +184,10 @@ def cmd_audit(args) -> dict:
     from nas.accuracy.audit import sample_specs
     from nas.runtime.lock import run_lock
 
-    sample_specs(config.space, config.samples, config.seed)  # a bad space fails before the lock makes `out`
+    specs = sample_specs(config.space, config.samples, config.seed)  # a bad space fails before the lock makes `out`
     with run_lock(out, what="proxy audit", resume_hint="wait for it to finish, or stop it (Ctrl-C) and run "
                                                        "this command again: it resumes from the results kept"):
-        audit = run_audit(config, out, progress=not args.no_progress and progress_enabled())
+        audit = run_audit(config, out, progress=not args.no_progress and progress_enabled(), specs=specs)
         files = write_report(audit, out)
     summary = dict(audit["summary"], files=files)
     if not args.json:

@@ -13,7 +13,7 @@ import torch
 from helpers import DATA, ROOT, TESTS
 from nas.runtime.errors import UserError
 from nas.latency.devices import get_device
-from nas.core.model import count_params
+from nas.core.counts import count_params
 from nas.search.reward import RewardConfig
 from nas.runtime.jsonl import JsonlWriter, read_jsonl
 from nas.search.loop import Evaluator, SearchRun

@@ -6,7 +6,8 @@ import torch
 
 from nas.runtime.errors import UserError
 from nas.core.check import Checker
-from nas.core.model import build_model, count_macs, count_params
+from nas.core.counts import count_macs, count_params
+from nas.core.model import build_model
 from nas.core.spec import (ArchSpec, BlockSpec, load_spec, make_divisible, scale_width, spec_from_dict,
                       spec_from_string, spec_to_yaml)
 from helpers import REFERENCE
