@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nas.runtime.errors import UserError
+from nas.runtime.errors import UserError, VerificationError
 from nas.runtime.files import atomic_write_bytes, load_state
 from nas.latency.measure import make_session, time_session
 from nas.core.counts import count_macs, count_params
@@ -20,11 +20,6 @@ from nas.core.spec import ArchSpec
 
 OPSET = 17
 VERIFY_TOLERANCE = 1e-4
-
-
-class VerificationError(RuntimeError):
-    """ONNX Runtime disagrees with torch on the exported model: an exporter or runtime fault, not
-    bad input (the command exits 1, not 2). Nothing has been written when it is raised."""
 
 
 def export_onnx(model: nn.Module, input_shape: tuple[int, ...], opset: int = OPSET) -> bytes:
@@ -62,18 +57,8 @@ def max_abs_diff(model: nn.Module, onnx_bytes: bytes, input_shape: tuple[int, ..
     return float(np.max(np.abs(got - expected)))
 
 
-def check_finite(state: dict, path: str) -> None:
-    """A NaN or inf weight is bad input: it would export, and then fail the check (NaN vs NaN)."""
-    for name, tensor in state.items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            bad = tensor[~torch.isfinite(tensor)].flatten()[0].item()
-            raise UserError(f"tensor holds a non-finite value ({bad}); weights must be finite numbers",
-                            source=path, field=name)
-
-
 def load_weights(model: nn.Module, path: str) -> None:
-    state = load_state(path)
-    check_finite(state, path)
+    state = load_state(path, finite=True)
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as err:

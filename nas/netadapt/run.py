@@ -155,7 +155,7 @@ class NetAdapt:
         if self.weights is None:
             return None
         source = None if isinstance(self.weights, Mapping) else str(self.weights)
-        state = dict(self.weights) if source is None else load_state(source, field="--weights")
+        state = dict(self.weights) if source is None else load_state(source, field="--weights", finite=True)
         try:
             task.model(self.spec, state)
         except (RuntimeError, KeyError) as err:

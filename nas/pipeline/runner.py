@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from nas.runtime.files import atomic_write_text
+from nas.runtime.files import atomic_write_text, load_json_file
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ class RunState:
 
     def __init__(self, path: Path, resume: bool):
         self.path = path
-        self.state: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"done": {}, "wall_s": 0.0}
+        self.state: dict[str, Any] = load_json_file(path) if path.exists() else {"done": {}, "wall_s": 0.0}
         if resume:  # this run's time adds to the time the run had spent before
             self.state["wall_s_before_resume"] = self.state.get("wall_s", 0.0)
         self.started = time.perf_counter()

@@ -1,7 +1,7 @@
-"""The one error type for mistakes a user can make.
+"""The error types a command reports in one line: a user's mistake, and an export that failed its check.
 
 Every command turns a `UserError` into one line on stderr and exit status 2; anything else is a bug
-and keeps its traceback.
+and keeps its traceback. Torch-free, so commands can name these before they import torch.
 """
 from __future__ import annotations
 
@@ -26,3 +26,8 @@ class UserError(Exception):
             return self
         named = self.source if self.source and not self.source.startswith("--") else None
         return UserError(f"{named}: {self.message}" if named else self.message, source=source, field=field)
+
+
+class VerificationError(RuntimeError):
+    """ONNX Runtime disagrees with torch on an exported model: an exporter or runtime fault, not
+    bad input (the command exits 1, not 2). Nothing has been written when it is raised."""

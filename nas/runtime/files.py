@@ -147,11 +147,14 @@ def save_state(state: Mapping[str, Any], path: str | os.PathLike) -> None:
     atomic_write(path, lambda f: torch.save(state, f))
 
 
-def load_state(path: str | os.PathLike, *, source: str | None = None, field: str | None = None) -> dict:
+def load_state(path: str | os.PathLike, *, source: str | None = None, field: str | None = None,
+               finite: bool = False) -> dict:
     """The state_dict in a weights file (a {"model": state_dict} checkpoint gives its model's), on the CPU.
 
     A missing, unreadable or corrupt file, or one that holds no state_dict, is a UserError naming the
     file; `source` and `field` say where the path came from (a config file and key, or a flag).
+    With `finite` (weights a user gives), a NaN or inf in any tensor is one too, naming the tensor:
+    such weights would load, train or export, and only fail far later and less clearly.
     """
     import torch
 
@@ -177,4 +180,8 @@ def load_state(path: str | os.PathLike, *, source: str | None = None, field: str
     if not (isinstance(state, Mapping) and state
             and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items())):
         raise fail(f"not a state_dict (a {type(state).__name__}, expected names mapped to tensors)")
+    for name, tensor in state.items() if finite else ():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = tensor[~torch.isfinite(tensor)].flatten()[0].item()
+            raise fail(f"{name}: tensor holds a non-finite value ({bad}); weights must be finite numbers")
     return state  # as loaded: an OrderedDict keeps the _metadata that load_state_dict reads

@@ -19,13 +19,13 @@ import sys
 from pathlib import Path
 
 from nas.budgets import BUDGETS
-from nas.export.onnx import VerificationError
 from nas.pipeline.config import RunConfig, new_run_config, saved_run_config
 from nas.pipeline.prepare import limit_local_cpus, prepare
 from nas.pipeline.rundir import check_new_run_dir, create_run_dir, default_run_dir, latest_run, write_config
 from nas.pipeline.stages import run_pipeline
 from nas.runtime.cli import (ArgumentParser, emit, non_negative_int, positive_float, positive_int, resume_command,
                              run_main, set_resume_hint)
+from nas.runtime.errors import VerificationError
 from nas.runtime.lock import run_lock
 
 PROG = "python -m nas.search"

@@ -325,6 +325,17 @@ def test_missing_spec_and_nothing_to_resume_are_one_line_errors(tmp_path, capsys
     check_user_error(code, err, "--resume", "nothing to resume")
 
 
+def test_seed_weights_holding_nan_are_one_line_naming_the_tensor_before_any_training(tiny, fashion_mnist, tmp_path,
+                                                                                   capsys):
+    _, path = tiny
+    torch.save({"stem.0.weight": torch.tensor([1.0, float("nan")])}, tmp_path / "nan.pt")
+    out = tmp_path / "run"
+    code, _, err = run_inprocess(["nas.netadapt", "--spec", str(path), "--target-ms", "4", "--weights",
+                                  str(tmp_path / "nan.pt"), "--data", str(fashion_mnist), "--out", str(out)], capsys)
+    check_user_error(code, err, "nan.pt", "--weights", "stem.0.weight", "non-finite")
+    assert not list(out.glob("*.pt"))  # nothing trained
+
+
 def test_cli_json(tiny, fashion_mnist, tmp_path):
     spec, path = tiny
     target = 0.95 * get_device("pixel1").predict(spec).ms

@@ -111,3 +111,13 @@ def test_score_map_is_kept_as_soon_as_it_is_fitted(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         run_stages(stages.STAGES, ctx.state, ctx)
     assert len(fits) == 1  # the resumed search used the kept map
+
+
+@pytest.mark.parametrize("text", ["", "{\"done\": {", "\xff not json"])
+def test_a_damaged_pipeline_json_is_one_user_error_naming_it(tmp_path, text):
+    from nas.runtime.errors import UserError
+
+    path = tmp_path / "pipeline.json"
+    path.write_text(text, encoding="latin-1")
+    with pytest.raises(UserError, match="pipeline.json"):
+        RunState(path, resume=True)
