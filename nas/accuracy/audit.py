@@ -25,7 +25,7 @@ from nas.accuracy.cascade import steady_state
 from nas.accuracy.config import DataConfig, ProxyConfig
 from nas.budgets import AccuracyBudget
 from nas.accuracy.proxy import TrainingProxy, audit_proxies
-from nas.runtime.session import TRIAL_RETRIES
+from nas.runtime.tune import TRIAL_RETRIES
 from nas.core.spec import ArchSpec
 
 

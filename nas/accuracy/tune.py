@@ -21,8 +21,8 @@ from typing import Any, Sequence
 
 from nas.accuracy.config import ProxyConfig
 from nas.runtime.paths import RUNS_DIR
-from nas.runtime.session import TRIAL_RETRIES, ray_session, select_device, set_threads
-from nas.runtime.tune import run_tune, trial_error
+from nas.runtime.session import ray_session, select_device, set_threads
+from nas.runtime.tune import TRIAL_RETRIES, run_tune, trial_error
 from nas.core.spec import ArchSpec, spec_from_dict
 
 CHECKPOINT_FILE = "trainer.pt"

@@ -38,7 +38,7 @@ from nas.netadapt.config import PARALLEL, SELECT_RULES, default_out, netadapt_bu
 from nas.runtime.cli import (ArgumentParser, emit, non_negative_int, positive_float, positive_int, resume_command,
                              run_main, set_resume_hint)
 from nas.runtime.errors import UserError
-from nas.runtime.session import TRIAL_RETRIES
+from nas.runtime.tune import TRIAL_RETRIES
 
 
 def _fraction(text: str) -> float:

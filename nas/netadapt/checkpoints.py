@@ -38,9 +38,6 @@ class RunLog:
         self.path = self.out / LOG_NAME
         self._writer: JsonlWriter | None = None
 
-    def exists(self) -> bool:
-        return self.path.exists()
-
     def open(self, start: dict[str, Any], resume: bool) -> list[dict[str, Any]]:
         """The records so far (a new log: just `start`, written). A torn last line is skipped, and cut off
         before the next line is appended; a log of another run (identity) is a UserError naming the difference."""

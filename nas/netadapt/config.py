@@ -9,13 +9,13 @@ from typing import Any
 
 import numpy as np
 
-from nas.accuracy.config import DataConfig, ProxyConfig, TrainConfig
+from nas.accuracy.config import DataConfig, TrainConfig
 from nas.runtime.jsonl import jsonable
 from nas.budgets import BUDGETS, NetAdaptBudget, get_budget
 from nas.core.spec import ArchSpec
 from nas.runtime.errors import UserError
 from nas.runtime.paths import RUNS_DIR
-from nas.runtime.session import TRIAL_RETRIES
+from nas.runtime.tune import TRIAL_RETRIES
 
 SELECT_RULES = ("ratio", "accuracy")
 PARALLEL = ("none", "ray")
@@ -62,10 +62,6 @@ class NetAdaptConfig:
 
     def finetune(self, steps: int) -> TrainConfig:
         return replace(self.train, steps=max(1, steps), lr=self.train.learning_rate * self.lr_scale)
-
-    def proxy(self, train: TrainConfig, seed: int, threads: int | None = None) -> ProxyConfig:
-        return ProxyConfig(data=self.data, train=train, seed=seed, device=self.train_device,
-                           threads=threads if threads is not None else self.threads)
 
     def identity(self) -> dict[str, Any]:
         """What changes the results; a resumed run must match it."""

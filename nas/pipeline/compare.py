@@ -8,7 +8,7 @@ from nas.runtime.paths import REFERENCE_DIR
 FAMILY_REFERENCES = {"large": "mobilenetv3_large", "small": "mobilenetv3_small"}
 
 
-def comparison_rows(final: ArchSpec, family: str, device, budget: Budget, data, seed: int) -> list[dict]:
+def comparison_rows(final: ArchSpec, device, budget: Budget, data, seed: int) -> list[dict]:
     """The final network and the published MobileNetV3s on the same device, each trained from
     scratch with the same proxy recipe, so that their accuracies compare."""
     from nas.core.counts import count_macs, count_params

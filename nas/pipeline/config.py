@@ -13,13 +13,14 @@ from typing import Any, Callable, TypeVar
 from nas.budgets import BUDGETS
 from nas.runtime.config import Origins, blame, file_origins, flag, layer, located, read_config_file
 from nas.runtime.errors import UserError
+from nas.runtime.tune import TRIAL_RETRIES
 
 T = TypeVar("T")
 
 DEFAULTS: dict[str, Any] = {
     "space": "auto", "device": "pixel1", "proxy": None, "budget": "default", "seed": 0,
     "algorithm": "controller", "reward": "tunas", "reward_w": None, "samples": None,
-    "dataset": "fashion-mnist", "data": None, "address": None, "cpus": None, "trial_retries": 1,
+    "dataset": "fashion-mnist", "data": None, "address": None, "cpus": None, "trial_retries": TRIAL_RETRIES,
 }
 CONFIG_KEYS = ("target_ms", *DEFAULTS)
 RESUME_MAY_CHANGE = ("address", "cpus", "trial_retries")  # where and how it runs, not what it computes

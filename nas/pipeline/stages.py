@@ -83,6 +83,7 @@ def score_map(ctx: Context) -> dict[str, float]:
 def run_search(ctx: Context) -> dict[str, Any]:
     from tqdm import tqdm
 
+    from nas.accuracy.proxy import TrainingProxy
     from nas.runtime.log import progress_enabled
     from nas.search.algorithms import make_algorithm
     from nas.search.loop import Evaluator, SearchRun
@@ -101,7 +102,7 @@ def run_search(ctx: Context) -> dict[str, Any]:
         run = SearchRun(ctx.run_dir / "search", p.space, algorithm, evaluator, ctx.samples, resume=ctx.resume,
                         progress=bar.update)
         bar.update(run.done)
-        if p.proxy.cheap or ">" in p.proxy_name:  # zero-cost scores and cascades run here
+        if not isinstance(p.proxy, TrainingProxy):  # zero-cost scores and cascades run here; training on Ray
             records = run.run_inprocess(batch_size=budget.search.batch_size)
         else:
             records = run.run_on_ray(p.proxy.config, address=config.address, cpus=config.cpus,
@@ -144,7 +145,7 @@ def run_export(ctx: Context) -> dict[str, Any]:
 
 def run_compare(ctx: Context) -> dict[str, Any]:
     p = ctx.prepared
-    return {"rows": comparison_rows(ctx.final, p.space.family, p.device, ctx.budget, p.data, ctx.config.seed)}
+    return {"rows": comparison_rows(ctx.final, p.device, ctx.budget, p.data, ctx.config.seed)}
 
 
 def run_report(ctx: Context) -> dict[str, Any]:

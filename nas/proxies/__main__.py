@@ -23,7 +23,7 @@ from nas.runtime.errors import UserError
 from nas.runtime.paths import RUNS_DIR
 from nas.accuracy.config import DATASETS, OPTIMIZERS, ZERO_COST_NAMES, DataConfig
 from nas.budgets import BUDGETS, get_budget
-from nas.runtime.session import TRIAL_RETRIES
+from nas.runtime.tune import TRIAL_RETRIES
 
 
 # Config fields a flag sets: a bad value is reported under the flag's name.

@@ -11,7 +11,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from nas.runtime.errors import UserError
 
@@ -35,10 +35,6 @@ def read_log(path: str | os.PathLike) -> tuple[list[dict[str, Any]], bool]:
 
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
     return read_log(path)[0]
-
-
-def iter_jsonl(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
-    return iter(read_jsonl(path))
 
 
 def repair(path: str | os.PathLike) -> int:

@@ -85,11 +85,6 @@ def setup_logging(verbosity: int = NORMAL) -> logging.Logger:
     return nas
 
 
-def verbosity() -> int:
-    """The level the last `setup_logging` set: -1 quiet, 0 normal, 1 verbose, 2 everything."""
-    return _verbosity
-
-
 def progress_enabled() -> bool:
     """Whether tqdm bars should show (`tqdm(..., disable=not progress_enabled())`): not with --quiet."""
     return _verbosity > QUIET

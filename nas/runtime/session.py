@@ -18,10 +18,6 @@ from nas.runtime.errors import UserError
 log = logging.getLogger(__name__)
 
 
-# A Ray trial that raises, or whose worker process dies (OOM killer, lost node), runs again this many
-# times; then it is recorded as failed (reward 0, its error as the reason) and the run goes on.
-TRIAL_RETRIES = 1
-
 RAY_ENV = {
     "RAY_USAGE_STATS_ENABLED": "0",  # no usage reports: nothing leaves the machine
     "RAY_AIR_NEW_OUTPUT": "0",  # with verbose=0: no per-experiment tables on stdout

@@ -7,12 +7,15 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from nas.runtime.session import TRIAL_RETRIES
-
 if TYPE_CHECKING:
     import ray.tune
 
 log = logging.getLogger(__name__)
+
+# A Ray trial that raises, or whose worker process dies (OOM killer, lost node), runs again this many
+# times; then it is recorded as failed (reward 0, its error as the reason) and the run goes on.
+# Here, torch-free, so configs and parsers can name it without loading torch.
+TRIAL_RETRIES = 1
 
 
 def run_tune(trainable, *, name: str, storage: str | os.PathLike, resources: Mapping[str, float],

@@ -27,6 +27,7 @@ from nas.runtime.cli import (ArgumentParser, emit, non_negative_int, positive_fl
                              run_main, set_resume_hint)
 from nas.runtime.errors import VerificationError
 from nas.runtime.lock import run_lock
+from nas.runtime.tune import TRIAL_RETRIES
 
 PROG = "python -m nas.search"
 SUMMARY_KEYS = ("final_spec", "onnx", "predicted_ms", "measured_host_ms", "proxy_accuracy", "samples", "wall_s",
@@ -53,7 +54,7 @@ def parser() -> ArgumentParser:
     p.add_argument("--cpus", type=positive_int, help="CPUs a local run may use (Ray trials, torch threads)")
     p.add_argument("--trial-retries", dest="trial_retries", type=non_negative_int,
                    help="reruns of a Ray trial that raised or whose worker died, before it counts as failed "
-                        "(default 1)")
+                        f"(default {TRIAL_RETRIES})")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     return p
 
