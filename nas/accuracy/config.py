@@ -6,6 +6,7 @@ training are the accuracy parts of the one budget table, `nas.budgets`.
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import math
@@ -163,6 +164,24 @@ class ProxyConfig:
         d = self.to_dict()
         d.pop("device"), d.pop("threads")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def stem_stride_flag(text: str) -> str | int:
+    """--stem-stride's values, as an argparse type: auto, keep, 1 or 2."""
+    if text in ("auto", "keep", "1", "2"):
+        return int(text) if text.isdigit() else text
+    raise argparse.ArgumentTypeError(f"must be auto, keep, 1 or 2, got {text!r}")
+
+
+def data_from_flags(args) -> DataConfig:
+    """The data set the commands' --dataset, --data, --resolution and --stem-stride name (the reader
+    a --data directory needs when --dataset is not given; Fashion-MNIST when neither is)."""
+    dataset = args.dataset
+    if dataset is None:
+        from nas.accuracy.datasets import detect_dataset
+
+        dataset = detect_dataset(args.data) if args.data else "fashion-mnist"
+    return DataConfig(dataset=dataset, path=args.data, resolution=args.resolution, stem_stride=args.stem_stride)
 
 
 def with_length(config: TrainConfig, epochs: int | None = None, steps: int | None = None) -> TrainConfig:

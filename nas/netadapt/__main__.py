@@ -30,7 +30,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from nas.accuracy.config import DataConfig
+from nas.accuracy.config import data_from_flags, stem_stride_flag
 from nas.budgets import BUDGETS
 from nas.core.spec import load_spec
 from nas.netadapt.checkpoints import LOG_NAME
@@ -46,12 +46,6 @@ def _fraction(text: str) -> float:
     if value >= 1:
         raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1), got {text!r}")
     return value
-
-
-def _stem_stride(text: str) -> str | int:
-    if text in ("auto", "keep", "1", "2"):
-        return int(text) if text.isdigit() else text
-    raise argparse.ArgumentTypeError(f"must be auto, keep, 1 or 2, got {text!r}")
 
 
 def _parser() -> ArgumentParser:
@@ -86,7 +80,7 @@ def _parser() -> ArgumentParser:
     d.add_argument("--data", metavar="PATH", help="data set directory (default: Fashion-MNIST)")
     d.add_argument("--dataset", choices=("fashion-mnist", "cifar10", "cifar100", "imagefolder"))
     d.add_argument("--resolution", type=positive_int, default=32, help="input size (default 32)")
-    d.add_argument("--stem-stride", type=_stem_stride, default="auto")
+    d.add_argument("--stem-stride", type=stem_stride_flag, default="auto")
     d.add_argument("--train-images", type=positive_int, help="training subset (default: the budget's)")
     d.add_argument("--val-images", type=positive_int, help="held-out subset (default: the budget's)")
     return p
@@ -95,12 +89,7 @@ def _parser() -> ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     spec = load_spec(args.spec)
-    dataset = args.dataset
-    if dataset is None:
-        from nas.accuracy.datasets import detect_dataset
-
-        dataset = detect_dataset(args.data) if args.data else "fashion-mnist"
-    data = DataConfig(dataset=dataset, path=args.data, resolution=args.resolution, stem_stride=args.stem_stride)
+    data = data_from_flags(args)
     budget = netadapt_budget(args.budget)
     changes = {k: v for k, v in {"train_images": args.train_images, "val_images": args.val_images,
                                  "steps": args.seed_steps}.items() if v is not None}

@@ -136,9 +136,13 @@ def run_adapt(ctx: Context) -> dict[str, Any]:
 def run_export(ctx: Context) -> dict[str, Any]:
     """ONNX, checked against torch and timed on this host."""
     from nas.export.onnx import export_spec
+    from nas.runtime.errors import VerificationError
 
-    # A failed check raises VerificationError before final.onnx is written; the stage stays undone.
-    exported = export_spec(ctx.final, ctx.run_dir / "final.onnx", verify=True, time_it=True)
+    # A failed check raises before final.onnx is written; the stage stays undone (--resume retries it).
+    try:
+        exported = export_spec(ctx.final, ctx.run_dir / "final.onnx", verify=True, time_it=True)
+    except VerificationError as err:
+        raise VerificationError(f"export stage: {err}") from None
     return {k: exported[k] for k in ("max_abs_diff", "latency_ms", "latency_p10_ms", "latency_p90_ms",
                                      "params", "macs")}
 

@@ -21,7 +21,7 @@ from nas.runtime.cli import (ArgumentParser, emit, non_negative_int, positive_in
                      set_resume_hint)
 from nas.runtime.errors import UserError
 from nas.runtime.paths import RUNS_DIR
-from nas.accuracy.config import DATASETS, OPTIMIZERS, ZERO_COST_NAMES, DataConfig
+from nas.accuracy.config import DATASETS, OPTIMIZERS, ZERO_COST_NAMES, data_from_flags, stem_stride_flag
 from nas.budgets import BUDGETS, get_budget
 from nas.runtime.tune import TRIAL_RETRIES
 
@@ -49,14 +49,6 @@ def _at_least_3(text: str) -> int:
     return value
 
 
-def _stem_stride(text: str) -> str | int:
-    if text in ("auto", "keep"):
-        return text
-    if text in ("1", "2"):
-        return int(text)
-    raise argparse.ArgumentTypeError(f"must be auto, keep, 1 or 2, got {text!r}")
-
-
 def _add_common(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--data", metavar="PATH",
@@ -64,7 +56,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                         "default: Fashion-MNIST from /usr/share/datasets/fashion-mnist")
     g.add_argument("--dataset", choices=DATASETS, help="format of --data (default: detected)")
     g.add_argument("--resolution", type=positive_int, default=32, help="input size (default 32)")
-    g.add_argument("--stem-stride", type=_stem_stride, default="auto",
+    g.add_argument("--stem-stride", type=stem_stride_flag, default="auto",
                    help="auto (1 where the net would end at 1x1), keep, 1 or 2")
     r = p.add_argument_group("run")
     r.add_argument("--budget", default="default", choices=sorted(BUDGETS), help="budget (default: default)")
@@ -72,15 +64,6 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     r.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     r.add_argument("--threads", type=positive_int, help="torch threads (default: the CPUs this process may use)")
     r.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-
-
-def _data_config(args) -> DataConfig:
-    dataset = args.dataset
-    if dataset is None:
-        from nas.accuracy.datasets import detect_dataset
-
-        dataset = detect_dataset(args.data) if args.data else "fashion-mnist"
-    return DataConfig(dataset=dataset, path=args.data, resolution=args.resolution, stem_stride=args.stem_stride)
 
 
 def _parser() -> ArgumentParser:
@@ -130,7 +113,7 @@ def cmd_train(args) -> dict:
         changes.update(epochs=args.epochs, steps=None)
     if args.steps is not None:
         changes["steps"] = args.steps
-    proxy = make_proxy("train", args.budget, _data_config(args), args.seed, args.device, args.threads,
+    proxy = make_proxy("train", args.budget, data_from_flags(args), args.seed, args.device, args.threads,
                        train=replace(recipe, **changes))
     result = proxy.evaluate(spec)
     result.update(name=spec.name, dataset=proxy.config.data.dataset)
@@ -148,7 +131,7 @@ def cmd_score(args) -> dict:
     from nas.core.spec import load_spec
 
     spec = load_spec(args.spec)
-    data = _data_config(args)
+    data = data_from_flags(args)
     names = list(ZERO_COST_NAMES) if args.proxy == "all" else [args.proxy]
     results = [make_proxy(n, args.budget, data, args.seed, args.device, args.threads).evaluate(spec) for n in names]
     if len(results) == 1:
@@ -170,7 +153,7 @@ def cmd_audit(args) -> dict:
     from nas.accuracy.audit import AuditConfig, run_audit
     from nas.accuracy.audit_report import markdown_table, write_report
 
-    data = _data_config(args)
+    data = data_from_flags(args)
     space_tag = Path(args.space).stem
     out = Path(args.out) if args.out else RUNS_DIR / f"audit-{space_tag}-{args.seed}"
     if out.exists() and not out.is_dir():

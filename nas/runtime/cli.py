@@ -9,7 +9,7 @@ import signal
 import sys
 from typing import Any, Callable, Sequence
 
-from nas.runtime.errors import UserError
+from nas.runtime.errors import UserError, VerificationError
 from nas.runtime.jsonl import jsonable
 from nas.runtime.log import NORMAL, add_verbosity_flags, setup_logging
 
@@ -86,6 +86,7 @@ def emit(result: dict[str, Any], as_json: bool, human: Callable[[dict[str, Any]]
         print(human(result))
 
 
+EXIT_FAULT = 1  # ONNX Runtime and torch disagree (VerificationError)
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 _resume_hint: str | None = None
@@ -141,6 +142,11 @@ def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | N
         _work_is_over()
         print(f"error: {err}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
+    except VerificationError as err:  # an exporter or runtime fault, not the input: one line, exit 1
+        _work_is_over()
+        hint = f"; continue with: {_resume_hint}" if _resume_hint else ""
+        print(f"error: {err}{hint}", file=sys.stderr)
+        sys.exit(EXIT_FAULT)
     except KeyboardInterrupt as stop:
         _work_is_over()
         what = "terminated" if isinstance(stop, Terminated) else "interrupted"

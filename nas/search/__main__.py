@@ -15,7 +15,6 @@ if __name__ == "__main__":  # Ctrl-C while the imports below load torch: one lin
 
     exit_quietly_on_ctrl_c()
 
-import sys
 from pathlib import Path
 
 from nas.budgets import BUDGETS
@@ -25,7 +24,6 @@ from nas.pipeline.rundir import check_new_run_dir, create_run_dir, default_run_d
 from nas.pipeline.stages import run_pipeline
 from nas.runtime.cli import (ArgumentParser, emit, non_negative_int, positive_float, positive_int, resume_command,
                              run_main, set_resume_hint)
-from nas.runtime.errors import VerificationError
 from nas.runtime.lock import run_lock
 from nas.runtime.tune import TRIAL_RETRIES
 
@@ -75,11 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             check_new_run_dir(run_dir)  # again, under the lock: a run that started meanwhile
             write_config(run_dir, config)
         set_resume_hint(hint)
-        try:
-            summary = run_pipeline(config, run_dir, resume=args.resume, prepared=prepared)
-        except VerificationError as err:  # an exporter or runtime fault, not the user's input: exit 1
-            print(f"error: export stage: {err}; continue with: {hint}", file=sys.stderr)
-            return 1
+        summary = run_pipeline(config, run_dir, resume=args.resume, prepared=prepared)
     result = {k: summary[k] for k in SUMMARY_KEYS} | {"report": str(run_dir / "report.md"), "run_dir": str(run_dir)}
     emit(result, args.json, human)
     return 0

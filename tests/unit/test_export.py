@@ -129,7 +129,7 @@ def test_pipeline_export_stage_that_fails_its_check_leaves_no_onnx(tmp_path, mon
     state = RunState(tmp_path / "pipeline.json", resume=False)
     ctx = stages.Context(config=None, run_dir=tmp_path, prepared=None, resume=False, state=state)
     export = [stage for stage in stages.STAGES if stage[0] == "export"]
-    with pytest.raises(VerificationError, match=r"disagrees with torch \(max \|diff\| 0.5.*final.onnx not written"):
+    with pytest.raises(VerificationError, match=r"^export stage: ONNX Runtime disagrees with torch \(max \|diff\| 0.5.*final.onnx not written"):
         run_stages(export, state, ctx)
     assert not (tmp_path / "final.onnx").exists()
     assert state.done("export") is None  # a resumed run exports again
@@ -140,7 +140,7 @@ def test_search_whose_export_check_fails_is_one_line_exit_1_with_the_resume_hint
     import nas.search.__main__ as search_main
 
     def failing_pipeline(config, run_dir, resume, prepared):
-        raise VerificationError("ONNX Runtime disagrees with torch (max |diff| 0.5); final.onnx not written")
+        raise VerificationError("export stage: ONNX Runtime disagrees with torch (max |diff| 0.5); final.onnx not written")
     monkeypatch.setattr(search_main, "run_pipeline", failing_pipeline)
     out = tmp_path / "run"
     code, stdout, err = run_inprocess(["nas.search", "--space", "mobilenetv3_small", "--target-ms", "5",
