@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine: `make search` and `make test`.
 # Setup is idempotent: the venv is rebuilt only when pyproject.toml changes.
 PYTHON ?= python3
+TORCH := torch==2.13.0
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -12,10 +13,10 @@ PYTEST_ARGS ?=
 
 setup: $(STAMP)
 
-# torch==2.13.0 first: its CPU wheel lies on disk; the project's range then installs nothing more.
+# $(TORCH) first: its CPU wheel lies on disk; the project's range then installs nothing more.
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install -q --disable-pip-version-check $(TORCH)
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
@@ -43,7 +44,7 @@ test-slow: $(STAMP) data
 
 # The wheel in a fresh venv, used from outside the checkout (CI runs it after `make test`).
 wheel-check: data
-	PYTHON=$(PYTHON) .ci/wheel_check.sh
+	PYTHON=$(PYTHON) TORCH=$(TORCH) .ci/wheel_check.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache build dist *.egg-info

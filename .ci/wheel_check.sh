@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The package as a user installs it: build a wheel, install it into a fresh venv (the CPU torch wheel
 # first, so pip never pulls a CUDA build) and run the commands from a directory outside the checkout.
-#   .ci/wheel_check.sh [WORK_DIR]     (default: a new temporary directory, removed afterwards)
+#   make wheel-check                  (or TORCH=torch==X PYTHON=python3 .ci/wheel_check.sh [WORK_DIR];
+#                                      WORK_DIR: default a new temporary directory, removed afterwards)
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 PYTHON="${PYTHON:-python3}"
+TORCH="${TORCH:?the torch pin, as the Makefile gives it: run make wheel-check}"
 if [ $# -gt 0 ]; then work="$1"; mkdir -p "$work"; else work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT; fi
 work="$(cd "$work" && pwd)"
 export RAY_USAGE_STATS_ENABLED=0 PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -24,7 +26,7 @@ wheel="$(ls "$work"/dist/nas_mobilenetv3-*.whl)"
 step "installing $(basename "$wheel") into a fresh venv"
 "$PYTHON" -m venv "$work/venv"
 bin="$work/venv/bin"
-"$bin/python" -m pip install -qq torch==2.13.0  # the CPU wheel (find-links); the range below then keeps it
+"$bin/python" -m pip install -qq "$TORCH"  # the CPU wheel (find-links); the range below then keeps it
 "$bin/python" -m pip install -qq "$wheel"
 "$bin/python" -m pip check >/dev/null
 if "$bin/python" -m pip list 2>/dev/null | grep -qi '^nvidia-'; then echo "a CUDA package was installed" >&2; exit 1; fi
