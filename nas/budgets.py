@@ -27,16 +27,20 @@ class SearchBudget:
 
 @dataclass(frozen=True)
 class AccuracyBudget:
-    """How much a proxy and the audit's reference may spend.
+    """How much a proxy, the audit's reference and the final comparison may spend.
 
     `proxy` is the training proxy a search calls ("train"); the audit also measures it shortened
-    to each of `audit_epochs`, against `reference`: longer training on more data. `zero_cost_batch`
-    is the minibatch the data-dependent zero-cost scores see.
+    to each of `audit_epochs`, against `reference`: longer training on more data. `final` is the
+    recipe the compare stage trains the final network and its baselines with, each at
+    `final_seeds` seeds (paired by seed). `zero_cost_batch` is the minibatch the data-dependent
+    zero-cost scores see.
     """
 
     name: str
     proxy: TrainConfig
     reference: TrainConfig
+    final: TrainConfig
+    final_seeds: int
     audit_epochs: tuple[int, ...] = (1, 2)
     zero_cost_batch: int = 64
 
@@ -67,10 +71,13 @@ class NetAdaptBudget:
 
 @dataclass(frozen=True)
 class Budget:
+    """`baselines`: what the compare stage sets beside the final network at the target latency."""
+
     name: str
     search: SearchBudget
     accuracy: AccuracyBudget
     netadapt: NetAdaptBudget
+    baselines: tuple[str, ...]
 
 
 # Accuracy: sized on a 2-core CPU (experiments/benchmarks/proxy_throughput.py): a MobileNetV3-Large
@@ -83,17 +90,23 @@ _ACCURACY = {
         name="smoke",
         proxy=TrainConfig(train_images=256, val_images=256, epochs=1, batch_size=32, lr=0.125, bn_images=128),
         reference=TrainConfig(train_images=512, val_images=256, epochs=2, batch_size=32, bn_images=128),
+        final=TrainConfig(train_images=256, val_images=256, epochs=2, batch_size=32, lr=0.125, bn_images=128),
+        final_seeds=2,
         zero_cost_batch=16,
     ),
     "default": AccuracyBudget(
         name="default",
         proxy=TrainConfig(train_images=2000, val_images=2000, epochs=1, batch_size=64, lr=0.25),
         reference=TrainConfig(train_images=10000, val_images=5000, epochs=5, batch_size=128),
+        final=TrainConfig(train_images=4000, val_images=5000, epochs=4, batch_size=64, lr=0.2),
+        final_seeds=3,
     ),
     "paper": AccuracyBudget(
         name="paper",
         proxy=TrainConfig(train_images=50000, val_images=10000, epochs=5, batch_size=128, bn_images=2000),
         reference=TrainConfig(train_images=50000, val_images=10000, epochs=30, batch_size=128, bn_images=2000),
+        final=TrainConfig(train_images=50000, val_images=10000, epochs=30, batch_size=128, bn_images=2000),
+        final_seeds=3,
         audit_epochs=(1, 2, 5),
         zero_cost_batch=128,
     ),
@@ -126,8 +139,14 @@ _SEARCH = {
     "paper": SearchBudget(samples=8000, batch_size=64, proxy="train-5ep", map_networks=0),
 }
 
+# The compare stage's baselines: NetAdapt on the family's MobileNetV3 costs a NetAdapt run, which
+# smoke cannot afford; the width-scaled one costs only its trainings.
+_BASELINES = {"smoke": ("width_scaled",), "default": ("width_scaled", "netadapted"),
+              "paper": ("width_scaled", "netadapted")}
+
 BUDGETS: dict[str, Budget] = {
-    name: Budget(name, search=_SEARCH[name], accuracy=_ACCURACY[name], netadapt=_NETADAPT[name])
+    name: Budget(name, search=_SEARCH[name], accuracy=_ACCURACY[name], netadapt=_NETADAPT[name],
+                 baselines=_BASELINES[name])
     for name in ("smoke", "default", "paper")
 }
 

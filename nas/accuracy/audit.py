@@ -1,13 +1,17 @@
 """Fidelity audit: how well does each cheap proxy rank architectures, and at what cost?
 
 Samples N architectures from a search space, trains each as a reference (the budget's long
-recipe), evaluates every proxy on each, and reports Kendall tau and Spearman rho of every proxy
-against the reference, with the seconds each costs. Every result is appended to `results.jsonl`
-in the output directory as soon as it exists, keyed by the architecture's content hash and the
-proxy's fingerprint, so an interrupted audit resumes where it stopped.
+recipe, at R seeds: the reference is their mean, and the seed-to-seed tau is the ceiling a proxy
+can reach), evaluates every proxy on each, and reports Kendall tau and Spearman rho of every proxy
+against the reference, with the seconds each costs. A second reference needs no training: the
+zoo's networks with published ImageNet top-1 (`nas.accuracy.published`), ranked by every
+zero-cost proxy and the budget's training proxy. Every result is appended to `results.jsonl` in
+the output directory as soon as it exists, keyed by the architecture's content hash, the proxy's
+name and its fingerprint (which holds the seed), so an interrupted audit resumes where it stopped.
 """
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 import time
@@ -24,7 +28,10 @@ from nas.runtime.jsonl import JsonlWriter, jsonable, read_jsonl
 from nas.accuracy.cascade import steady_state
 from nas.accuracy.config import DataConfig, ProxyConfig
 from nas.budgets import AccuracyBudget
-from nas.accuracy.proxy import TrainingProxy, audit_proxies
+from nas.accuracy.proxy import Proxy, TrainingProxy, audit_proxies, make_proxy
+from nas.accuracy.published import (LATENCY_DEVICE, load_published, partial_correlation,
+                                    partial_tau_standard_error, predicted_latency_ms)
+from nas.accuracy.stats import seed_summary
 from nas.runtime.tune import TRIAL_RETRIES
 from nas.core.spec import ArchSpec
 
@@ -92,6 +99,30 @@ class AuditConfig:
     address: str | None = None  # a Ray cluster for the reference trainings
     ray_cpus: int | None = None  # a local Ray with this many CPUs for them
     trial_retries: int = TRIAL_RETRIES  # reruns of a reference trial that raised or lost its worker
+    reference_seeds: int = 2  # R: the reference is the mean of R trainings, seeds seed .. seed + R - 1
+    published: bool = True  # also rank the zoo's networks against their published ImageNet top-1
+
+    def __post_init__(self):
+        if isinstance(self.reference_seeds, bool) or not isinstance(self.reference_seeds, int) \
+                or self.reference_seeds < 1:
+            raise UserError(f"must be an integer >= 1, got {self.reference_seeds!r}", field="--reference-seeds")
+
+
+def reference_proxies(config: AuditConfig) -> list[TrainingProxy]:
+    """The reference training at each of R seeds. All are named "reference"; the seed is in the
+    fingerprint, so seed `config.seed` is the very result an audit of one seed cached."""
+    return [TrainingProxy("reference", ProxyConfig(config.data, config.budget.reference, config.seed + i,
+                                                   config.device, config.threads))
+            for i in range(config.reference_seeds)]
+
+
+def published_proxies(proxies: Sequence[Proxy], config: AuditConfig) -> list[Proxy]:
+    """What ranks the published networks: every zero-cost score and the training proxy at the budget's
+    length (the audit's own when one of its lengths is the budget's, so its results are shared)."""
+    at_budget = [p for p in proxies if isinstance(p, TrainingProxy) and p.config.train == config.budget.proxy]
+    if not at_budget:
+        at_budget = [make_proxy("train", config.budget, config.data, config.seed, config.device, config.threads)]
+    return [*at_budget[:1], *(p for p in proxies if p.cheap)]
 
 
 def run_audit(config: AuditConfig, out_dir: Path, progress: bool = True,
@@ -100,15 +131,18 @@ def run_audit(config: AuditConfig, out_dir: Path, progress: bool = True,
     start = time.perf_counter()
     if specs is None:  # the command samples first, to fail on a bad space before it writes
         specs = sample_specs(config.space, config.samples, config.seed)
+    published = load_published() if config.published else []
+    published_specs = [p.spec() for p in published]
     cache = ResultCache(out_dir / "results.jsonl")
-    reference = TrainingProxy("reference", ProxyConfig(config.data, config.budget.reference, config.seed,
-                                                       config.device, config.threads))
+    references = reference_proxies(config)
     proxies = audit_proxies(config.budget, config.data, config.seed, config.device, config.threads)
+    on_published = published_proxies(proxies, config)
     try:
         if config.address is not None or config.ray_cpus is not None:
-            _references_on_ray(specs, reference, cache, config, out_dir)
-        todo = [(spec, p) for spec in specs for p in (reference, *proxies)
-                if cache.get(spec.content_hash(), p.name, p.fingerprint()) is None]
+            _references_on_ray(specs, references, cache, config, out_dir)
+        todo = [(spec, p) for spec in specs for p in (*references, *proxies)]
+        todo += [(spec, p) for spec in published_specs for p in on_published]
+        todo = [(spec, p) for spec, p in todo if cache.get(spec.content_hash(), p.name, p.fingerprint()) is None]
         with tqdm(total=len(todo), desc="audit", unit="eval", disable=not progress or None, leave=False) as bar:
             for spec, proxy in todo:
                 bar.set_postfix_str(f"{proxy.name} {spec.content_hash()[:8]}")
@@ -117,12 +151,25 @@ def run_audit(config: AuditConfig, out_dir: Path, progress: bool = True,
     finally:
         cache.close()
 
-    rows = [{"arch_hash": s.content_hash(), "arch": s.to_string(),
-             **{p.name: cache.get(s.content_hash(), p.name, p.fingerprint()) for p in (reference, *proxies)}}
-            for s in specs]
+    def result(spec, proxy):
+        return cache.get(spec.content_hash(), proxy.name, proxy.fingerprint())
+
+    rows = []
+    for s in specs:
+        seeds = [result(s, p) for p in references]
+        rows.append({"arch_hash": s.content_hash(), "arch": s.to_string(), "reference": combine_seeds(seeds),
+                     "reference_seeds": seeds, **{p.name: result(s, p) for p in proxies}})
     summary = summarise(rows, [p.name for p in proxies], [p.cheap for p in proxies])
+    summary["reference_seeds"] = [p.config.seed for p in references]
+    summary["published"] = None
+    if published:
+        summary["published"] = summarise_published(
+            published, published_specs, {p.name: [result(s, p) for s in published_specs] for p in on_published},
+            {p.name: p.cheap for p in on_published})
     # What the results cost to compute, whichever run computed them (a resumed run reloads them).
-    compute = sum(r[p.name]["seconds"] or 0.0 for r in rows for p in (reference, *proxies) if r[p.name])
+    used = [result(s, p) for s in specs for p in (*references, *proxies)]
+    used += [result(s, p) for s in published_specs for p in on_published]
+    compute = sum(r["seconds"] or 0.0 for r in used if r)
     summary.update(space=config.space, samples=len(specs), budget=config.budget.name, seed=config.seed,
                    data=asdict(config.data), reference_recipe=asdict(config.budget.reference),
                    proxy_recipe=asdict(config.budget.proxy), zero_cost_batch=config.budget.zero_cost_batch,
@@ -130,19 +177,33 @@ def run_audit(config: AuditConfig, out_dir: Path, progress: bool = True,
     return {"summary": summary, "rows": rows}
 
 
-def _references_on_ray(specs: Sequence[ArchSpec], reference: TrainingProxy, cache: ResultCache,
+def combine_seeds(results: Sequence[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """The reference of one architecture: the mean top-1 over its seeds (a diverged seed counts with the
+    accuracy 0 it scored; failed only when every seed failed), their spread and their summed seconds."""
+    if not results or any(r is None for r in results):
+        return None
+    accuracies = [r.get("accuracy") or 0.0 for r in results]
+    spread = seed_summary(accuracies)
+    return {"proxy": "reference", "score": spread["mean"], "accuracy": spread["mean"], "accuracies": accuracies,
+            "sd": spread["sd"], "n": spread["n"], "seconds": sum(r.get("seconds") or 0.0 for r in results),
+            "failed": all(bool(r.get("failed")) for r in results)}
+
+
+def _references_on_ray(specs: Sequence[ArchSpec], references: Sequence[TrainingProxy], cache: ResultCache,
                        config: AuditConfig, out_dir: Path) -> None:
     from nas.accuracy.tune import evaluate_specs
 
-    missing = [s for s in specs if cache.get(s.content_hash(), "reference", reference.fingerprint()) is None]
-    if not missing:
-        return
-    results = evaluate_specs(missing, reference.config, address=config.address, cpus=config.ray_cpus,
-                             max_failures=config.trial_retries,
-                             run_dir=out_dir / "tune", name="reference")
-    for spec, result in zip(missing, results):
-        result["proxy"] = "reference"
-        cache.put(spec.content_hash(), "reference", reference.fingerprint(), jsonable(result))
+    for i, reference in enumerate(references):
+        missing = [s for s in specs if cache.get(s.content_hash(), "reference", reference.fingerprint()) is None]
+        if not missing:
+            continue
+        # Seed 0 keeps the experiment name an audit of one seed used, so its Tune trials resume too.
+        results = evaluate_specs(missing, reference.config, address=config.address, cpus=config.ray_cpus,
+                                 max_failures=config.trial_retries,
+                                 run_dir=out_dir / "tune", name="reference" if i == 0 else f"reference-seed{i}")
+        for spec, result in zip(missing, results):
+            result["proxy"] = "reference"
+            cache.put(spec.content_hash(), "reference", reference.fingerprint(), jsonable(result))
 
 
 # ---- statistics -----------------------------------------------------------------------------
@@ -191,7 +252,9 @@ def summarise(rows: list[dict[str, Any]], names: Sequence[str], cheap: Sequence[
         tau, rho = correlation(ref, scores)
         table.append({"proxy": f"{first}>{trainings[0]}", "kind": "cascade", "kendall_tau": tau, "spearman": rho,
                       "seconds": seconds, "failed": 0})
-    ref_seconds = [r["seconds"] for r in ref_results if r and r.get("seconds") is not None]
+    # Per training, not per architecture: a row's reference sums its seeds' seconds.
+    ref_seconds = [r["seconds"] for row in rows for r in row.get("reference_seeds") or [row["reference"]]
+                   if r and r.get("seconds") is not None]
     accuracies = [r["accuracy"] for r in ref_results if r and r.get("accuracy") is not None]
     recommended = recommend(table, len(rows))
     # The MnasNet reward multiplies an accuracy: only training proxies and cascades give one.
@@ -208,7 +271,23 @@ def summarise(rows: list[dict[str, Any]], names: Sequence[str], cheap: Sequence[
                       "failed": sum(bool(r and r.get("failed")) for r in ref_results)},
         "recommended": recommended,
         "recommended_for_reward": for_reward,
+        **reference_ceiling(rows),
     }
+
+
+def reference_ceiling(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Kendall tau between the reference's seeds across the architectures (the mean over pairs of
+    seeds): how well one reference training ranks like another, the most a proxy can be expected to
+    reach. None with one seed (or rows without seeds) or where every pair is undefined."""
+    seeds = [row.get("reference_seeds") or [] for row in rows]
+    r = min((len(s) for s in seeds), default=0)
+    pairs = []
+    for i, j in itertools.combinations(range(r), 2):
+        tau, _ = correlation(rank_values([s[i] for s in seeds]), rank_values([s[j] for s in seeds]))
+        pairs.append(tau)
+    defined = [t for t in pairs if t is not None]
+    return {"reference_ceiling_tau": statistics.fmean(defined) if defined else None,
+            "reference_seed_pair_taus": pairs}
 
 
 def recommend(table: Sequence[dict[str, Any]], n: int) -> str | None:
@@ -228,3 +307,38 @@ def recommend(table: Sequence[dict[str, Any]], n: int) -> str | None:
         return None
     close = [t for t in scored if t["kendall_tau"] >= best - tau_standard_error(n)]
     return min(close, key=lambda t: t["seconds"])["proxy"]
+
+
+# ---- the published reference ---------------------------------------------------------------
+
+def summarise_published(published: Sequence[Any], specs: Sequence[ArchSpec],
+                        results: dict[str, list[dict[str, Any] | None]], cheap: dict[str, bool]) -> dict[str, Any]:
+    """Each proxy against published ImageNet top-1 on the zoo's networks: Kendall tau, and the partial
+    tau and Pearson at equal latency (`nas.accuracy.published.partial_correlation`, in ranks, on the
+    pixel1 device's predicted latency), with the noise of tau at this n."""
+    top1 = [p.top1 for p in published]
+    latency = predicted_latency_ms(specs, LATENCY_DEVICE)
+    n = len(published)
+    table = []
+    for name, rs in results.items():
+        values = rank_values(rs)
+        tau, rho = correlation(top1, values)
+        partial = partial_correlation(top1, values, latency)
+        seconds = [r["seconds"] for r in rs if r and r.get("seconds") is not None]
+        table.append({"proxy": name, "kind": "zero-cost" if cheap[name] else "training", "kendall_tau": tau,
+                      "spearman": rho, "partial_tau": partial["partial_tau"],
+                      "partial_pearson": partial["partial_pearson"],
+                      "seconds": statistics.median(seconds) if seconds else None,
+                      "failed": sum(bool(r and r.get("failed")) for r in rs)})
+    # What latency alone achieves: a proxy's plain tau is only worth what it adds to this.
+    latency_tau, _ = correlation(top1, latency)
+    networks = [{"network": p.network, "spec": p.spec_name, "arch_hash": s.content_hash(), "top1": p.top1,
+                 "pixel1_ms": p.pixel1_ms, "predicted_ms": ms, "source": p.source,
+                 "scores": {name: (rs[i] or {}).get("score") for name, rs in results.items()}}
+                for i, (p, s, ms) in enumerate(zip(published, specs, latency))]
+    return {"n": n, "latency_device": LATENCY_DEVICE, "latency_kendall_tau": latency_tau,
+            "tau_standard_error": tau_standard_error(n), "partial_tau_standard_error": partial_tau_standard_error(n),
+            "kendall_tau": {t["proxy"]: t["kendall_tau"] for t in table},
+            "partial_tau": {t["proxy"]: t["partial_tau"] for t in table},
+            "partial_pearson": {t["proxy"]: t["partial_pearson"] for t in table},
+            "table": table, "networks": networks}

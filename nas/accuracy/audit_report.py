@@ -26,8 +26,9 @@ def markdown_table(summary: dict[str, Any]) -> str:
         f"{summary['data']['dataset']} images at {summary['data']['resolution']}x{summary['data']['resolution']}, "
         f"top-1 on {summary['reference_recipe']['val_images']} held-out images: "
         f"{_num(ref['accuracy_min'], '.3f')}..{_num(ref['accuracy_max'], '.3f')} "
-        f"(mean {_num(ref['accuracy_mean'], '.3f')}), {_num(ref['seconds'], '.1f')} s each (median).",
+        f"(mean {_num(ref['accuracy_mean'], '.3f')}), {_num(ref['seconds'], '.1f')} s per training (median).",
         "",
+        *_ceiling_lines(summary),
         "| proxy | kind | Kendall tau | Spearman rho | seconds / arch | failed |",
         "|---|---|---:|---:|---:|---:|",
     ]
@@ -45,7 +46,44 @@ def markdown_table(summary: dict[str, Any]) -> str:
               "lowest trained accuracy; its seconds are the zero-cost score plus that share of a training.",
               f"Compute in these results: {summary['compute_s']:.0f} s; wall time of the run that wrote this "
               f"report: {summary['wall_s']:.0f} s (results computed earlier are reloaded, not recomputed)."]
+    lines += _published_lines(summary.get("published"))
     return "\n".join(lines) + "\n"
+
+
+def _ceiling_lines(summary: dict[str, Any]) -> list[str]:
+    seeds = summary.get("reference_seeds") or []
+    if len(seeds) < 2:
+        return [f"Reference trained at one seed ({', '.join(map(str, seeds)) or '–'}): no seed-to-seed ceiling.", ""]
+    pairs = ", ".join(_num(t, "+.3f") for t in summary["reference_seed_pair_taus"])
+    return [f"Reference: the mean top-1 over seeds {', '.join(map(str, seeds))}. Seed-to-seed Kendall tau of the "
+            f"reference (the ceiling a proxy can be expected to reach): "
+            f"{_num(summary['reference_ceiling_tau'], '+.3f')}"
+            + (f" (mean of the pairs {pairs})" if len(seeds) > 2 else "")
+            + f"; tau of unrelated rankings has standard deviation {_num(summary['tau_standard_error'], '.3f')} "
+              "at this N.", ""]
+
+
+def _published_lines(pub: dict[str, Any] | None) -> list[str]:
+    if not pub:
+        return []
+    lines = ["", f"## Against published ImageNet top-1 ({pub['n']} networks of the reference zoo)", "",
+             "| proxy | kind | Kendall tau | partial tau at equal latency | partial Pearson | seconds / arch | failed |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for t in pub["table"]:
+        lines.append(f"| {t['proxy']} | {t['kind']} | {_num(t['kendall_tau'], '+.3f')} | "
+                     f"{_num(t['partial_tau'], '+.3f')} | {_num(t['partial_pearson'], '+.3f')} | "
+                     f"{_num(t['seconds'], '.3f')} | {t['failed']} |")
+    lines += ["", f"Predicted {pub['latency_device']} latency alone has Kendall tau "
+              f"{_num(pub['latency_kendall_tau'], '+.3f')} with published top-1. Partial tau and Pearson: published "
+              f"top-1 and the proxy's score, each in ranks, regressed on the rank of log predicted "
+              f"{pub['latency_device']} latency; Kendall tau and Pearson r of the two residuals (0 for a score that is "
+              f"a function of latency alone). Noise at n = {pub['n']}: tau of unrelated rankings has standard "
+              f"deviation {_num(pub['tau_standard_error'], '.3f')}, the partial tau "
+              f"{_num(pub['partial_tau_standard_error'], '.3f')}.", "",
+              "| network | published top-1 | published Pixel-1 ms | predicted ms |", "|---|---:|---:|---:|"]
+    lines += [f"| {n['network']} | {n['top1']:.1f} | {n['pixel1_ms']:g} | {n['predicted_ms']:.1f} |"
+              for n in pub["networks"]]
+    return lines
 
 
 def write_report(audit: dict[str, Any], out_dir: Path) -> dict[str, str]:

@@ -16,7 +16,7 @@ import math
 import os
 import re
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 import yaml
 
@@ -334,34 +334,38 @@ def spec_from_string(text: str, name: str = "from_string", source: str = "<arch 
 
 # ---- width multiplier -----------------------------------------------------------------------
 
-def scale_width(spec: ArchSpec, multiplier: float, name: str | None = None) -> ArchSpec:
+def scale_width(spec: ArchSpec, multiplier: float | Sequence[float], name: str | None = None) -> ArchSpec:
     """Apply a width multiplier as the released MobileNetV3 checkpoints do.
 
     Stem and block outputs become make_divisible(c * w); a block's expanded width follows its
     already-scaled input, make_divisible(scaled_in * exp / in); the layer feeding the classifier
-    (the efficient stage's FC, or a V2-style head conv) is never scaled below 1.0.
+    (the efficient stage's FC, or a V2-style head conv) is never scaled below 1.0. `multiplier`
+    may also be one value per layer, (stem, every block, head): the same rule with each layer's
+    own w, which lets a scaled network land between two uniform multipliers' latencies.
     """
-    if not (isinstance(multiplier, (int, float)) and math.isfinite(multiplier) and multiplier > 0):
-        raise UserError(f"width multiplier must be a finite number > 0, got {multiplier!r}")
-
-    def scale(c: int) -> int:
-        return make_divisible(c * multiplier)
-
-    stem_out = scale(spec.stem.out)
+    n = len(spec.blocks)
+    per_layer = [multiplier] * (n + 2) if isinstance(multiplier, (int, float)) else list(multiplier)
+    if len(per_layer) != n + 2:
+        raise UserError(f"need {n + 2} width multipliers (stem, {n} blocks, head), got {len(per_layer)}")
+    for m in per_layer:
+        if isinstance(m, bool) or not (isinstance(m, (int, float)) and math.isfinite(m) and m > 0):
+            raise UserError(f"width multiplier must be a finite number > 0, got {m!r}")
+    stem_out = make_divisible(spec.stem.out * per_layer[0])
     old_in, new_in = spec.stem.out, stem_out
     blocks = []
-    for b in spec.blocks:
-        new_out = scale(b.out)
+    for b, m in zip(spec.blocks, per_layer[1:-1]):
+        new_out = make_divisible(b.out * m)
         new_exp = new_in if b.exp == old_in else make_divisible(new_in * b.exp / old_in)
         blocks.append(replace(b, exp=new_exp, out=new_out))
         old_in, new_in = b.out, new_out
-    h = spec.head
+    h, m = spec.head, per_layer[-1]
     if h.fc:
-        head = replace(h, conv=scale(h.conv), fc=max(h.fc, scale(h.fc)))
+        head = replace(h, conv=make_divisible(h.conv * m), fc=max(h.fc, make_divisible(h.fc * m)))
     else:
-        head = replace(h, conv=max(h.conv, scale(h.conv)))
-    return replace(spec, name=name or f"{spec.name}_x{multiplier:g}",
-                   stem=replace(spec.stem, out=stem_out), blocks=tuple(blocks), head=head)
+        head = replace(h, conv=max(h.conv, make_divisible(h.conv * m)))
+    if name is None:
+        name = f"{spec.name}_x{multiplier:g}" if isinstance(multiplier, (int, float)) else f"{spec.name}_scaled"
+    return replace(spec, name=name, stem=replace(spec.stem, out=stem_out), blocks=tuple(blocks), head=head)
 
 
 def iter_layers(spec: ArchSpec) -> Iterator[tuple[int, BlockSpec, int, int]]:

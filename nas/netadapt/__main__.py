@@ -1,8 +1,8 @@
 """NetAdapt in milliseconds: shrink a trained network's widths until its predicted latency meets a target.
 
     python -m nas.netadapt --spec SPEC --target-ms X [--device pixel1|host|NAME] [--weights W.pt]
-        [--budget smoke|default|paper] [--steps T] [--final-steps N] [--delta F] [--select ratio|accuracy]
-        [--parallel none|ray] [--out DIR] [--resume] [data flags] [--json]
+        [--budget smoke|default|paper] [--steps T] [--final-steps N] [--delta F]
+        [--select ratio|accuracy|noise-aware|latency] [--parallel none|ray] [--out DIR] [--resume] [data flags] [--json]
 
 The seed (trained briefly on the proxy task, or loaded with --weights) is shrunk one step per
 iteration. Each iteration proposes, for every expansion layer and every bottleneck group
@@ -10,9 +10,11 @@ iteration. Each iteration proposes, for every expansion layer and every bottlene
 delta = --delta x the seed's latency (less on the last step: just what the target needs). Each
 proposal inherits the largest-L2 filters, is fine-tuned for T steps and scored on the held-out
 split; the one with the largest dAccuracy / |dLatency| wins (`--select accuracy`: the original
-NetAdapt rule, highest accuracy). Latency is the device's prediction for the spec as given (e.g.
-224x224, 1000 classes); accuracy is that of the same widths adapted to the proxy data
-(`nas.proxies.adapt_spec`).
+NetAdapt rule, highest accuracy; `noise-aware`: the highest accuracy, where proposals within one
+binomial standard error of it are tied and the one cutting most latency wins; `latency`: the largest
+cut). Every iteration logs that standard error and whether the leading proposals were tied.
+Latency is the device's prediction for the spec as given (e.g. 224x224, 1000 classes); accuracy
+is that of the same widths adapted to the proxy data (`nas.proxies.adapt_spec`).
 
 Every iteration is a line of OUT/netadapt.jsonl (append-only) plus a checkpoint (spec YAML and
 weights), so `--resume` continues from the last completed iteration with the same result.
@@ -66,7 +68,9 @@ def _parser() -> ArgumentParser:
     a.add_argument("--delta", type=_fraction, help="latency cut per iteration, a fraction of the seed's latency "
                                                    "(default: the budget's, 0.01)")
     a.add_argument("--select", choices=SELECT_RULES, default="ratio",
-                   help="ratio: largest dAcc/|dLat| (MobileNetV3); accuracy: highest accuracy (NetAdapt)")
+                   help="ratio: largest dAcc/|dLat| (MobileNetV3, the default); accuracy: highest accuracy "
+                        "(NetAdapt); noise-aware: highest accuracy, proposals within 1 standard error of it "
+                        "tied and broken by the largest latency cut; latency: the largest latency cut")
     a.add_argument("--max-iterations", type=positive_int, help="stop after N iterations in all (--resume goes on)")
     a.add_argument("--seed", type=non_negative_int, default=0)
     r = p.add_argument_group("where it runs")

@@ -17,7 +17,7 @@ from nas.runtime.errors import UserError
 from nas.runtime.paths import RUNS_DIR
 from nas.runtime.tune import TRIAL_RETRIES
 
-SELECT_RULES = ("ratio", "accuracy")
+SELECT_RULES = ("ratio", "accuracy", "noise-aware", "latency")
 PARALLEL = ("none", "ray")
 
 

@@ -35,6 +35,11 @@ class ProxyTask:
         t = config.train
         self.data = load_data(config.data, t.train_images, t.val_images, self.device)
 
+    @property
+    def val_images(self) -> int:
+        """Images every accuracy is measured on (a small data set may hold fewer than asked for)."""
+        return int(self.data.val_y.shape[0])
+
     def adapt(self, spec: ArchSpec) -> ArchSpec:
         from nas.accuracy.train import adapt_spec
 

@@ -7,6 +7,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from nas.accuracy.stats import standard_error
 from nas.core.spec import ArchSpec
 from nas.netadapt.surgery import Knob, candidate_widths, structure
 
@@ -70,11 +71,72 @@ def make_proposals(spec: ArchSpec, knobs: Sequence[Knob], floors: Mapping[Knob, 
     return (found, False) if found else (fallback, True)
 
 
+TIE_SE = 1.0  # accuracies within this many standard errors of the best one are tied (`--select noise-aware`)
+
+
+def _valid(outcome: dict) -> bool:
+    return not outcome["failed"] and math.isfinite(outcome["accuracy"])
+
+
 def proposal_score(proposal: Proposal, outcome: dict, current_acc: float, current_ms: float, rule: str) -> float:
-    """Higher is better: dAcc / |dLat| ("ratio", MobileNetV3) or the accuracy itself (original NetAdapt)."""
-    if outcome["failed"] or not math.isfinite(outcome["accuracy"]):
+    """Higher is better: dAcc / |dLat| ("ratio", MobileNetV3), the accuracy itself ("accuracy", the original
+    NetAdapt; "noise-aware" ranks by it too, then breaks ties by latency in `choose`) or the latency cut
+    ("latency": the proposal that saves most, accuracy unseen)."""
+    if not _valid(outcome):
         return -math.inf
-    if rule == "accuracy":
+    if rule in ("accuracy", "noise-aware"):
         return outcome["accuracy"]
+    if rule == "latency":
+        return current_ms - proposal.latency_ms
     return (outcome["accuracy"] - current_acc) / max(current_ms - proposal.latency_ms, 1e-9)
 
+
+def tied(outcomes: Sequence[dict], n: int, tie_se: float = TIE_SE) -> tuple[list[int], float, float]:
+    """(indices of the valid outcomes whose accuracy is within `tie_se` standard errors of the best one,
+    the best accuracy, that standard error), the error taken at the best accuracy on `n` images. The best
+    is always among them; more than one means the measurement cannot tell them apart."""
+    ok = [i for i, o in enumerate(outcomes) if _valid(o)]
+    if not ok:
+        return [], math.nan, math.nan
+    best = max(outcomes[i]["accuracy"] for i in ok)
+    se = standard_error(best, n)
+    # Accuracies are counts / n, so 1e-12 only absorbs float rounding at the boundary.
+    return [i for i in ok if outcomes[i]["accuracy"] >= best - tie_se * se - 1e-12], best, se
+
+
+def choose(proposals: Sequence[Proposal], outcomes: Sequence[dict], rule: str, n: int,
+           tie_se: float = TIE_SE) -> tuple[int, dict[str, Any]]:
+    """(index of the winner, or -1 when every outcome failed; the noise record of the choice).
+
+    Outcomes carry their "score" (`proposal_score`). "noise-aware": among the proposals tied with the
+    most accurate one (`tied`), the one that cuts most latency (then the more accurate, then the first);
+    a proposal more than `tie_se` standard errors ahead wins alone. Every other rule: the highest score,
+    ties to the first proposal. The record holds everything the choice used, for the log.
+    """
+    among, best_acc, se = tied(outcomes, n, tie_se)
+    if not among:
+        return -1, {"n_val": n, "accuracy": None, "se": None, "tie_se": tie_se, "tied": []}
+    if rule == "noise-aware":
+        winner = min(among, key=lambda i: (proposals[i].latency_ms, -outcomes[i]["accuracy"], i))
+    else:
+        winner, best_score = -1, -math.inf
+        for i, o in enumerate(outcomes):
+            if o["score"] > best_score:  # strict: ties go to the first proposal
+                winner, best_score = i, o["score"]
+    return winner, {"n_val": n, "accuracy": best_acc, "se": se, "tie_se": tie_se,
+                    "tied": [proposals[i].knob.label for i in among]}
+
+
+def may_win(outcomes: Sequence[dict], rule: str, n: int, tie_se: float = TIE_SE) -> set[int]:
+    """Indices among the outcomes so far that can still win once the rest are in (only their weights
+    need stay in memory). A noise-aware winner is within tie_se x SE of the final best, which is at least
+    the best so far, and an SE is at most 0.5 / sqrt(n) (at p = 0.5)."""
+    ok = [i for i, o in enumerate(outcomes) if _valid(o)]
+    if not ok:
+        return set()
+    if rule == "noise-aware":
+        best = max(outcomes[i]["accuracy"] for i in ok)
+        margin = tie_se * 0.5 / math.sqrt(n) if n > 0 else math.inf
+        return {i for i in ok if outcomes[i]["accuracy"] >= best - margin - 1e-12}
+    top = max(outcomes[i]["score"] for i in ok)
+    return {next(i for i in ok if outcomes[i]["score"] == top)}

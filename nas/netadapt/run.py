@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import os
 import shutil
 import time
@@ -27,7 +26,8 @@ from nas.core.spec import ArchSpec, save_spec
 from nas.netadapt.checkpoints import LOG_NAME, RunLog
 from nas.netadapt.config import NetAdaptConfig, default_out, make_config, stream_seed
 from nas.netadapt.finetune import ProxyTask, finetune_in_process, finetune_with_ray
-from nas.netadapt.proposals import make_proposals, predict_ms, proposal_score
+from nas.accuracy.stats import standard_error
+from nas.netadapt.proposals import choose, make_proposals, may_win, predict_ms, proposal_score
 from nas.netadapt.surgery import floor_widths, knobs_of
 from nas.runtime.errors import UserError
 from nas.runtime.files import load_state, save_state
@@ -174,10 +174,13 @@ class NetAdapt:
                 raise UserError(f"the seed diverged in training ({outcome['reason']}): lower the learning rate")
         else:
             outcome = task.run(self.spec, seed_state, None, c.seed)
+        n = task.val_images
+        se = standard_error(outcome["accuracy"], n)
         record = self.checkpoint(0, self.spec, outcome["state"], seed_ms, outcome["accuracy"], t0,
-                                 source=self.weights_tag(), steps=outcome["steps"])
-        self.say(f"seed: {seed_ms:.3f} ms on {c.device}, top-1 {outcome['accuracy']:.4f} "
-                 f"(target {c.target_ms:g} ms, delta {c.delta * seed_ms:.3f} ms)")
+                                 source=self.weights_tag(), steps=outcome["steps"],
+                                 noise={"n_val": n, "accuracy": outcome["accuracy"], "se": se})
+        self.say(f"seed: {seed_ms:.3f} ms on {c.device}, top-1 {outcome['accuracy']:.4f} ± {se:.4f} "
+                 f"(1 SE on {n} images; target {c.target_ms:g} ms, delta {c.delta * seed_ms:.3f} ms)")
         return self.spec, outcome["state"], record
 
     def iteration(self, task: ProxyTask, k: int, spec: ArchSpec, state, current_ms: float, current_acc: float,
@@ -197,17 +200,16 @@ class NetAdapt:
             source = finetune_with_ray(c, spec, state, proposals, seed, self.out, f"iter{k:03d}")
         else:
             source = finetune_in_process(task, spec, state, proposals, seed, self.progress)
+        n = task.val_images
         outcomes: list[dict[str, Any]] = []
-        best, best_score = -1, -math.inf
-        for i, (p, o) in enumerate(zip(proposals, source)):
+        for p, o in zip(proposals, source):
             o["score"] = proposal_score(p, o, current_acc, current_ms, c.select)
-            if o["score"] > best_score:  # strict: ties go to the first proposal
-                if best >= 0:
-                    outcomes[best].pop("state", None)  # only the leader's weights stay in memory
-                best, best_score = i, o["score"]
-            else:
-                o.pop("state", None)
             outcomes.append(o)
+            keep = may_win(outcomes, c.select, n)
+            for i, kept in enumerate(outcomes):  # only weights that can still win stay in memory
+                if i not in keep:
+                    kept.pop("state", None)
+        best, noise = choose(proposals, outcomes, c.select, n)
         if best < 0:
             raise UserError(f"every proposal of iteration {k} diverged in fine-tuning "
                             f"({outcomes[0]['reason'] or 'non-finite accuracy'}): lower the learning rate")
@@ -216,12 +218,15 @@ class NetAdapt:
         if c.parallel == "ray":
             shutil.rmtree(self.out / "proposals" / f"iter{k:03d}", ignore_errors=True)
             shutil.rmtree(self.out / "tune" / f"iter{k:03d}", ignore_errors=True)
-        rows = [{**p.summary(), **{key: o.get(key) for key in ("accuracy", "failed", "reason", "score", "seconds")}}
-                for p, o in zip(proposals, outcomes)]
+        among = set(noise["tied"])
+        rows = [{**p.summary(), **{key: o.get(key) for key in ("accuracy", "failed", "reason", "score", "seconds")},
+                 "tied": p.knob.label in among} for p, o in zip(proposals, outcomes)]
         record = self.checkpoint(k, winner.spec, new_state, winner.latency_ms, won["accuracy"], t0,
-                                 chosen=rows[best], proposals=rows, required_ms=required, fallback=fallback)
-        self.say(f"iteration {k}: {winner.latency_ms:.3f} ms, top-1 {won['accuracy']:.4f} "
-                 f"({winner.knob.label} {winner.before}->{winner.width}; {time.perf_counter() - t0:.0f} s)")
+                                 chosen=rows[best], proposals=rows, required_ms=required, fallback=fallback,
+                                 select=c.select, noise=noise)
+        self.say(f"iteration {k}: {winner.latency_ms:.3f} ms, top-1 {won['accuracy']:.4f} ± {noise['se']:.4f} "
+                 f"(1 SE on {n} images; {winner.knob.label} {winner.before}->{winner.width}; "
+                 f"{time.perf_counter() - t0:.0f} s); {tie_note(noise, c.select)}")
         return winner.spec, new_state, record
 
     def finish(self, task: ProxyTask, spec: ArchSpec, state, last: dict[str, Any]) -> dict[str, Any]:
@@ -286,13 +291,25 @@ class NetAdapt:
             accuracy, reached = last["accuracy"], False
             message = f"not finished: {last['latency_ms']:.3f} ms > {self.config.target_ms:g} ms"
         history = [{"iteration": r["iteration"], "latency_ms": r["latency_ms"], "accuracy": r["accuracy"],
-                    "chosen": (r.get("chosen") or {}).get("knob")} for r in iterations]
+                    "chosen": (r.get("chosen") or {}).get("knob"), "se": (r.get("noise") or {}).get("se"),
+                    "tied": len((r.get("noise") or {}).get("tied") or []) or None} for r in iterations]
         return {"latency_ms": last["latency_ms"], "spec_path": paths["spec_path"], "iterations": last["iteration"],
                 "accuracy": accuracy, "seed_latency_ms": start["seed_ms"], "seed_accuracy": iterations[0]["accuracy"],
                 "target_ms": self.config.target_ms, "floor_ms": start["floor_ms"], "device": self.config.device,
                 "reached": reached, "unchanged": False, **paths, "log": str(self.log), "out": str(self.out),
                 "arch": spec.to_string(), "arch_hash": spec.content_hash(), "spec": spec, "history": history,
                 "message": message, "wall_s": time.perf_counter() - started}
+
+
+def tie_note(noise: Mapping[str, Any], rule: str) -> str:
+    """The log's word on whether the measurement could tell the leading proposals apart."""
+    count = len(noise["tied"])
+    if count < 2:
+        return f"clear: the best is alone within {noise['tie_se']:g} SE"
+    how = {"noise-aware": "broken by the largest latency cut",
+           "latency": "the rule ignores accuracy"}.get(rule, f"{rule} chose among them by noise")
+    return (f"tied: {count} proposals within {noise['tie_se']:g} SE of the best top-1 {noise['accuracy']:.4f}, "
+            f"{how}")
 
 
 def run_netadapt(spec: ArchSpec, target_ms: float, device: Any = "pixel1", *,

@@ -1,31 +1,185 @@
-"""The final network beside the published MobileNetV3s, and the latency points the report plots."""
+"""The final network against the obvious alternatives at the same latency, with confidence.
+
+Each network (the final one; the family's MobileNetV3 scaled in width to the target; from the
+default budget up, the same MobileNetV3 brought to the target by NetAdapt) is trained from scratch
+with the budget's final recipe at k seeds; seed i is the same for every network, so differences
+are paired by seed. Every training is appended to compare/trainings.jsonl as it ends, so an
+interrupted compare stage resumes without training anything twice.
+"""
 from __future__ import annotations
 
-from nas.core.spec import ArchSpec, load_spec
+import logging
+import math
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from nas.accuracy.stats import judge, paired_difference, seed_summary, verdict
 from nas.budgets import Budget
+from nas.core.spec import ArchSpec, load_spec, save_spec, scale_width
+from nas.runtime.jsonl import JsonlWriter, jsonable, read_jsonl
 from nas.runtime.paths import REFERENCE_DIR
 
+log = logging.getLogger(__name__)
+
 FAMILY_REFERENCES = {"large": "mobilenetv3_large", "small": "mobilenetv3_small"}
+KIND_LABELS = {"final": "the final network", "width_scaled": "the width-scaled {ref}",
+               "netadapted": "{ref} brought to the target by NetAdapt"}
 
 
-def comparison_rows(final: ArchSpec, device, budget: Budget, data, seed: int) -> list[dict]:
-    """The final network and the published MobileNetV3s on the same device, each trained from
-    scratch with the same proxy recipe, so that their accuracies compare."""
-    from nas.core.counts import count_macs, count_params
+def family_reference(family: str, target_ms: float, device) -> ArchSpec:
+    """The space family's MobileNetV3; for another family, the one whose latency is nearer the target."""
+    if family in FAMILY_REFERENCES:
+        return load_spec(REFERENCE_DIR / f"{FAMILY_REFERENCES[family]}.yaml")
+    specs = [load_spec(REFERENCE_DIR / f"{name}.yaml") for name in FAMILY_REFERENCES.values()]
+    return min(specs, key=lambda s: abs(math.log(device.predict(s).ms / target_ms)))
+
+
+def seeds_of(budget: Budget, seed: int) -> list[int]:
+    return [seed + i for i in range(budget.accuracy.final_seeds)]
+
+
+def baseline_networks(ctx) -> list[dict[str, Any]]:
+    """(name, kind, spec, note) of the final network and each of the budget's baselines."""
+    from nas.pipeline.baselines import width_scaled
+
+    config, p, target = ctx.config, ctx.prepared, ctx.config.target_ms
+    out = ctx.run_dir / "compare"
+    networks = [{"name": ctx.final.name, "kind": "final", "spec": ctx.final, "note": ""}]
+    reference = family_reference(p.space.family, target, p.device)
+    scaled = width_scaled(reference, target, p.device)
+    if "width_scaled" in ctx.budget.baselines:
+        note = scaled.describe() + ("" if scaled.within else "; no width lands within 2% of the target")
+        networks.append({"name": scaled.spec.name, "kind": "width_scaled", "spec": scaled.spec, "note": note})
+    if "netadapted" in ctx.budget.baselines:
+        from nas.netadapt.run import run_netadapt
+
+        # NetAdapt only narrows: below the target, it starts from the width step just above it. Its
+        # choices are the pipeline's; its final fine-tune is skipped: only the architecture is kept.
+        start = reference if p.device.predict(reference).ms > target else scale_width(reference, scaled.wider)
+        budget = replace(ctx.budget.netadapt.in_pipeline(), final_steps=0)
+        result = run_netadapt(start, target_ms=target, device=p.device, budget=budget,
+                              data=p.data, out_dir=out / "netadapt", resume=ctx.resume, seed=config.seed,
+                              trial_retries=config.trial_retries, address=config.address)
+        spec = replace(result["spec"], name=f"{reference.name}_netadapted")
+        networks.append({"name": spec.name, "kind": "netadapted", "spec": spec,
+                         "note": f"NetAdapt from {start.name}, {result['iterations']} iteration(s)"})
+    for n in networks[1:]:
+        save_spec(n["spec"], out / f"{n['kind']}.yaml")
+    return networks
+
+
+def _train_one(job: tuple) -> tuple:
+    """One final-recipe training in a worker process: (key, spec dict, proxy config dict) -> (key, result)."""
+    from nas.accuracy.config import ProxyConfig
+    from nas.accuracy.proxy import TrainingProxy
+    from nas.core.spec import spec_from_dict
+
+    key, spec, config = job
+    return key, TrainingProxy("final", ProxyConfig.from_dict(config)).evaluate(spec_from_dict(spec, source="compare"))
+
+
+def _ignore_sigint() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the workers itself
+
+
+def train_networks(networks: list[dict[str, Any]], seeds: list[int], ctx) -> dict[tuple[str, int], dict]:
+    """Every (network kind, seed) training of the final recipe, reloaded from trainings.jsonl or run now.
+
+    Each training runs on one thread, one per CPU at a time (on 2 cores, 1.35x the throughput of
+    one training on both; and a result that does not depend on how many CPUs the run had); on CUDA,
+    one at a time here. Each result is logged the moment it ends, so an interruption loses only
+    the trainings still running.
+    """
     from nas.accuracy.proxy import make_proxy
+    from nas.runtime.session import available_cpus, select_device
 
-    trainer = make_proxy("train", budget.name, data=data, seed=seed)
-    rows = []
-    specs = [("final", final)] + [(name, load_spec(REFERENCE_DIR / f"{name}.yaml"))
-                                  for name in FAMILY_REFERENCES.values()]
-    for name, spec in specs:
-        result = trainer.evaluate(spec)
-        rows.append({"name": name, "latency_ms": round(device.predict(spec).ms, 3),
-                     "accuracy": None if result.get("failed") else result.get("accuracy"),
-                     "params": count_params(spec), "macs": count_macs(spec)})
-    return rows
+    path: Path = ctx.run_dir / "compare" / "trainings.jsonl"
+    proxies = {s: make_proxy("train", ctx.budget, data=ctx.prepared.data, seed=s, train=ctx.budget.accuracy.final,
+                             threads=1) for s in seeds}
+    done = {(r["arch_hash"], r["fingerprint"]): r for r in read_jsonl(path)
+            if isinstance(r, dict) and {"arch_hash", "fingerprint", "accuracy"} <= set(r)}
+    jobs = {}
+    for n in networks:
+        for s in seeds:
+            key = (n["spec"].content_hash(), proxies[s].fingerprint())  # the recipe and seed
+            if key not in done and key not in jobs:
+                jobs[key] = (n, s)
+    cuda = select_device(proxies[seeds[0]].config.device).type == "cuda"
+    workers = 1 if cuda else min(available_cpus(), len(jobs))
+    writer = JsonlWriter(path) if jobs else None
+
+    def record(key, n, s, r) -> None:
+        done[key] = {"arch_hash": key[0], "fingerprint": key[1], "name": n["name"], "seed": s,
+                     "accuracy": r["accuracy"], "failed": r["failed"], "reason": r.get("reason"),
+                     "seconds": r["seconds"]}
+        writer.write(jsonable(done[key]))
+        log.info(f"compare: {n['name']} ({n['kind']}), seed {s}: top-1 {r['accuracy']:.4f} ({r['seconds']:.0f} s)")
+
+    try:
+        if workers <= 1:
+            for key, (n, s) in jobs.items():
+                record(key, n, s, proxies[s].evaluate(n["spec"]))
+        elif jobs:
+            _train_in_pool(jobs, proxies, workers, record)
+    finally:
+        if writer is not None:
+            writer.close()
+    return {(n["kind"], s): done[(n["spec"].content_hash(), proxies[s].fingerprint())]
+            for n in networks for s in seeds}
 
 
+def _train_in_pool(jobs: dict, proxies: dict, workers: int, record) -> None:
+    import multiprocessing
+
+    log.info(f"compare: {len(jobs)} trainings, {workers} at a time")
+    work = [(key, n["spec"].to_dict(), proxies[s].config.to_dict()) for key, (n, s) in jobs.items()]
+    # Leaving the block terminates the workers: at the end they are idle; on an interruption or an
+    # error no training goes on without its parent.
+    with multiprocessing.get_context("spawn").Pool(workers, initializer=_ignore_sigint) as pool:
+        for key, result in pool.imap_unordered(_train_one, work):
+            n, s = jobs[key]
+            record(key, n, s, result)
+
+
+def comparison(networks: list[dict[str, Any]], trainings: dict[tuple[str, int], dict], seeds: list[int],
+               device, target_ms: float) -> dict[str, Any]:
+    """`rows` (one per network: latency, accuracy mean and sd over the seeds, and for a baseline the
+    paired difference final - baseline with its 95% CI) and the one-sentence `verdict`."""
+    from nas.core.counts import count_macs, count_params
+
+    final_acc = [trainings[("final", s)]["accuracy"] for s in seeds]
+    rows, clauses = [], []
+    for n in networks:
+        accuracies = [trainings[(n["kind"], s)]["accuracy"] for s in seeds]
+        summary = seed_summary(accuracies)
+        latency = float(device.predict(n["spec"]).ms)
+        row = {"name": n["name"], "kind": n["kind"], "latency_ms": round(latency, 3),
+               "latency_vs_target_pct": round(100 * (latency / target_ms - 1), 2),
+               "accuracy_mean": summary["mean"], "accuracy_sd": summary["sd"], "seeds": summary["n"],
+               "accuracies": accuracies, "failed_seeds": sum(trainings[(n["kind"], s)]["failed"] for s in seeds),
+               "params": count_params(n["spec"]), "macs": count_macs(n["spec"]), "arch": n["spec"].to_string(),
+               "note": n["note"]}
+        if n["kind"] != "final":
+            diff = paired_difference(final_acc, accuracies)
+            row["difference"] = diff  # final - this baseline, paired by seed
+            row["judgement"] = judge(diff)
+            clauses.append(verdict("the final network", f"{n['name']} ({latency:.3g} ms)", diff, target_ms))
+        rows.append(row)
+    text = "; ".join(clauses) if clauses else "no baseline to compare with"
+    return {"rows": rows, "verdict": text[0].upper() + text[1:], "seeds": seeds}
+
+
+def run_comparison(ctx) -> dict[str, Any]:
+    """The compare stage: baselines, trainings, rows and verdict."""
+    networks = baseline_networks(ctx)
+    seeds = seeds_of(ctx.budget, ctx.config.seed)
+    trainings = train_networks(networks, seeds, ctx)
+    result = comparison(networks, trainings, seeds, ctx.prepared.device, ctx.config.target_ms)
+    log.info(result["verdict"])
+    return result
 def latency_points(device_name: str, device, final: ArchSpec, measured: float, predicted: float):
     """Predicted vs measured: on the host, the final network; on a calibrated phone, its calibration set."""
     if device_name == "host":

@@ -17,7 +17,7 @@ import numpy as np
 
 from nas.core.spec import ArchSpec, load_spec, save_spec
 from nas.budgets import Budget, get_budget
-from nas.pipeline.compare import comparison_rows, latency_points
+from nas.pipeline.compare import latency_points, run_comparison
 from nas.pipeline.config import RunConfig
 from nas.pipeline.prepare import Prepared
 from nas.pipeline.runner import RunState, Stage, run_stages
@@ -148,8 +148,8 @@ def run_export(ctx: Context) -> dict[str, Any]:
 
 
 def run_compare(ctx: Context) -> dict[str, Any]:
-    p = ctx.prepared
-    return {"rows": comparison_rows(ctx.final, p.device, ctx.budget, p.data, ctx.config.seed)}
+    """The final network and its equal-latency baselines, trained with the final recipe at k seeds."""
+    return run_comparison(ctx)
 
 
 def run_report(ctx: Context) -> dict[str, Any]:
@@ -160,7 +160,7 @@ def run_report(ctx: Context) -> dict[str, Any]:
     predicted = ctx.prepared.device.predict(ctx.final).ms
     points, title = latency_points(ctx.config.device, ctx.prepared.device, ctx.final,
                                    ctx.state.done("export")["latency_ms"], predicted)
-    write_report(ctx.run_dir, summary, ctx.records, ctx.state.done("compare")["rows"][1:], history, points, title)
+    write_report(ctx.run_dir, summary, ctx.records, history, points, title, proxy_mapped=ctx.prepared.proxy.cheap)
     return {}
 
 
@@ -177,7 +177,8 @@ STAGES: list[Stage] = [
 def summarize(ctx: Context) -> dict[str, Any]:
     """summary.json: the run's answer, from the stages' results and the final network."""
     config, run_dir, state = ctx.config, ctx.run_dir, ctx.state
-    exp, adapted = state.done("export"), state.done("netadapt")
+    exp, adapted, compared = state.done("export"), state.done("netadapt"), state.done("compare")
+    final = compared["rows"][0]
     pred = ctx.prepared.device.predict(ctx.final)
     return {
         "run": run_dir.name, "target_ms": config.target_ms, "device": config.device,
@@ -189,7 +190,8 @@ def summarize(ctx: Context) -> dict[str, Any]:
         "max_abs_diff": exp["max_abs_diff"], "netadapt_accuracy": adapted["accuracy"],
         "params": exp["params"], "macs": exp["macs"], "samples": len(ctx.records),
         "netadapt_iterations": adapted["iterations"], "block_strings": ctx.final.block_strings(),
-        "arch": ctx.final.to_string(), "proxy_accuracy": state.done("compare")["rows"][0]["accuracy"],
+        "arch": ctx.final.to_string(), "proxy_accuracy": final["accuracy_mean"], "proxy_accuracy_sd": final["accuracy_sd"],
+        "comparison": compared["rows"], "verdict": compared["verdict"],
     }
 
 

@@ -2,7 +2,8 @@
 
     python -m nas.proxies train --spec SPEC.yaml [--epochs E | --steps S] [--data PATH] [--json]
     python -m nas.proxies score --spec SPEC.yaml --proxy naswot|synflow|grad_norm|zen|params|macs|all [--json]
-    python -m nas.proxies audit --space S --samples N [--budget smoke|default|paper] [--out DIR] [--json]
+    python -m nas.proxies audit --space S --samples N [--budget smoke|default|paper] [--reference-seeds R]
+                                [--no-published] [--out DIR] [--json]
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ if __name__ == "__main__":  # Ctrl-C while the imports below load torch: one lin
 
 import argparse
 import contextlib
+import math
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -80,6 +82,10 @@ def _parser() -> ArgumentParser:
     t.add_argument("--batch-size", type=positive_int)
     t.add_argument("--optimizer", choices=OPTIMIZERS)
     t.add_argument("--lr", type=float, help="peak learning rate (default: scaled with the batch size)")
+    t.add_argument("--recipe", choices=("proxy", "final"), default="proxy",
+                   help="the budget's search-time proxy recipe (default) or its final, comparison recipe")
+    t.add_argument("--seeds", type=positive_int, default=1,
+                   help="train at seeds --seed .. --seed+N-1 and report mean and seed-to-seed sd (default 1)")
     _add_common(t)
 
     s = sub.add_parser("score", help="zero-cost score(s) of one spec")
@@ -95,6 +101,11 @@ def _parser() -> ArgumentParser:
     a.add_argument("--ray-cpus", type=positive_int, help="run the reference trainings on a local Ray with N CPUs")
     a.add_argument("--trial-retries", type=non_negative_int, default=TRIAL_RETRIES,
                    help=f"reruns of a Ray trial that raised or whose worker died (default {TRIAL_RETRIES})")
+    a.add_argument("--reference-seeds", type=positive_int, default=2,
+                   help="train the reference at N seeds: its mean is the reference, the seed-to-seed tau the "
+                        "ceiling (default 2)")
+    a.add_argument("--published", action=argparse.BooleanOptionalAction, default=True,
+                   help="also rank the reference zoo against its published ImageNet top-1 (default: on)")
     a.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_common(a)
     return p
@@ -104,8 +115,11 @@ def cmd_train(args) -> dict:
     from nas.accuracy.proxy import make_proxy
     from nas.core.spec import load_spec
 
+    from nas.accuracy.stats import seed_summary, standard_error
+
     spec = load_spec(args.spec)
-    recipe = get_budget(args.budget).accuracy.proxy
+    accuracy_budget = get_budget(args.budget).accuracy
+    recipe = accuracy_budget.final if args.recipe == "final" else accuracy_budget.proxy
     changes = {k: v for k, v in {"train_images": args.train_images, "val_images": args.val_images,
                                 "batch_size": args.batch_size, "optimizer": args.optimizer, "lr": args.lr}.items()
                if v is not None}
@@ -113,17 +127,31 @@ def cmd_train(args) -> dict:
         changes.update(epochs=args.epochs, steps=None)
     if args.steps is not None:
         changes["steps"] = args.steps
-    proxy = make_proxy("train", args.budget, data_from_flags(args), args.seed, args.device, args.threads,
-                       train=replace(recipe, **changes))
-    result = proxy.evaluate(spec)
-    result.update(name=spec.name, dataset=proxy.config.data.dataset)
+    data, recipe = data_from_flags(args), replace(recipe, **changes)
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    runs = [make_proxy("train", args.budget, data, s, args.device, args.threads, train=recipe).evaluate(spec)
+            for s in seeds]
+    result = dict(runs[0])  # the recipe's facts (images, epochs, steps, params) are the same for every seed
+    spread = seed_summary([r["accuracy"] for r in runs])
+    result.update(name=spec.name, dataset=data.dataset, recipe=args.recipe, seeds=seeds,
+                  accuracies=[r["accuracy"] for r in runs], accuracy=spread["mean"], score=spread["mean"],
+                  accuracy_sd=spread["sd"], standard_error=standard_error(spread["mean"], result["val_images"]),
+                  failed=any(r["failed"] for r in runs), reason=next((r["reason"] for r in runs if r["failed"]), None),
+                  seconds=sum(r["seconds"] for r in runs))
     return result
 
 
 def _human_train(r: dict) -> str:
-    status = f"FAILED ({r['reason']})" if r["failed"] else f"top-1 {r['accuracy']:.4f}"
+    if r["failed"]:
+        status = f"FAILED ({r['reason']})"
+    elif r["accuracy_sd"] is None:
+        status = (f"top-1 {r['accuracy']:.4f} ± {r['standard_error']:.4f} (binomial SE of the measurement; one "
+                  f"seed: --seeds 3 adds the seed-to-seed sd)")
+    else:
+        status = f"top-1 {r['accuracy']:.4f} ± {r['accuracy_sd']:.4f} (seed-to-seed sd, {len(r['seeds'])} seeds)"
     return (f"{r['name']} ({r['arch_hash']}): {status} on {r['val_images']} held-out {r['dataset']} images after "
-            f"{r['epochs']} epoch(s), {r['steps']} steps on {r['train_images']} images; {r['seconds']:.1f} s")
+            f"{r['epochs']} epoch(s), {r['steps']} steps on {r['train_images']} images ({r['recipe']} recipe); "
+            f"{r['seconds']:.1f} s")
 
 
 def cmd_score(args) -> dict:
@@ -160,7 +188,8 @@ def cmd_audit(args) -> dict:
         raise UserError("exists and is not a directory", source=str(out), field="--out")
     config = AuditConfig(space=args.space, samples=args.samples, budget=get_budget(args.budget).accuracy, data=data,
                          seed=args.seed, device=args.device, threads=args.threads, address=args.address,
-                         ray_cpus=args.ray_cpus, trial_retries=args.trial_retries)
+                         ray_cpus=args.ray_cpus, trial_retries=args.trial_retries,
+                         reference_seeds=args.reference_seeds, published=args.published)
     set_resume_hint(resume_command("python -m nas.proxies", args.argv) + f"  (results kept in {out})")
     from nas.runtime.log import progress_enabled
 
@@ -178,10 +207,28 @@ def cmd_audit(args) -> dict:
     return summary
 
 
+def _fmt(v, spec: str = "+.3f") -> str:
+    return "–" if v is None else format(v, spec)
+
+
 def _human_audit(r: dict) -> str:
-    return (f"recommended proxy: {r['recommended']}; for the search's reward: {r['recommended_for_reward']}\n"
-            f"report: {r['files']['markdown']}, {r['files']['json']}, plots {r['files']['scatter']}, "
-            f"{r['files']['fidelity']}")
+    lines = [f"recommended proxy: {r['recommended']}; for the search's reward: {r['recommended_for_reward']}"]
+    seeds = r.get("reference_seeds") or []
+    if len(seeds) > 1:
+        lines.append(f"reference ceiling (seed-to-seed Kendall tau, {len(seeds)} seeds): "
+                     f"{_fmt(r['reference_ceiling_tau'])} (unrelated rankings: sd {_fmt(r['tau_standard_error'], '.3f')})")
+    pub = r.get("published")
+    if pub:
+        ranked = sorted(pub["table"], key=lambda t: -math.inf if t["kendall_tau"] is None else t["kendall_tau"],
+                        reverse=True)
+        lines.append(f"against published ImageNet top-1 ({pub['n']} networks; tau ± "
+                     f"{pub['tau_standard_error']:.3f}, partial tau at equal latency ± "
+                     f"{pub['partial_tau_standard_error']:.3f}; latency alone tau {_fmt(pub['latency_kendall_tau'])}):")
+        lines += [f"  {t['proxy']:10s} tau {_fmt(t['kendall_tau'])}  partial tau {_fmt(t['partial_tau'])}"
+                  for t in ranked]
+    lines.append(f"report: {r['files']['markdown']}, {r['files']['json']}, plots {r['files']['scatter']}, "
+                 f"{r['files']['fidelity']}")
+    return "\n".join(lines)
 
 
 COMMANDS = {"train": (cmd_train, _human_train), "score": (cmd_score, _human_score),

@@ -28,8 +28,9 @@ from nas.runtime.lock import run_lock
 from nas.runtime.tune import TRIAL_RETRIES
 
 PROG = "python -m nas.search"
-SUMMARY_KEYS = ("final_spec", "onnx", "predicted_ms", "measured_host_ms", "proxy_accuracy", "samples", "wall_s",
-                "target_ms", "device", "space", "netadapt_iterations", "params", "macs", "max_abs_diff")
+SUMMARY_KEYS = ("final_spec", "onnx", "predicted_ms", "measured_host_ms", "proxy_accuracy", "proxy_accuracy_sd",
+                "samples", "wall_s", "target_ms", "device", "space", "netadapt_iterations", "params", "macs",
+                "max_abs_diff", "comparison", "verdict")
 
 
 def parser() -> ArgumentParser:
@@ -91,13 +92,23 @@ def new_run(args) -> tuple[Path, RunConfig]:
     return run_dir, config
 
 
+def accuracy(row: dict) -> str:
+    """mean ± seed-to-seed sd over the row's seeds."""
+    sd = f" ± {row['accuracy_sd']:.4f}" if row["accuracy_sd"] is not None else ""
+    return f"{row['accuracy_mean']:.4f}{sd} ({row['seeds']} seeds)"
+
+
 def human(r: dict) -> str:
     return "\n".join([
         f"final network for {r['target_ms']:g} ms on {r['device']} ({r['space']}):",
         f"  predicted {r['predicted_ms']:.2f} ms ({100 * (r['predicted_ms'] / r['target_ms'] - 1):+.1f}% from target), "
         f"measured on this host {r['measured_host_ms']:.3f} ms (ONNX Runtime, 1 thread)",
-        f"  proxy accuracy {r['proxy_accuracy']:.4f}; {r['params']:,} params, {r['macs'] / 1e6:.1f}M MACs; "
-        f"{r['samples']} samples, {r['netadapt_iterations']} NetAdapt iterations, {r['wall_s']:.0f} s",
+        f"  top-1 {accuracy(r['comparison'][0])} with the final recipe; {r['params']:,} params, "
+        f"{r['macs'] / 1e6:.1f}M MACs; {r['samples']} samples, {r['netadapt_iterations']} NetAdapt iterations, "
+        f"{r['wall_s']:.0f} s",
+        *(f"  vs {row['name']} ({row['kind']}, {row['latency_ms']:.2f} ms): top-1 {accuracy(row)}"
+          for row in r["comparison"][1:]),
+        f"  {r['verdict']}",
         f"  spec {r['final_spec']}", f"  onnx {r['onnx']}", f"  report {r['report']}",
     ])
 

@@ -33,6 +33,20 @@ def test_smoke_pipeline_end_to_end_and_resume(tmp_path, fashion_mnist):
     assert 0.98 * 50 <= result["predicted_ms"] <= 50, result["predicted_ms"]
     assert result["max_abs_diff"] <= 1e-4 and result["measured_host_ms"] > 0
     assert result["space"] == "mobilenetv3_large"  # auto picks Large for 50 ms on pixel1
+    # The final network beside the width-scaled MobileNetV3-Large at the same latency, each trained
+    # with the final recipe at the smoke budget's 2 seeds; a difference with its CI, and a verdict.
+    final_row, scaled = result["comparison"]
+    assert (final_row["kind"], scaled["kind"]) == ("final", "width_scaled")
+    assert abs(scaled["latency_ms"] / 50 - 1) <= 0.02 and scaled["name"].startswith("mobilenetv3_large_x")
+    for row in (final_row, scaled):
+        assert row["seeds"] == 2 and len(row["accuracies"]) == 2 and row["accuracy_sd"] is not None
+        assert row["accuracy_mean"] == pytest.approx(sum(row["accuracies"]) / 2)
+    diff = scaled["difference"]
+    assert diff["ci_low"] <= diff["mean"] <= diff["ci_high"]
+    assert diff["mean"] == pytest.approx(final_row["accuracy_mean"] - scaled["accuracy_mean"])
+    assert scaled["judgement"] in result["verdict"] or "indistinguishable" in result["verdict"]
+    assert result["proxy_accuracy"] == final_row["accuracy_mean"]
+    assert len(read_jsonl(out / "compare" / "trainings.jsonl")) == 4
     final = load_spec(result["final_spec"])
     assert get_device("pixel1").predict(final).ms == pytest.approx(result["predicted_ms"], abs=1e-3)
     assert get_device("pixel1").predict(final).ms <= 50
@@ -44,6 +58,7 @@ def test_smoke_pipeline_end_to_end_and_resume(tmp_path, fashion_mnist):
     assert [s["i"] for s in samples] == list(range(96))
     report = (out / "report.md").read_text()
     assert "mobilenetv3_large" in report and "ir_k" in report
+    assert "**Verdict:**" in report and "final − this, points [95% CI]" in report
     assert "# ir_k" in (out / "final.yaml").read_text()  # block strings beside every row
     # Resuming a finished run redoes nothing and answers the same.
     again = run_cli("nas.search", "--resume", "--out", str(out), "--json", timeout=300)
@@ -51,6 +66,8 @@ def test_smoke_pipeline_end_to_end_and_resume(tmp_path, fashion_mnist):
     second = json.loads(again.stdout.strip().splitlines()[-1])
     assert second["final_spec"] == result["final_spec"] and second["predicted_ms"] == result["predicted_ms"]
     assert len(read_jsonl(out / "search" / "samples.jsonl")) == 96
+    assert len(read_jsonl(out / "compare" / "trainings.jsonl")) == 4  # nothing trained twice
+    assert second["comparison"] == result["comparison"] and second["verdict"] == result["verdict"]
 
 
 def run_owning_its_run(args: list[str], out: Path, tmp_path: Path) -> subprocess.CompletedProcess:

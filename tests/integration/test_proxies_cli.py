@@ -1,6 +1,7 @@
 """`python -m nas.proxies` as a user runs it: train, score, audit (smoke, resumable) and one-line errors."""
 import json
 
+import numpy as np
 import pytest
 
 from helpers import REFERENCE, assert_user_error, check_user_error, run_cli, run_inprocess
@@ -25,6 +26,23 @@ def test_train_json(idx_dir):
                                 "--json"))
     assert result["steps"] == 3 and 0 <= result["accuracy"] <= 1 and result["seconds"] > 0
     assert result["failed"] is False and result["dataset"] == "fashion-mnist" and result["val_images"] == 32
+    # One seed: its noise is the measurement's binomial SE; the seed-to-seed sd needs --seeds.
+    p = result["accuracy"]
+    assert result["accuracy_sd"] is None and result["standard_error"] == pytest.approx((p * (1 - p) / 32) ** 0.5)
+
+
+def test_train_seeds_report_the_seed_to_seed_spread(idx_dir, capsys):
+    args = ["nas.proxies", "train", "--spec", SMALL, "--data", str(idx_dir), "--steps", "3", "--train-images", "64",
+            "--val-images", "64", "--batch-size", "16", "--threads", "1", "--seeds", "3", "--seed", "5"]
+    code, out, _ = run_inprocess([*args, "--json"], capsys)
+    assert code == 0
+    r = json.loads(out.strip().splitlines()[-1])
+    assert r["seeds"] == [5, 6, 7] and len(r["accuracies"]) == 3
+    assert r["accuracy"] == pytest.approx(sum(r["accuracies"]) / 3)
+    assert r["accuracy_sd"] == pytest.approx(float(np.std(r["accuracies"], ddof=1)))
+    assert len(set(r["accuracies"])) > 1  # the seeds really differ (3 steps from 3 initialisations)
+    code, out, _ = run_inprocess(args, capsys)
+    assert code == 0 and f"± {r['accuracy_sd']:.4f} (seed-to-seed sd, 3 seeds)" in out
 
 
 def test_score_json(idx_dir):
@@ -56,7 +74,7 @@ def test_user_errors_are_one_line(args, needles, capsys):
 def test_audit_smoke_end_to_end_and_resume(idx_dir, tmp_path):
     out = tmp_path / "audit"
     args = ("nas.proxies", "audit", "--space", "mobilenetv3_small", "--samples", "3", "--budget", "smoke",
-            "--data", str(idx_dir), "--out", str(out), "--threads", "1", "--json")
+            "--data", str(idx_dir), "--out", str(out), "--threads", "1", "--no-published", "--json")
     result = _last_json(run_cli(*args))
     expected = {"train-1ep", "train-2ep", "naswot", "synflow", "grad_norm", "zen", "params", "macs"}
     cascades = {f"{z}>train-1ep" for z in ("naswot", "synflow", "grad_norm", "zen")}
@@ -68,7 +86,7 @@ def test_audit_smoke_end_to_end_and_resume(idx_dir, tmp_path):
         assert (out / name).is_file(), name
     assert "| proxy |" in (out / "audit.md").read_text()
     lines = (out / "results.jsonl").read_text().splitlines()
-    assert len(lines) == 3 * (1 + len(expected))
+    assert len(lines) == 3 * (2 + len(expected))  # two reference seeds
     # no temporaries left behind (the run lock's file stays, empty: unlinking lock files races)
     assert not [p for p in out.iterdir() if p.name.startswith(".") and p.name != ".lock"]
 

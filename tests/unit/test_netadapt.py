@@ -1,5 +1,6 @@
 """NetAdapt: weight surgery, admissible widths, the shrinking loop, its log and resume, the command line."""
 import json
+import logging
 import math
 import random
 from dataclasses import replace
@@ -15,8 +16,9 @@ from nas.runtime.errors import UserError
 from nas.export.onnx import randomize_for_check
 from nas.latency.devices import get_device
 from nas.core.model import build_model
-from nas.netadapt.proposals import make_proposals
-from nas.netadapt.run import run_netadapt
+from nas.accuracy.stats import standard_error
+from nas.netadapt.proposals import TIE_SE, choose, make_proposals, may_win, proposal_score
+from nas.netadapt.run import run_netadapt, tie_note
 from nas.runtime.jsonl import read_log
 from nas.accuracy.config import DataConfig, TrainConfig
 from nas.core.spec import has_residual, load_spec
@@ -239,9 +241,16 @@ def test_latency_falls_at_every_iteration(full_run, tiny):
     assert all(0 <= h["accuracy"] <= 1 for h in result["history"])
     # The saved weights fit the proxy-adapted final spec.
     build_model(load_spec(result["proxy_spec_path"])).load_state_dict(torch.load(result["weights_path"]))
-    for record in _iterations(out)[1:]:
+    records = _iterations(out)
+    assert records[0]["noise"]["n_val"] == TRAIN.val_images
+    for record in records[1:]:
         chosen = record["chosen"]
         assert chosen in record["proposals"] and chosen["latency_ms"] == pytest.approx(record["latency_ms"])
+        # The noise of the measurement: the binomial SE at the best proposal's top-1 on the 128 images.
+        noise, best = record["noise"], max(p["accuracy"] for p in record["proposals"])
+        assert noise["n_val"] == TRAIN.val_images and noise["accuracy"] == best
+        assert noise["se"] == pytest.approx(math.sqrt(best * (1 - best) / TRAIN.val_images), rel=1e-12)
+        assert [p["knob"] for p in record["proposals"] if p["tied"]] == noise["tied"]
 
 
 def test_resume_continues_from_the_last_iteration(full_run, tiny, data, tmp_path):
@@ -397,6 +406,7 @@ class ScriptedTask:
     """ProxyTask without data: the seed scores 0.5; `finetune_in_process` below scores the proposals."""
 
     SEED_ACCURACY = 0.5
+    val_images = 100  # the standard error of a top-1 p is sqrt(p (1 - p) / 100)
 
     def __init__(self, config, threads=None):
         self.config = config
@@ -422,8 +432,9 @@ def scripted(monkeypatch):
         for p in proposals:
             got = script.score(p)
             accuracy, failed = got if isinstance(got, tuple) else (got, False)
+            # The weights name their iteration and proposal, so a test can see whose were kept.
             yield {"accuracy": accuracy, "failed": failed, "reason": "loss is nan" if failed else None, "steps": 1,
-                   "seconds": 0.0, "state": {"w": torch.full((1,), float(len(script.rounds)))}}
+                   "seconds": 0.0, "state": {"w": torch.tensor([float(len(script.rounds)), float(proposals.index(p))])}}
 
     monkeypatch.setattr(run_module, "ProxyTask", ScriptedTask)
     monkeypatch.setattr(run_module, "finetune_in_process", finetune)
@@ -590,3 +601,128 @@ def test_a_finished_run_never_lands_over_the_target(tiny, scripted, tmp_path, de
         for before, r in zip(lat, records[1:]):
             assert r["required_ms"] == pytest.approx(min(0.1 * seed_ms, before - target), rel=1e-12)
             assert r["fallback"] or before - r["latency_ms"] >= r["required_ms"] - 1e-12
+
+
+# ---- the noise of a measurement and ties ------------------------------------------------------
+# ScriptedTask measures on 100 images: a top-1 p has standard error sqrt(p (1 - p) / 100).
+
+def test_standard_error_is_the_binomial_one_of_the_measurement():
+    assert standard_error(0.8, 400) == pytest.approx(0.02, rel=1e-12)
+    assert standard_error(0.5, 100) == pytest.approx(0.05, rel=1e-12)
+    assert standard_error(1.0, 100) == 0.0
+    assert math.isnan(standard_error(0.5, 0)) and math.isnan(standard_error(math.nan, 100))
+
+
+def _constructed(accuracies_and_ms):
+    """Proposals named p0, p1, ... with those latencies, and outcomes with those accuracies (None: diverged)."""
+    proposals = [SimpleNamespace(knob=SimpleNamespace(label=f"p{i}"), latency_ms=ms)
+                 for i, (_, ms) in enumerate(accuracies_and_ms)]
+    outcomes = [{"accuracy": math.nan if a is None else a, "failed": a is None} for a, _ in accuracies_and_ms]
+    return proposals, outcomes
+
+
+@pytest.mark.parametrize("rule", ["noise-aware", "accuracy", "ratio", "latency"])
+def test_within_noise_the_latency_saving_proposal_wins_and_a_clear_winner_still_wins(rule):
+    # Luckiest 0.80 on 100 images: SE 0.04. 0.76 is at 1 SE (tied), 0.75 beyond it, although it cuts most.
+    proposals, outcomes = _constructed([(0.78, 9.2), (0.80, 9.0), (0.76, 8.8), (0.75, 8.0), (None, 7.0)])
+    for p, o in zip(proposals, outcomes):
+        o["score"] = proposal_score(p, o, 0.81, 10.0, rule)
+    best, noise = choose(proposals, outcomes, rule, 100)
+    assert noise["n_val"] == 100 and noise["accuracy"] == 0.80 and noise["se"] == pytest.approx(0.04)
+    assert noise["tied"] == ["p0", "p1", "p2"] and noise["tie_se"] == TIE_SE == 1
+    expected = {"noise-aware": 2,  # the tied one that cuts most
+                "accuracy": 1,  # the luckiest
+                "ratio": 1,  # -0.01 / 1.0 ms is the least loss per ms
+                "latency": 3}  # the largest cut among the ones that did not diverge
+    assert best == expected[rule]
+    # A clear winner: 0.90 is 2.5 SE (0.03) above the next, so it wins although the others cut more.
+    proposals, outcomes = _constructed([(0.80, 8.0), (0.90, 9.0), (0.82, 8.5)])
+    for p, o in zip(proposals, outcomes):
+        o["score"] = proposal_score(p, o, 0.9, 10.0, "noise-aware")
+    best, noise = choose(proposals, outcomes, "noise-aware", 100)
+    assert best == 1 and noise["tied"] == ["p1"] and noise["se"] == pytest.approx(0.03)
+    assert tie_note(noise, "noise-aware").startswith("clear")
+
+
+def test_noise_aware_breaks_an_exact_latency_tie_by_accuracy_then_order():
+    proposals, outcomes = _constructed([(0.78, 9.0), (0.80, 9.0), (0.79, 9.0), (0.80, 9.0)])
+    for o in outcomes:
+        o["score"] = o["accuracy"]
+    assert choose(proposals, outcomes, "noise-aware", 100)[0] == 1
+    assert choose(proposals, outcomes, "noise-aware", 100)[1]["tied"] == ["p0", "p1", "p2", "p3"]
+    _, outcomes_failed = _constructed([(None, 9.0), (None, 8.0)])
+    for o in outcomes_failed:
+        o["score"] = -math.inf
+    assert choose(proposals[:2], outcomes_failed, "noise-aware", 100)[0] == -1
+
+
+@pytest.mark.parametrize("rule", ["noise-aware", "accuracy", "ratio", "latency"])
+def test_only_weights_that_can_still_win_are_kept(rule):
+    """Whatever comes later, the final winner is among those `may_win` kept at every step."""
+    rng = random.Random(rule)
+    for _ in range(200):
+        n = rng.choice([10, 100, 1000])
+        runs = [(round(rng.random(), 2) if rng.random() > 0.1 else None, rng.choice([8.0, 8.5, 9.0]))
+                for _ in range(rng.randint(1, 8))]
+        proposals, outcomes = _constructed(runs)
+        for p, o in zip(proposals, outcomes):
+            o["score"] = proposal_score(p, o, 0.5, 10.0, rule)
+        best, _ = choose(proposals, outcomes, rule, n)
+        if best >= 0:
+            assert all(best in may_win(outcomes[:j], rule, n) for j in range(best + 1, len(outcomes) + 1))
+
+
+def test_the_log_records_the_noise_and_the_tie_the_choice_used(tiny, scripted, tmp_path, caplog):
+    spec, _ = tiny
+    # One iteration (9.5 -> 9.2 ms). blocks[1].exp is luckiest (0.45, SE 0.0497 on 100 images); the group
+    # bottleneck(blocks[3]..blocks[4]) is 0.01 behind, within noise, and cuts 0.5 ms instead of 0.375.
+    accuracy = {"blocks[1].exp": 0.45, "bottleneck(blocks[3]..blocks[4])": 0.44}
+    scripted.score = lambda p: accuracy.get(p.knob.label, 0.3)
+    caplog.set_level(logging.DEBUG, logger="nas.netadapt.run")
+    result = scripted_run(spec, 9.2, tmp_path, select="noise-aware")
+    seed, record = _iterations(tmp_path)
+    assert seed["noise"] == {"n_val": 100, "accuracy": 0.5, "se": 0.05}
+    assert record["select"] == "noise-aware"
+    assert record["noise"] == {"n_val": 100, "accuracy": 0.45, "se": pytest.approx(math.sqrt(0.45 * 0.55 / 100)),
+                               "tie_se": 1.0, "tied": ["blocks[1].exp", "bottleneck(blocks[3]..blocks[4])"]}
+    assert record["chosen"]["knob"] == "bottleneck(blocks[3]..blocks[4])" and result["latency_ms"] == 9.0
+    assert [p["knob"] for p in record["proposals"] if p["tied"]] == record["noise"]["tied"]
+    index = [p["knob"] for p in record["proposals"]].index("bottleneck(blocks[3]..blocks[4])")
+    assert torch.load(tmp_path / record["checkpoint"]["weights"])["w"].tolist() == [1.0, index]  # its weights
+    assert result["history"][-1]["se"] == pytest.approx(0.0497, abs=1e-4) and result["history"][-1]["tied"] == 2
+    line = next(m for m in caplog.messages if m.startswith("iteration 1: 9.000 ms"))
+    assert "± 0.0497 (1 SE on 100 images" in line
+    assert "tied: 2 proposals within 1 SE of the best top-1 0.4500, broken by the largest latency cut" in line
+    # The old rule is still there: the luckiest wins, and the log says that it was a tie.
+    caplog.clear()
+    scripted_run(spec, 9.2, tmp_path / "accuracy", select="accuracy")
+    record = _iterations(tmp_path / "accuracy")[1]
+    assert record["chosen"]["knob"] == "blocks[1].exp" and len(record["noise"]["tied"]) == 2
+    assert any("accuracy chose among them by noise" in m for m in caplog.messages)
+    # A clear winner (0.60, SE 0.049: 0.44 is 3 SE behind) wins under noise-aware too.
+    accuracy["blocks[1].exp"] = 0.60
+    scripted_run(spec, 9.2, tmp_path / "clear", select="noise-aware")
+    record = _iterations(tmp_path / "clear")[1]
+    assert record["chosen"]["knob"] == "blocks[1].exp" and record["noise"]["tied"] == ["blocks[1].exp"]
+    # --select latency: the largest cut (the first two-node group), whatever its accuracy.
+    scripted_run(spec, 9.2, tmp_path / "latency", select="latency")
+    assert _iterations(tmp_path / "latency")[1]["chosen"]["knob"] == "bottleneck(blocks[1]..blocks[2])"
+
+
+def test_noise_aware_resume_gives_the_uninterrupted_run(tiny, scripted, tmp_path):
+    spec, _ = tiny
+    # Accuracies on a 0.01 grid around 0.5, a function of the proposed network: ties at SE 0.05 are many.
+    scripted.score = lambda p: round(random.Random(p.spec.content_hash()).uniform(0.4, 0.6), 2)
+    straight = scripted_run(spec, 7.0, tmp_path / "straight", select="noise-aware")
+    part = scripted_run(spec, 7.0, tmp_path / "part", select="noise-aware", max_iterations=2)
+    assert not part["reached"]
+    rounds = len(scripted.rounds)
+    resumed = scripted_run(spec, 7.0, tmp_path / "part", select="noise-aware", resume=True)
+    assert len(scripted.rounds) - rounds == straight["iterations"] - 2  # resumed: only the rest ran
+    a, b = _iterations(tmp_path / "straight"), _iterations(tmp_path / "part")
+    assert [(r["spec"], r["accuracy"], r.get("noise")) for r in a] == [(r["spec"], r["accuracy"], r.get("noise"))
+                                                                        for r in b]
+    assert resumed["arch_hash"] == straight["arch_hash"] and straight["iterations"] >= 4
+    assert any(len(r["noise"]["tied"]) > 1 for r in a[1:])  # the resumed choices really were tie-breaks
+    with pytest.raises(UserError, match="select"):
+        scripted_run(spec, 7.0, tmp_path / "part", select="ratio", resume=True)

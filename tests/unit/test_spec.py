@@ -21,6 +21,7 @@ EXACT = {
     "mnasnet_a1": (3_887_038, 311.6),
     "mnasnet_small": (2_030_264, 68.3),
     "mobilenetv3_large_minimalistic": (3_924_288, 209.1),
+    "mobilenetv3_large_relu": (5_483_032, 216.6),
     "mobilenetv3_small_minimalistic": (2_044_736, 52.3),
     "proxylessnas_mobile": (4_080_512, 320.4),
 }

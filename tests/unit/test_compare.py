@@ -1,0 +1,114 @@
+"""The compare stage: rows with noise, paired differences, the verdict, and trainings that resume."""
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from nas.budgets import get_budget
+from nas.core.spec import load_spec, scale_width
+from nas.latency.devices import get_device
+from nas.pipeline import compare
+from nas.runtime.jsonl import read_jsonl
+from nas.runtime.paths import REFERENCE_DIR
+
+PIXEL1 = get_device("pixel1")
+LARGE = load_spec(REFERENCE_DIR / "mobilenetv3_large.yaml")
+SCALED = scale_width(LARGE, 0.9, name="large_x0.9")
+
+
+def networks():
+    return [{"name": "final", "kind": "final", "spec": LARGE, "note": ""},
+            {"name": SCALED.name, "kind": "width_scaled", "spec": SCALED, "note": "width x0.9"}]
+
+
+def trainings(final, baseline):
+    return {**{("final", s): {"accuracy": a, "failed": False} for s, a in enumerate(final)},
+            **{("width_scaled", s): {"accuracy": a, "failed": False} for s, a in enumerate(baseline)}}
+
+
+def test_rows_carry_mean_sd_seeds_and_the_paired_difference():
+    out = compare.comparison(networks(), trainings([0.80, 0.81, 0.82], [0.79, 0.80, 0.805]), [0, 1, 2], PIXEL1, 50.0)
+    final, scaled = out["rows"]
+    assert final["kind"] == "final" and "difference" not in final
+    assert final["accuracy_mean"] == pytest.approx(0.81) and final["accuracy_sd"] == pytest.approx(0.01)
+    assert final["seeds"] == 3 and final["accuracies"] == [0.80, 0.81, 0.82]
+    assert scaled["latency_ms"] == pytest.approx(PIXEL1.predict(SCALED).ms, abs=1e-3)
+    assert scaled["latency_vs_target_pct"] == pytest.approx(100 * (PIXEL1.predict(SCALED).ms / 50 - 1), abs=0.01)
+    d = scaled["difference"]
+    assert d["mean"] == pytest.approx(0.035 / 3) and d["ci_low"] > 0 and scaled["judgement"] == "better"
+    assert out["verdict"].startswith("The final network is better than large_x0.9")
+
+
+def test_a_difference_inside_the_noise_is_called_indistinguishable():
+    out = compare.comparison(networks(), trainings([0.800, 0.812, 0.806], [0.804, 0.806, 0.809]), [0, 1, 2],
+                             PIXEL1, 50.0)
+    assert out["rows"][1]["judgement"] == "indistinguishable"
+    assert "indistinguishable" in out["verdict"]
+
+
+class FakeProxy:
+    """A training proxy whose accuracy depends on the spec and the seed, counting its calls."""
+
+    calls = 0
+
+    def __init__(self, seed, train):
+        self.seed, self.train = seed, train
+        self.config = SimpleNamespace(device="cpu")
+
+    def fingerprint(self):
+        return f"{self.train.epochs}-{self.seed}"
+
+    def evaluate(self, spec):
+        FakeProxy.calls += 1
+        return {"accuracy": 0.5 + 0.01 * self.seed + (0.1 if spec.name == "final" else 0.0), "failed": False,
+                "reason": None, "seconds": 0.1}
+
+
+def test_trainings_resume_without_training_twice(tmp_path, monkeypatch):
+    from nas.accuracy import proxy
+    from nas.runtime import session
+
+    monkeypatch.setattr(proxy, "make_proxy", lambda name, budget, data, seed, train, threads: FakeProxy(seed, train))
+    monkeypatch.setattr(session, "available_cpus", lambda: 1)  # in this process: the fake cannot travel
+    (tmp_path / "compare").mkdir()
+    ctx = SimpleNamespace(run_dir=tmp_path, budget=get_budget("smoke"), prepared=SimpleNamespace(data=None))
+    nets = [{**networks()[0], "spec": replace(LARGE, name="final")}, networks()[1]]
+    FakeProxy.calls = 0
+    first = compare.train_networks(nets, [0, 1], ctx)
+    assert FakeProxy.calls == 4 and first[("final", 1)]["accuracy"] == pytest.approx(0.61)
+    again = compare.train_networks(nets, [0, 1], ctx)
+    assert FakeProxy.calls == 4 and again == first
+    assert len(read_jsonl(tmp_path / "compare" / "trainings.jsonl")) == 4
+    # A third seed trains only what is missing.
+    compare.train_networks(nets, [0, 1, 2], ctx)
+    assert FakeProxy.calls == 6
+
+
+def test_budgets_name_their_seeds_and_baselines():
+    assert get_budget("smoke").accuracy.final_seeds >= 2 and get_budget("default").accuracy.final_seeds >= 3
+    assert get_budget("smoke").baselines == ("width_scaled",)
+    assert set(get_budget("default").baselines) == {"width_scaled", "netadapted"}
+    assert compare.seeds_of(get_budget("default"), 7) == [7, 8, 9]
+
+
+def test_trainings_in_worker_processes_equal_those_made_here(tmp_path, monkeypatch, fashion_mnist):
+    """One thread per training, in a pool or here: the same numbers, whatever the CPU count."""
+    from nas.accuracy.config import DataConfig
+    from nas.runtime import session
+    from helpers.data import TINY
+
+    budget = get_budget("smoke")
+    nets = [{"name": "tiny", "kind": "final", "spec": TINY, "note": ""},
+            {"name": "wide", "kind": "width_scaled", "spec": scale_width(TINY, 1.5, name="wide"), "note": ""}]
+    data = DataConfig(path=str(fashion_mnist))
+    results = {}
+    for cpus in (1, 2):
+        run_dir = tmp_path / f"cpus{cpus}"
+        (run_dir / "compare").mkdir(parents=True)
+        ctx = SimpleNamespace(run_dir=run_dir, budget=budget, prepared=SimpleNamespace(data=data))
+        monkeypatch.setattr(session, "available_cpus", lambda: cpus)
+        results[cpus] = compare.train_networks(nets, [0, 1], ctx)
+    accuracy = {cpus: {k: r["accuracy"] for k, r in res.items()} for cpus, res in results.items()}
+    assert accuracy[1] == accuracy[2] and len(accuracy[1]) == 4
+    assert len(set(accuracy[1].values())) > 1
