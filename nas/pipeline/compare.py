@@ -23,8 +23,6 @@ from nas.runtime.paths import REFERENCE_DIR
 log = logging.getLogger(__name__)
 
 FAMILY_REFERENCES = {"large": "mobilenetv3_large", "small": "mobilenetv3_small"}
-KIND_LABELS = {"final": "the final network", "width_scaled": "the width-scaled {ref}",
-               "netadapted": "{ref} brought to the target by NetAdapt"}
 
 
 def family_reference(family: str, target_ms: float, device) -> ArchSpec:
@@ -41,7 +39,7 @@ def seeds_of(budget: Budget, seed: int) -> list[int]:
 
 def baseline_networks(ctx) -> list[dict[str, Any]]:
     """(name, kind, spec, note) of the final network and each of the budget's baselines."""
-    from nas.pipeline.baselines import width_scaled
+    from nas.pipeline.baselines import TOLERANCE, width_scaled
 
     config, p, target = ctx.config, ctx.prepared, ctx.config.target_ms
     out = ctx.run_dir / "compare"
@@ -49,7 +47,7 @@ def baseline_networks(ctx) -> list[dict[str, Any]]:
     reference = family_reference(p.space.family, target, p.device)
     scaled = width_scaled(reference, target, p.device)
     if "width_scaled" in ctx.budget.baselines:
-        note = scaled.describe() + ("" if scaled.within else "; no width lands within 2% of the target")
+        note = scaled.describe() + ("" if scaled.within else f"; no width lands within {TOLERANCE:.0%} of the target")
         networks.append({"name": scaled.spec.name, "kind": "width_scaled", "spec": scaled.spec, "note": note})
     if "netadapted" in ctx.budget.baselines:
         from nas.netadapt.run import run_netadapt
@@ -79,10 +77,20 @@ def _train_one(job: tuple) -> tuple:
     return key, TrainingProxy("final", ProxyConfig.from_dict(config)).evaluate(spec_from_dict(spec, source="compare"))
 
 
-def _ignore_sigint() -> None:
+def _worker_init(parent: int) -> None:
+    """Ctrl-C is the parent's (it stops the workers itself); a parent killed outright takes its
+    workers with it (Linux: PR_SET_PDEATHSIG), so no training goes on for nobody."""
+    import ctypes
+    import os
     import signal
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the workers itself
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the worker ends when it next reads its queue
+        pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def train_networks(networks: list[dict[str, Any]], seeds: list[int], ctx) -> dict[tuple[str, int], dict]:
@@ -133,12 +141,13 @@ def train_networks(networks: list[dict[str, Any]], seeds: list[int], ctx) -> dic
 
 def _train_in_pool(jobs: dict, proxies: dict, workers: int, record) -> None:
     import multiprocessing
+    import os
 
     log.info(f"compare: {len(jobs)} trainings, {workers} at a time")
     work = [(key, n["spec"].to_dict(), proxies[s].config.to_dict()) for key, (n, s) in jobs.items()]
     # Leaving the block terminates the workers: at the end they are idle; on an interruption or an
     # error no training goes on without its parent.
-    with multiprocessing.get_context("spawn").Pool(workers, initializer=_ignore_sigint) as pool:
+    with multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_init, initargs=(os.getpid(),)) as pool:
         for key, result in pool.imap_unordered(_train_one, work):
             n, s = jobs[key]
             record(key, n, s, result)

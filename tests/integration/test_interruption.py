@@ -102,6 +102,25 @@ def test_netadapt_interrupted_and_resumed(tmp_path, fashion_mnist):
     assert records[-1]["type"] == "final" and records[-1]["latency_ms"] <= target
 
 
+def test_compare_stage_killed_and_resumed(tmp_path, fashion_mnist):
+    """SIGKILL once the compare stage has logged its first training: its worker processes die with
+    it, and --resume trains only the missing (network, seed) pairs."""
+    out = tmp_path / "run"
+    log = out / "compare" / "trainings.jsonl"
+    cmd = ["nas.search", "--target-ms", "1.2", "--space", str(TINY_SPACE), "--budget", "smoke", "--samples", "16",
+           "--data", str(fashion_mnist), "--out", str(out)]
+    killed = run_until(cmd, signal.SIGKILL, 0, lambda: lines_in(log) >= 1)
+    assert killed.hit and killed.returncode == -signal.SIGKILL and killed.left_running == [], killed.left_running
+    done_before = lines_in(log)
+    assert 1 <= done_before < 4, done_before
+    resumed = run_until(["nas.search", "--resume", "--out", str(out)], None)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    trainings = read_jsonl(log)
+    assert len(trainings) == 4 == len({(t["arch_hash"], t["fingerprint"]) for t in trainings})  # none twice
+    rows = json.loads((out / "summary.json").read_text())["comparison"]
+    assert [r["seeds"] for r in rows] == [2, 2]
+
+
 def test_sigterm_is_handled_like_ctrl_c(tmp_path):
     """A scheduler's SIGTERM: exit status 143 and the same resume line."""
     table = tmp_path / "host.yaml"

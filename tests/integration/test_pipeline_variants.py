@@ -32,30 +32,42 @@ SAMPLES = 4
 
 def test_host_device_mnasnet_reward_random_search_and_a_training_proxy_on_ray(tmp_path, monkeypatch,
                                                                               fashion_mnist):
-    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))  # this run's host table, and nobody else's
     space = load_space(TINY_SPACE)
-    table = load_host_table(1)
-    # The real calibration times six MobileNetV3s whole (a minute here); with a unit one the run
-    # measures only the ops it meets, and a prediction is their plain sum.
-    table.calibration = {"scale": 1.0, "offset_ms": 0.0}
-    table.save()
-    # The run's samples are random's seeded draws. Timed here first, they give a target that
-    # NetAdapt can reach from any of them (above every floor) and must work for (below the slowest):
-    # a fixed target could fall below the floor on a faster host, or above every sample on a slower one.
-    random = make_algorithm("random", space, seed=0)
-    draws = [list(random.ask().tokens) for _ in range(SAMPLES)]
-    host = host_device(1)
-    specs = [space.decode(tokens) for tokens in draws]
-    target = round(1.05 * max(floor_ms(spec, host) for spec in specs), 4)
-    assert target < max(host.predict(spec).ms for spec in specs)
-    seeded_ops = set(LatencyTable.load(table.path).ops)
     config = tmp_path / "run.yaml"
     config.write_text("reward_w: -0.5\n")  # far from TuNAS's reward and from the space's -0.07
-    out = tmp_path / "run"
-    proc = run_cli("nas.search", "--config", str(config), "--target-ms", str(target), "--space", str(TINY_SPACE),
-                   "--device", "host", "--reward", "mnasnet", "--algorithm", "random", "--proxy", "train-2steps",
-                   "--samples", str(SAMPLES), "--budget", "smoke", "--cpus", "1", "--data", str(fashion_mnist),
-                   "--out", str(out), "--json", timeout=600)
+    # The tiny networks take about 0.1 ms here, where a width cut moves the sum of measured ops by
+    # less than their timing noise: a fresh table can time a narrower op slower, leaving no target
+    # between the floors and the slowest sample, or NetAdapt no cut that lowers the latency (its
+    # one-line error, exit 2, is right for such a device). The options under test do not depend on
+    # the timings, so such a draw is measured again, on a fresh table, up to three times.
+    for attempt in range(3):
+        cache = tmp_path / f"cache{attempt}"
+        monkeypatch.setenv("NAS_CACHE_DIR", str(cache))  # this run's host table, and nobody else's
+        table = load_host_table(1)
+        # The real calibration times six MobileNetV3s whole (a minute here); with a unit one the run
+        # measures only the ops it meets, and a prediction is their plain sum.
+        table.calibration = {"scale": 1.0, "offset_ms": 0.0}
+        table.save()
+        # The run's samples are random's seeded draws. Timed here first, they give a target that
+        # NetAdapt can reach from any of them (above every floor) and must work for (below the slowest):
+        # a fixed target could fall below the floor on a faster host, or above every sample on a slower one.
+        random = make_algorithm("random", space, seed=0)
+        draws = [list(random.ask().tokens) for _ in range(SAMPLES)]
+        host = host_device(1)
+        specs = [space.decode(tokens) for tokens in draws]
+        target = round(1.05 * max(floor_ms(spec, host) for spec in specs), 4)
+        if target >= max(host.predict(spec).ms for spec in specs):
+            continue
+        seeded_ops = set(LatencyTable.load(table.path).ops)
+        out = tmp_path / f"run{attempt}"
+        proc = run_cli("nas.search", "--config", str(config), "--target-ms", str(target), "--space", str(TINY_SPACE),
+                       "--device", "host", "--reward", "mnasnet", "--algorithm", "random", "--proxy", "train-2steps",
+                       "--samples", str(SAMPLES), "--budget", "smoke", "--cpus", "1", "--data", str(fashion_mnist),
+                       "--out", str(out), "--json", timeout=600)
+        if not (proc.returncode == 2 and "no width can shrink further" in proc.stderr):
+            break
+    else:
+        pytest.fail("three fresh host tables in a row left no reachable target")
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     summary = json.loads((out / "summary.json").read_text())
