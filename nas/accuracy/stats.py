@@ -25,6 +25,11 @@ def standard_error(accuracy: float, n: int) -> float:
     return math.sqrt(p * (1 - p) / n)
 
 
+def mean_sd(mean: float, sd: float | None) -> str:
+    """An accuracy as the project prints it: mean ± seed-to-seed sd (the mean alone for one seed)."""
+    return f"{mean:.4f}" + (f" ± {sd:.4f}" if sd is not None else "")
+
+
 def seed_summary(values: Sequence[float]) -> dict[str, Any]:
     """Mean, sample standard deviation (None for one value) and count of per-seed accuracies."""
     values = [float(v) for v in values]

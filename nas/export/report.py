@@ -144,8 +144,9 @@ def _fmt(x: Any, digits: int = 2) -> str:
 
 
 def _accuracy(row: dict) -> str:
-    sd = f" ± {row['accuracy_sd']:.4f}" if row["accuracy_sd"] is not None else ""
-    return f"{row['accuracy_mean']:.4f}{sd}"
+    from nas.accuracy.stats import mean_sd
+
+    return mean_sd(row["accuracy_mean"], row["accuracy_sd"])
 
 
 def _difference(row: dict) -> str:

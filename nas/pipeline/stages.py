@@ -147,11 +147,6 @@ def run_export(ctx: Context) -> dict[str, Any]:
                                      "params", "macs")}
 
 
-def run_compare(ctx: Context) -> dict[str, Any]:
-    """The final network and its equal-latency baselines, trained with the final recipe at k seeds."""
-    return run_comparison(ctx)
-
-
 def run_report(ctx: Context) -> dict[str, Any]:
     from nas.export.report import write_report
 
@@ -169,7 +164,7 @@ STAGES: list[Stage] = [
     ("select", run_select),
     ("netadapt", run_adapt),
     ("export", run_export),
-    ("compare", run_compare),
+    ("compare", run_comparison),  # the final network and its equal-latency baselines
     ("report", run_report),
 ]
 

@@ -148,7 +148,9 @@ def _human_train(r: dict) -> str:
         status = (f"top-1 {r['accuracy']:.4f} ± {r['standard_error']:.4f} (binomial SE of the measurement; one "
                   f"seed: --seeds 3 adds the seed-to-seed sd)")
     else:
-        status = f"top-1 {r['accuracy']:.4f} ± {r['accuracy_sd']:.4f} (seed-to-seed sd, {len(r['seeds'])} seeds)"
+        from nas.accuracy.stats import mean_sd
+
+        status = f"top-1 {mean_sd(r['accuracy'], r['accuracy_sd'])} (seed-to-seed sd, {len(r['seeds'])} seeds)"
     return (f"{r['name']} ({r['arch_hash']}): {status} on {r['val_images']} held-out {r['dataset']} images after "
             f"{r['epochs']} epoch(s), {r['steps']} steps on {r['train_images']} images ({r['recipe']} recipe); "
             f"{r['seconds']:.1f} s")

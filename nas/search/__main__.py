@@ -94,8 +94,9 @@ def new_run(args) -> tuple[Path, RunConfig]:
 
 def accuracy(row: dict) -> str:
     """mean ± seed-to-seed sd over the row's seeds."""
-    sd = f" ± {row['accuracy_sd']:.4f}" if row["accuracy_sd"] is not None else ""
-    return f"{row['accuracy_mean']:.4f}{sd} ({row['seeds']} seeds)"
+    from nas.accuracy.stats import mean_sd
+
+    return f"{mean_sd(row['accuracy_mean'], row['accuracy_sd'])} ({row['seeds']} seeds)"
 
 
 def human(r: dict) -> str:
