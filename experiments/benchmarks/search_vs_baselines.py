@@ -3,13 +3,14 @@
 MobileNetV3, each trained with the final recipe at the budget's training seeds.
 
     .venv/bin/python experiments/benchmarks/search_vs_baselines.py [--targets small:15.8,large:51]
-        [--search-seeds 3] [--budget default] [--device pixel1] [--out experiments/runs/search_vs_baselines]
+        [--search-seeds 3] [--budget default] [--device pixel1] [--cpus N] [--out experiments/runs/search_vs_baselines]
 
 For every target and search seed s it runs `python -m nas.search --seed s` once with the
 controller and once with `--algorithm random` (an interrupted benchmark resumes each run with
-`--resume`; finished runs are reused). A run's compare stage trains its final network and the
-width-scaled MobileNetV3 at training seeds s .. s+k-1, so the two searchers' networks of one search
-seed share their training seeds. The k training seeds are averaged per search seed; differences are
+`--resume`; finished runs are reused). The controller run's compare stage trains its final network
+and the width-scaled MobileNetV3 (`--baselines width_scaled`), the random run's its final network
+alone (`--baselines none`: the same baseline twice would be wasted), each at training seeds
+s .. s+k-1, so the networks of one search seed share their training seeds. The k training seeds are averaged per search seed; differences are
 then paired across search seeds (n = search seeds, Student's t), which counts the search's own
 randomness as noise, not only the training's.
 """
@@ -29,12 +30,17 @@ sys.path.insert(0, str(ROOT))
 from nas.accuracy.stats import paired_difference, verdict  # noqa: E402
 
 
-def run_pipeline(out: Path, target: float, space: str, seed: int, algorithm: str, budget: str, device: str) -> dict:
+BASELINES = {"controller": "width_scaled", "random": "none"}
+
+
+def run_pipeline(out: Path, target: float, space: str, seed: int, algorithm: str, budget: str, device: str,
+                 cpus: int | None) -> dict:
     summary = out / "summary.json"
     if not summary.exists():
         args = ["--resume", "--out", str(out)] if (out / "config.yaml").exists() else [
             "--target-ms", f"{target:g}", "--space", space, "--seed", str(seed), "--algorithm", algorithm,
-            "--budget", budget, "--device", device, "--out", str(out)]
+            "--budget", budget, "--device", device, "--baselines", BASELINES[algorithm], "--out", str(out)]
+        args += ["--cpus", str(cpus)] if cpus else []
         started = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "nas.search", *args, "--quiet"], cwd=ROOT)
         if proc.returncode != 0:
@@ -53,6 +59,7 @@ def main() -> None:
     p.add_argument("--search-seeds", type=int, default=3)
     p.add_argument("--budget", default="default")
     p.add_argument("--device", default="pixel1")
+    p.add_argument("--cpus", type=int, help="CPUs each run may use (default: all; a resumed run may change it)")
     p.add_argument("--out", default=str(ROOT / "experiments/runs/search_vs_baselines"))
     args = p.parse_args()
     started = time.perf_counter()
@@ -64,7 +71,7 @@ def main() -> None:
         latency: dict[str, list[float]] = {k: [] for k in per_seed}
         for seed in range(args.search_seeds):
             runs = {a: run_pipeline(Path(args.out) / f"{family}-{ms}ms" / f"{a}-seed{seed}", target, space, seed, a,
-                                    args.budget, args.device) for a in ("controller", "random")}
+                                    args.budget, args.device, args.cpus) for a in ("controller", "random")}
             for name, summary, kind in (("controller", runs["controller"], "final"),
                                         ("random", runs["random"], "final"),
                                         ("width_scaled", runs["controller"], "width_scaled")):

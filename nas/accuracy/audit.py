@@ -286,8 +286,22 @@ def reference_ceiling(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         tau, _ = correlation(rank_values([s[i] for s in seeds]), rank_values([s[j] for s in seeds]))
         pairs.append(tau)
     defined = [t for t in pairs if t is not None]
-    return {"reference_ceiling_tau": statistics.fmean(defined) if defined else None,
-            "reference_seed_pair_taus": pairs}
+    single = statistics.fmean(defined) if defined else None
+    return {"reference_ceiling_tau": single, "reference_seed_pair_taus": pairs,
+            "reference_mean_ceiling_tau": mean_ceiling(single, r)}
+
+
+def mean_ceiling(single_tau: float | None, seeds: int) -> float | None:
+    """The tau expected between two independent references that each average `seeds` trainings.
+
+    Averaging cuts the training noise, not the networks' differences: with one training's
+    reliability r (Greiner: r = sin(pi tau / 2) for normal scores), the mean of k has the
+    Spearman-Brown reliability k r / (1 + (k - 1) r), turned back into a tau. An estimate under
+    that model, not a measurement; None where one training ranks no better than chance."""
+    if single_tau is None or seeds < 2 or single_tau <= 0:
+        return None
+    r = math.sin(math.pi * single_tau / 2)
+    return 2 / math.pi * math.asin(seeds * r / (1 + (seeds - 1) * r))
 
 
 def recommend(table: Sequence[dict[str, Any]], n: int) -> str | None:

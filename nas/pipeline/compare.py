@@ -38,7 +38,7 @@ def seeds_of(budget: Budget, seed: int) -> list[int]:
 
 
 def baseline_networks(ctx) -> list[dict[str, Any]]:
-    """(name, kind, spec, note) of the final network and each of the budget's baselines."""
+    """(name, kind, spec, note) of the final network and each of the run's baselines (--baselines, else the budget's)."""
     from nas.pipeline.baselines import TOLERANCE, width_scaled
 
     config, p, target = ctx.config, ctx.prepared, ctx.config.target_ms
@@ -46,10 +46,10 @@ def baseline_networks(ctx) -> list[dict[str, Any]]:
     networks = [{"name": ctx.final.name, "kind": "final", "spec": ctx.final, "note": ""}]
     reference = family_reference(p.space.family, target, p.device)
     scaled = width_scaled(reference, target, p.device)
-    if "width_scaled" in ctx.budget.baselines:
+    if "width_scaled" in ctx.baselines:
         note = scaled.describe() + ("" if scaled.within else f"; no width lands within {TOLERANCE:.0%} of the target")
         networks.append({"name": scaled.spec.name, "kind": "width_scaled", "spec": scaled.spec, "note": note})
-    if "netadapted" in ctx.budget.baselines:
+    if "netadapted" in ctx.baselines:
         from nas.netadapt.run import run_netadapt
 
         # NetAdapt only narrows: below the target, it starts from the width step just above it. Its

@@ -20,8 +20,9 @@ T = TypeVar("T")
 DEFAULTS: dict[str, Any] = {
     "space": "auto", "device": "pixel1", "proxy": None, "budget": "default", "seed": 0,
     "algorithm": "controller", "reward": "tunas", "reward_w": None, "samples": None,
-    "dataset": "fashion-mnist", "data": None, "address": None, "cpus": None, "trial_retries": TRIAL_RETRIES,
+    "dataset": "fashion-mnist", "data": None, "address": None, "cpus": None, "trial_retries": TRIAL_RETRIES, "baselines": None,
 }
+BASELINES = ("width_scaled", "netadapted")  # what the compare stage can set beside the final network
 CONFIG_KEYS = ("target_ms", *DEFAULTS)
 RESUME_MAY_CHANGE = ("address", "cpus", "trial_retries")  # where and how it runs, not what it computes
 MAX_SAMPLES = 1_000_000
@@ -44,6 +45,7 @@ class RunConfig:
     address: str | None
     cpus: int | None
     trial_retries: int
+    baselines: list[str] | None
     origins: Origins = field(default_factory=dict, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -133,6 +135,14 @@ def _check_count(config, key, fail) -> None:
             raise fail(key, f"this machine lets the run use {available} CPU(s), got {v} (a cluster takes --address)")
 
 
+def _check_baselines(config, key, fail) -> None:
+    v = config[key]
+    if v is None:
+        return
+    if not isinstance(v, list) or any(b not in BASELINES for b in v) or len(set(v)) != len(v):
+        raise fail(key, f"must be a list of distinct names from {', '.join(BASELINES)} (or none), got {v!r}")
+
+
 _CHECKS: dict[str, Callable[[dict, str, Callable], None]] = {
     "target_ms": _check_target,
     "space": _check_text(optional=False), "device": _check_text(optional=False),
@@ -143,7 +153,7 @@ _CHECKS: dict[str, Callable[[dict, str, Callable], None]] = {
     "reward": _check_choice(("mnasnet", "hard", "tunas"), "mnasnet, hard or tunas"),
     "reward_w": _check_reward_w, "samples": _check_count, "cpus": _check_count,
     "dataset": _check_text(optional=False), "data": _check_text(optional=True),
-    "address": _check_text(optional=True), "trial_retries": _check_retries,
+    "address": _check_text(optional=True), "trial_retries": _check_retries, "baselines": _check_baselines,
 }
 assert set(_CHECKS) == set(CONFIG_KEYS)
 

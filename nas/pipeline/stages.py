@@ -42,6 +42,10 @@ class Context:
         return get_budget(self.config.budget)
 
     @property
+    def baselines(self) -> tuple[str, ...]:
+        return tuple(self.config.baselines) if self.config.baselines is not None else self.budget.baselines
+
+    @property
     def samples(self) -> int:
         return self.config.samples or self.budget.search.samples
 

@@ -218,7 +218,8 @@ def _human_audit(r: dict) -> str:
     seeds = r.get("reference_seeds") or []
     if len(seeds) > 1:
         lines.append(f"reference ceiling (seed-to-seed Kendall tau, {len(seeds)} seeds): "
-                     f"{_fmt(r['reference_ceiling_tau'])} (unrelated rankings: sd {_fmt(r['tau_standard_error'], '.3f')})")
+                     f"{_fmt(r['reference_ceiling_tau'])} (unrelated rankings: sd {_fmt(r['tau_standard_error'], '.3f')}); "
+                     f"of the {len(seeds)}-seed mean, estimated: {_fmt(r.get('reference_mean_ceiling_tau'))}")
     pub = r.get("published")
     if pub:
         ranked = sorted(pub["table"], key=lambda t: -math.inf if t["kendall_tau"] is None else t["kendall_tau"],

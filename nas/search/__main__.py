@@ -2,7 +2,7 @@
 
     python -m nas.search --target-ms 50 [--space auto|mobilenetv3_large|mobilenetv3_small|PATH]
         [--device pixel1|host|NAME] [--proxy NAME] [--budget smoke|default|paper] [--seed N]
-        [--out DIR] [--resume] [--address RAY_ADDRESS] [--config FILE] [--json]
+        [--out DIR] [--resume] [--address RAY_ADDRESS] [--config FILE] [--baselines LIST|none] [--json]
 
 Every stage's result lands in the run directory before the next starts (`pipeline.json` says
 which are done), so `--resume` picks up at the first unfinished stage; the search stage itself
@@ -15,10 +15,11 @@ if __name__ == "__main__":  # Ctrl-C while the imports below load torch: one lin
 
     exit_quietly_on_ctrl_c()
 
+from argparse import ArgumentTypeError
 from pathlib import Path
 
 from nas.budgets import BUDGETS
-from nas.pipeline.config import RunConfig, new_run_config, saved_run_config
+from nas.pipeline.config import BASELINES, RunConfig, new_run_config, saved_run_config
 from nas.pipeline.prepare import limit_local_cpus, prepare
 from nas.pipeline.rundir import check_new_run_dir, create_run_dir, default_run_dir, latest_run, write_config
 from nas.pipeline.stages import run_pipeline
@@ -54,8 +55,19 @@ def parser() -> ArgumentParser:
     p.add_argument("--trial-retries", dest="trial_retries", type=non_negative_int,
                    help="reruns of a Ray trial that raised or whose worker died, before it counts as failed "
                         f"(default {TRIAL_RETRIES})")
+    p.add_argument("--baselines", type=baseline_list,
+                   help=f"what the compare stage trains beside the final network: comma-separated from "
+                        f"{', '.join(BASELINES)}, or none (default: the budget's)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     return p
+
+
+def baseline_list(text: str) -> list[str]:
+    names = [] if text.strip() == "none" else [n.strip() for n in text.split(",")]
+    bad = [n for n in names if n not in BASELINES]
+    if bad or len(set(names)) != len(names):
+        raise ArgumentTypeError(f"expected distinct names from {', '.join(BASELINES)} or none, got {text!r}")
+    return names
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,7 @@ import hashlib
 import json
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from nas.accuracy import audit as audit_module
@@ -70,6 +71,24 @@ def test_ceiling_is_the_seed_to_seed_tau():
     assert three["reference_ceiling_tau"] == pytest.approx(7 / 9)
     assert reference_ceiling(_seed_rows([[1, 2, 3, 4]]))["reference_ceiling_tau"] is None
     assert reference_ceiling([{"reference": {"score": 1}}])["reference_ceiling_tau"] is None  # an old row
+
+
+def test_the_mean_ceiling_predicts_how_two_averaged_references_agree():
+    from scipy.stats import kendalltau
+
+    from nas.accuracy.audit import mean_ceiling
+
+    rng = np.random.default_rng(0)
+    single, averaged = [], []
+    for _ in range(400):  # 20 networks; training noise as large as the networks' spread
+        truth = rng.normal(size=20)
+        runs = truth + rng.normal(size=(6, 20))
+        single.append(kendalltau(runs[0], runs[1])[0])
+        averaged.append(kendalltau(runs[:3].mean(0), runs[3:].mean(0))[0])
+    assert np.mean(averaged) - np.mean(single) > 0.15  # averaging really helps, so the check can fail
+    assert mean_ceiling(float(np.mean(single)), 3) == pytest.approx(np.mean(averaged), abs=0.03)
+    assert mean_ceiling(0.5, 1) is None and mean_ceiling(-0.1, 2) is None and mean_ceiling(None, 2) is None
+    assert mean_ceiling(1.0, 2) == pytest.approx(1.0)
 
 
 def test_combined_reference_is_the_mean_over_seeds():
