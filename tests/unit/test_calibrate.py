@@ -213,3 +213,22 @@ def test_pixel1_prediction_is_finite_for_odd_geometry(pixel1):
     odd = replace(spec, resolution=97, blocks=tuple(replace(b, k=7) for b in spec.blocks))
     p = pixel1.predict(odd)
     assert math.isfinite(p.ms) and 0 < p.ms < pixel1.predict(replace(odd, resolution=224)).ms
+
+
+@pytest.mark.parametrize("phone, fitted_within, loo_median, loo_max", [("pixel2", 0.02, 2, 8), ("pixel3", 0.14, 4, 26)])
+def test_pixel2_and_pixel3_predict_table_3_and_are_not_stale(phone, fitted_within, loo_median, loo_max):
+    from nas.latency.devices import get_device
+
+    _, rows = load_measurements(ROOT / "latency_tables" / f"{phone}_published.yaml")
+    assert len(rows) == 9  # Table 3's networks: the only ones with Pixel 2 and 3 figures
+    device = get_device(phone)
+    for m in rows:
+        assert abs(device.predict(m.spec).ms / m.ms - 1) <= fitted_within, m.network
+    refit, _ = calibrate([m.spec for m in rows], np.array([m.ms for m in rows]))
+    assert device.info["model"] == refit.model
+    np.testing.assert_allclose(device.coef, refit.coef, rtol=1e-6, atol=1e-12)
+    assert device.info["loo"]["median_abs_err_pct"] <= loo_median and device.info["loo"]["max_abs_err_pct"] <= loo_max
+    # The phones differ: the same network is slower on the Pixel 2 than on the Pixel 1, faster on the 3.
+    large = load_spec(REFERENCE / "mobilenetv3_large.yaml")
+    p1 = get_device("pixel1").predict(large).ms
+    assert (device.predict(large).ms > p1) == (phone == "pixel2")
