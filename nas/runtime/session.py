@@ -39,11 +39,46 @@ def available_cpus() -> int:
 
 def limit_cpus(n: int) -> int:
     """Keep this process, the threads it starts and its children (a local Ray, ONNX Runtime, torch)
-    on `n` of the CPUs it may use. Call it early: threads that already exist keep their mask."""
+    on the `n` least busy of the CPUs it may use (so that two runs side by side take different
+    ones). Call it early: threads that already exist keep their mask."""
     if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:n])
+        allowed = sorted(os.sched_getaffinity(0))
+        chosen = allowed
+        if n < len(allowed):
+            before = cpu_ticks()
+            time.sleep(0.2)
+            chosen = least_busy(allowed, before, cpu_ticks(), n)
+        os.sched_setaffinity(0, chosen)
     torch.set_num_threads(n)
     return n
+
+
+def cpu_ticks(stat: str | None = None) -> dict[int, tuple[int, int]]:
+    """{cpu: (busy ticks, all ticks)} from /proc/stat (empty where there is none)."""
+    if stat is None:
+        try:
+            with open("/proc/stat") as f:
+                stat = f.read()
+        except OSError:
+            return {}
+    ticks = {}
+    for line in stat.splitlines():
+        name, *fields = line.split()
+        if name.startswith("cpu") and name[3:].isdigit():
+            values = [int(v) for v in fields]
+            idle = sum(values[3:5])  # idle and iowait
+            ticks[int(name[3:])] = (sum(values[:8]) - idle, sum(values[:8]))  # guest time is inside user
+    return ticks
+
+
+def least_busy(allowed: list[int], before: dict, after: dict, n: int) -> list[int]:
+    """The `n` CPUs of `allowed` that were least busy between two `cpu_ticks` snapshots (the
+    lowest numbers among equals; an unknown CPU counts as idle)."""
+    def load(cpu: int) -> float:
+        (b0, t0), (b1, t1) = before.get(cpu, (0, 0)), after.get(cpu, (0, 0))
+        return (b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
+
+    return sorted(sorted(allowed, key=lambda cpu: (load(cpu), cpu))[:n])
 
 
 def set_threads(threads: int | None = None) -> int:

@@ -141,8 +141,8 @@ def test_a_pipeline_interrupted_mid_search_and_resumed_answers_as_one_that_was_n
     runs = {name: tmp_path / name / "run" for name in ("straight", "interrupted")}
     args = ["--target-ms", "1.2", "--space", str(TINY_SPACE), "--budget", "smoke", "--samples", "64",
             "--cpus", "1", "--data", str(fashion_mnist)]
-    # The uninterrupted run goes alongside, on another CPU where there is one (--cpus 1 keeps each
-    # on the first CPU it is given): a CPU's worth each, so neither computes differently.
+    # The uninterrupted run goes alongside, on another CPU where there is one (--cpus 1 takes the
+    # least busy CPU it is given): a CPU's worth each, so neither computes differently.
     cpus = sorted(os.sched_getaffinity(0))
     err = open(tmp_path / "straight.err", "w+")
     straight = subprocess.Popen([sys.executable, "-m", "nas.search", *args, "--out", str(runs["straight"])],
