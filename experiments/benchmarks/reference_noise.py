@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from nas.accuracy.audit import mean_ceiling  # noqa: E402
+from nas.accuracy.audit import mean_ceiling, tau_of_reliability  # noqa: E402
 from nas.accuracy.config import DataConfig  # noqa: E402
 from nas.accuracy.data import load_data  # noqa: E402
 from nas.accuracy.train import Trainer, evaluate_accuracy  # noqa: E402
@@ -76,10 +76,6 @@ def audit_spread(path: Path) -> tuple[float, float, int]:
     noise = statistics.variance([x - y for x, y in zip(a, b)]) / 2
     spread = statistics.variance([(x + y) / 2 for x, y in zip(a, b)]) - noise / 2
     return max(spread, 0.0), noise, len(pairs)
-
-
-def tau_of(reliability: float) -> float:
-    return 2 / math.pi * math.asin(reliability)
 
 
 def main() -> None:
@@ -144,7 +140,7 @@ def main() -> None:
         if spread is not None:  # the audit's noise at its own images, rescaled like this network's
             var = noise_5k * var / (training + sample * args.slice_images / audit_images)
             reliability = spread / (spread + var)
-            single = tau_of(reliability)
+            single = tau_of_reliability(reliability)
             cells = [f"{single:+.3f}", f"{mean_ceiling(single, 2):+.3f}"]
         print(f"| {images} | {math.sqrt(var):.4f} | {cells[0]} | {cells[1]} |")
     print(f"\n(results: {log}; {time.perf_counter() - started:.0f} s this run)")

@@ -301,7 +301,12 @@ def mean_ceiling(single_tau: float | None, seeds: int) -> float | None:
     if single_tau is None or seeds < 2 or single_tau <= 0:
         return None
     r = math.sin(math.pi * single_tau / 2)
-    return 2 / math.pi * math.asin(seeds * r / (1 + (seeds - 1) * r))
+    return tau_of_reliability(seeds * r / (1 + (seeds - 1) * r))
+
+
+def tau_of_reliability(r: float) -> float:
+    """Kendall tau between two measurements of normal scores whose correlation is r (Greiner)."""
+    return 2 / math.pi * math.asin(r)
 
 
 def recommend(table: Sequence[dict[str, Any]], n: int) -> str | None:

@@ -74,11 +74,13 @@ def cpu_ticks(stat: str | None = None) -> dict[int, tuple[int, int]]:
 def least_busy(allowed: list[int], before: dict, after: dict, n: int) -> list[int]:
     """The `n` CPUs of `allowed` that were least busy between two `cpu_ticks` snapshots (the
     lowest numbers among equals; an unknown CPU counts as idle)."""
-    def load(cpu: int) -> float:
-        (b0, t0), (b1, t1) = before.get(cpu, (0, 0)), after.get(cpu, (0, 0))
-        return (b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
+    return sorted(sorted(allowed, key=lambda cpu: (cpu_load(before, after, cpu), cpu))[:n])
 
-    return sorted(sorted(allowed, key=lambda cpu: (load(cpu), cpu))[:n])
+
+def cpu_load(before: dict, after: dict, cpu: int) -> float:
+    """The busy share of `cpu` between two `cpu_ticks` snapshots (0 where unknown)."""
+    (b0, t0), (b1, t1) = before.get(cpu, (0, 0)), after.get(cpu, (0, 0))
+    return (b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
 
 
 def set_threads(threads: int | None = None) -> int:

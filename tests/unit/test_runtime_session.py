@@ -7,7 +7,7 @@ import time
 import pytest
 
 from helpers import ROOT
-from nas.runtime.session import cpu_ticks, least_busy
+from nas.runtime.session import cpu_load, cpu_ticks, least_busy
 
 STAT = """cpu  500 0 300 9000 100 0 10 0 0 0
 cpu0 400 0 200 4000 50 0 10 0 0 0
@@ -30,17 +30,12 @@ def test_least_busy_takes_the_idlest_cpus_and_the_lowest_numbers_among_equals():
     assert least_busy([0, 1], {}, {}, 1) == [0]  # nothing known: the first
 
 
-def _load(before, after, cpu):
-    (b0, t0), (b1, t1) = before[cpu], after[cpu]
-    return (b1 - b0) / max(t1 - t0, 1)
-
-
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
 def test_a_run_limited_to_one_cpu_avoids_the_cpu_another_one_keeps_busy():
     first, second = sorted(os.sched_getaffinity(0))[:2]
     before = cpu_ticks()
     time.sleep(0.3)
-    if _load(before, cpu_ticks(), second) > 0.5:
+    if cpu_load(before, cpu_ticks(), second) > 0.5:
         pytest.skip("the machine is busy already: no CPU is idler than another")
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"],
                             preexec_fn=lambda: os.sched_setaffinity(0, {first}))
