@@ -34,7 +34,10 @@ def family_reference(family: str, target_ms: float, device) -> ArchSpec:
 
 
 def seeds_of(budget: Budget, seed: int) -> list[int]:
-    return [seed + i for i in range(budget.accuracy.final_seeds)]
+    """Run seed s trains at k*s .. k*s+k-1: runs at different seeds share no training, so their
+    baselines' results are independent (seeds s .. s+k-1 would share k-1 of k between neighbours)."""
+    k = budget.accuracy.final_seeds
+    return [k * seed + i for i in range(k)]
 
 
 def baseline_networks(ctx) -> list[dict[str, Any]]:
