@@ -6,6 +6,7 @@ import io
 import math
 import warnings
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -66,33 +67,79 @@ def load_weights(model: nn.Module, path: str) -> None:
         raise UserError(f"weights do not fit the spec: {first}", source=path) from None
 
 
-def export_spec(spec: ArchSpec, out: str | Path, *, weights: str | None = None, verify: bool = True,
-                time_it: bool = True, threads: int = 1, runs: int = 50, seed: int = 0) -> dict:
-    """Export, optionally check and time; writes `out` atomically. Returns the JSON result.
-
-    Non-finite weights are a UserError and a failed check a VerificationError, both raised before
-    anything is written (a file already at `out` is left as it was)."""
+def model_for_export(spec: ArchSpec, weights: str | None = None, seed: int = 0) -> nn.Module:
+    """The spec's network in eval mode: `weights` loaded (checked finite and fitting), or random
+    weights with randomize_for_check."""
     torch.manual_seed(seed)
     model = build_model(spec)
     if weights:
         load_weights(model, weights)
     else:
         randomize_for_check(model, seed)
-    shape = (1, 3, spec.resolution, spec.resolution)
-    onnx_bytes = export_onnx(model, shape)
-    result = {"spec": spec.name, "arch_hash": spec.content_hash(), "params": count_params(spec),
-              "macs": count_macs(spec), "onnx": str(out), "opset": OPSET}
-    if verify:
-        diff = max_abs_diff(model, onnx_bytes, shape, seed)
+    return model.eval()
+
+
+def spec_summary(spec: ArchSpec) -> dict:
+    return {"spec": spec.name, "arch_hash": spec.content_hash(), "params": count_params(spec),
+            "macs": count_macs(spec)}
+
+
+def check_exported(model: nn.Module, input_shape: tuple[int, ...], not_written: str, *, runtime: str,
+                   diff: Callable[[], float], predict: Callable[[], Callable[[np.ndarray], np.ndarray]],
+                   timer: Callable[[], Any], verify: bool = True, time_it: bool = True, threads: int = 1,
+                   seed: int = 0, int8: bool = False) -> dict:
+    """The check (`max_abs_diff`, `verified`) and timing (`latency_ms`...) keys of an exported model:
+    `diff()` is its float check's max |diff| from torch, `predict()` makes its predictor (float32
+    NCHW in, logits out) for the loose int8 check, and `timer()` times it. A failed check is a
+    VerificationError whose message ends "`not_written` not written"."""
+    result: dict[str, Any] = {}
+    if verify and int8:
+        from nas.export.quantize import loose_check
+
+        result.update(loose_check(model, predict(), input_shape, runtime, not_written, seed))
+    elif verify:
+        diff = diff()
         result["max_abs_diff"] = diff
         result["verified"] = math.isfinite(diff) and diff <= VERIFY_TOLERANCE
         if not result["verified"]:
-            raise VerificationError(f"ONNX Runtime disagrees with torch (max |diff| {diff:.3g}, tolerance "
-                                    f"{VERIFY_TOLERANCE:g}); {out} not written")
+            raise VerificationError(f"{runtime} disagrees with torch (max |diff| {diff:.3g}, tolerance "
+                                    f"{VERIFY_TOLERANCE:g}); {not_written} not written")
     if time_it:
-        t = time_session(make_session(onnx_bytes, threads), runs=runs)
-        result.update(latency_ms=round(t.median, 4), latency_p10_ms=round(t.p10, 4),
-                      latency_p90_ms=round(t.p90, 4), timed_runs=t.n, threads=threads)
+        result.update(timing_keys(timer()), threads=threads)
+    return result
+
+
+def check_onnx(model: nn.Module, onnx_bytes: bytes, input_shape: tuple[int, ...], not_written: str, *,
+               threads: int = 1, runs: int = 50, **check) -> dict:
+    """check_exported for an ONNX model, timed with ONNX Runtime."""
+    from nas.export.quantize import onnx_predict
+
+    seed = check.get("seed", 0)
+    return check_exported(model, input_shape, not_written, runtime="ONNX Runtime",
+                          diff=lambda: max_abs_diff(model, onnx_bytes, input_shape, seed),
+                          predict=lambda: onnx_predict(onnx_bytes),
+                          timer=lambda: time_session(make_session(onnx_bytes, threads), runs=runs),
+                          threads=threads, **check)
+
+
+def timing_keys(t) -> dict:
+    """A Timing as the JSON keys every export reports."""
+    return {"latency_ms": round(t.median, 4), "latency_p10_ms": round(t.p10, 4), "latency_p90_ms": round(t.p90, 4),
+            "timed_runs": t.n}
+
+
+def export_spec(spec: ArchSpec, out: str | Path, *, weights: str | None = None, verify: bool = True,
+                time_it: bool = True, threads: int = 1, runs: int = 50, seed: int = 0) -> dict:
+    """Export, optionally check and time; writes `out` atomically. Returns the JSON result.
+
+    Non-finite weights are a UserError and a failed check a VerificationError, both raised before
+    anything is written (a file already at `out` is left as it was)."""
+    model = model_for_export(spec, weights, seed)
+    shape = (1, 3, spec.resolution, spec.resolution)
+    onnx_bytes = export_onnx(model, shape)
+    result = {**spec_summary(spec), "onnx": str(out), "opset": OPSET}
+    result.update(check_onnx(model, onnx_bytes, shape, str(out), verify=verify, time_it=time_it, threads=threads,
+                             runs=runs, seed=seed))
     # Write only after every check passed, so a failed run leaves nothing half-done.
     atomic_write_bytes(out, onnx_bytes)
     return result
