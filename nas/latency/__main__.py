@@ -1,8 +1,8 @@
 """Latency tables and devices.
 
-    python -m nas.latency build --device host [--space S ...] [--threads N] [--force]
-    python -m nas.latency validate --device host --samples N [--space S] [--json]
-    python -m nas.latency export-ops --space S --out DIR
+    python -m nas.latency build --device host|host-litert [--precision fp32|int8] [--space S ...] [--threads N] [--force]
+    python -m nas.latency validate --device host|host-litert [--precision fp32|int8] --samples N [--space S] [--json]
+    python -m nas.latency export-ops --space S --out DIR [--format onnx|tflite] [--precision fp32|int8]
     python -m nas.latency import --device NAME --timings FILE
     python -m nas.latency calibrate --device NAME --measurements FILE
 """
@@ -28,10 +28,19 @@ from nas.runtime.files import load_json_file
 DEFAULT_SPACE = "mobilenetv3_large"
 
 
-def _host_only(parser, device: str, verb: str) -> None:
-    if device != "host":
-        parser.error(f"argument --device: {verb} measures this machine, so the device is 'host' "
-                     f"(got {device!r}); for another device use export-ops + import, or calibrate")
+def _host_backend(args, verb: str):
+    """The backend a build or validate measures with: --device host|host-litert (a ':int8' suffix
+    or --precision int8 for int8 models)."""
+    from nas.latency.backend import PRECISIONS, make_backend
+
+    base, _, suffix = args.device.partition(":")
+    if base not in ("host", "host-litert") or (suffix and suffix not in PRECISIONS):
+        args.parser.error(f"argument --device: {verb} measures this machine, so the device is 'host' or "
+                          f"'host-litert' (got {args.device!r}); for another device use export-ops + import, "
+                          f"or calibrate")
+    if suffix and args.precision and suffix != args.precision:
+        args.parser.error(f"argument --precision: {args.precision} contradicts --device {args.device}")
+    return make_backend(base, args.precision or suffix or "fp32")
 
 
 def _bar(total: int, desc: str):
@@ -43,7 +52,7 @@ def _bar(total: int, desc: str):
 
 
 def cmd_build(args) -> dict:
-    _host_only(args.parser, args.device, "build")
+    backend = _host_backend(args, "build")
     from nas.latency.devices import load_host_table
     from nas.core.space import load_space
     from nas.latency.table import build_lock_path
@@ -51,7 +60,7 @@ def cmd_build(args) -> dict:
 
     start = time.perf_counter()
     # Bad input fails before the lock file is made beside the table.
-    table = load_host_table(args.threads, path=args.table, force_new=args.force)
+    table = load_host_table(args.threads, path=args.table, force_new=args.force, backend=backend)
     spaces = [load_space(s) for s in (args.space or [DEFAULT_SPACE])]
     try:
         table.path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,18 +71,20 @@ def cmd_build(args) -> dict:
                    resume_hint=f"wait for that build to finish (it saves after every chunk), or stop it; "
                                f"then `{again}` measures only what is still missing"):
         if not args.force:  # a build that ended while this one started may have added ops
-            table = load_host_table(args.threads, path=args.table)
-        result = _build_locked(args, table, spaces, again)
+            table = load_host_table(args.threads, path=args.table, backend=backend)
+        result = _build_locked(args, table, spaces, again, backend)
+    # Where the time went: wall_s in all; convert_s converting ops and networks to model files,
+    # time_s timing them (this process and the calibrating child together).
     return {**result, "wall_s": round(time.perf_counter() - start, 1)}
 
 
-def _build_locked(args, table, spaces, again: str) -> dict:
+def _build_locked(args, table, spaces, again: str, backend) -> dict:
     from nas.latency.build import measure_ops
     from nas.latency.calibrate_host import calibrate_host_table, calibration_specs
     from nas.latency.devices import TableDevice
     from nas.latency.ops import ops_of, space_ops
 
-    device = TableDevice("host", table)
+    device = TableDevice(backend.device_name, table, backend=backend)
     cal_specs = [s for sp in spaces for s in calibration_specs(sp, args.calibration_samples, seed=0)]
     wanted = [op for sp in spaces for op in space_ops(sp)] + [op for s in cal_specs for op in ops_of(s)]
     missing = [op for op in {o.key: o for o in wanted}.values() if op.key not in table]
@@ -87,39 +98,53 @@ def _build_locked(args, table, spaces, again: str) -> dict:
             replace = False
             set_resume_hint(f"{again}  ({len(table)} ops kept in {table.path})")
 
-        measure_ops(missing, threads=args.threads, chunk=args.chunk, on_chunk=keep, progress=bar.update)
+        measure_ops(missing, threads=args.threads, chunk=args.chunk, on_chunk=keep, progress=bar.update,
+                    backend=backend)
     table.save(merge=not replace)
+    cost = backend.report()
     if missing:
-        cal = _calibrate_in_fresh_process(args, table.path)
+        cal, child = _calibrate_in_fresh_process(args, table.path, backend)
+        cost = {k: round(v + child.get(k, 0), 3) if isinstance(v, float) else v + child.get(k, 0)
+                for k, v in cost.items()}
     else:
         with _bar(len(cal_specs), "calibrating on whole networks") as bar:
             cal = calibrate_host_table(device, args.threads, cal_specs, progress=bar.update)
-    return {"device": "host", "table": str(table.path), "ops": len(table), "measured": len(missing),
-            "spaces": [sp.name for sp in spaces], "calibration": cal}
+        cost = backend.report()
+    return {"device": backend.device_name, "precision": backend.precision, "table": str(table.path),
+            "ops": len(table), "measured": len(missing), "spaces": [sp.name for sp in spaces],
+            "calibration": cal, **cost}
 
 
-def _calibrate_in_fresh_process(args, table_path) -> dict:
+def _calibrate_in_fresh_process(args, table_path, backend) -> tuple[dict, dict]:
     """Time the calibration networks in a new process. In the process that has just timed ~800
     op sessions, whole networks ran 3-5% slower than in any later process (validate, a search),
     which biased every prediction by that much (measured here: mean error +3..+6% vs -0.2%).
-    The child reruns `build` under this build's lock, which it is handed down."""
+    The child reruns `build` under this build's lock, which it is handed down; its conversion and
+    timing seconds come back with the calibration."""
     import subprocess
     import sys
 
     from nas.latency.table import LatencyTable, build_lock_path
     from nas.runtime.lock import hand_down
 
-    cmd = [sys.executable, "-m", "nas.latency", "build", "--device", "host", "--table", str(table_path),
-           "--threads", str(args.threads), "--calibration-samples", str(args.calibration_samples)]
+    base = backend.device_name.partition(":")[0]
+    cmd = [sys.executable, "-m", "nas.latency", "build", "--device", base, "--precision", backend.precision,
+           "--table", str(table_path), "--threads", str(args.threads),
+           "--calibration-samples", str(args.calibration_samples), "--json"]
     for space in args.space or []:
         cmd += ["--space", space]
     env, fds = hand_down(build_lock_path(table_path))
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env, pass_fds=fds)
-    return LatencyTable.load(table_path).calibration
+    proc = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True, env=env, pass_fds=fds)
+    try:
+        child = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):  # the figures are a report; the calibration is in the table
+        child = {}
+    cost = {k: child[k] for k in ("convert_s", "time_s", "models_converted", "models_cached") if k in child}
+    return LatencyTable.load(table_path).calibration, cost
 
 
 def cmd_validate(args) -> dict:
-    _host_only(args.parser, args.device, "validate")
+    backend = _host_backend(args, "validate")
     import numpy as np
 
     from nas.latency.devices import host_device
@@ -128,7 +153,7 @@ def cmd_validate(args) -> dict:
     from nas.runtime.files import atomic_write_text
 
     space = load_space(args.space)
-    device = host_device(args.threads, path=args.table)
+    device = host_device(args.threads, path=args.table, backend=backend)
     rng = np.random.default_rng(args.seed)
     specs = [space.sample_spec(rng) for _ in range(args.samples)]
     with _bar(len(specs), "exporting networks") as bar:
@@ -137,10 +162,12 @@ def cmd_validate(args) -> dict:
     if args.out:
         atomic_write_text(args.out, json.dumps({**result, "rows": rows}, indent=1))
         result["rows_file"] = str(args.out)
-    return {"device": "host", "space": space.name, "seed": args.seed, **result}
+    return {"device": backend.device_name, "precision": backend.precision, "space": space.name,
+            "seed": args.seed, **result, **backend.report()}
 
 
 def cmd_export_ops(args) -> dict:
+    from nas.latency.backend import make_backend
     from nas.latency.calibrate_host import calibration_specs
     from nas.latency.ops import ops_of, space_ops
     from nas.latency.portable import export_ops
@@ -149,14 +176,20 @@ def cmd_export_ops(args) -> dict:
     space = load_space(args.space)
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise UserError("exists and is not a directory", source=args.out, field="--out")
+    backend = make_backend("litert" if args.format == "tflite" else "onnxruntime", args.precision or "fp32")
     ops = space_ops(space)
     networks = [] if args.no_networks else calibration_specs(space, args.calibration_samples, seed=0)
     ops += [op for s in networks for op in ops_of(s)]
     with _bar(len(ops) + len(networks), "exporting") as bar:
-        out = export_ops(ops, Path(args.out), networks, progress=bar.update)
-    return {"out": str(out), "ops": len({o.key for o in ops}), "networks": len(networks),
-            "next": f"copy {out} to the device, run `python3 time_ops.py` there, then "
-                    f"`python -m nas.latency import --device NAME --timings timings.json`"}
+        out = export_ops(ops, Path(args.out), networks, progress=bar.update, backend=backend)
+    if args.format == "tflite":
+        how = (f"run `python3 {out}/time_tflite.py adb` on the computer the phone is plugged into (adb and "
+               f"TFLite's benchmark_model), or `python3 time_tflite.py interpreter` on a board with Python")
+    else:
+        how = f"copy {out} to the device, run `python3 time_ops.py` there"
+    return {"out": str(out), "format": args.format, "precision": backend.precision,
+            "ops": len({o.key for o in ops}), "networks": len(networks), **backend.report(),
+            "next": f"{how}, then `python -m nas.latency import --device NAME --timings timings.json`"}
 
 
 def cmd_import(args) -> dict:
@@ -179,7 +212,6 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
 
     b = sub.add_parser("build", help="measure every op a space can produce on this host")
-    b.add_argument("--device", default="host")
     b.add_argument("--space", action="append", help=f"search space name or YAML (repeatable; default {DEFAULT_SPACE})")
     b.add_argument("--threads", type=positive_int, default=1)
     b.add_argument("--force", action="store_true", help="start a fresh table instead of completing the existing one")
@@ -189,7 +221,6 @@ def main(argv: list[str] | None = None) -> int:
     b.set_defaults(run=cmd_build)
 
     v = sub.add_parser("validate", help="predicted vs measured latency of random networks on this host")
-    v.add_argument("--device", default="host")
     v.add_argument("--samples", type=positive_int, default=50)
     v.add_argument("--space", default=DEFAULT_SPACE)
     v.add_argument("--seed", type=int, default=1, help="sampling seed (the build calibrates on seed 0)")
@@ -197,9 +228,12 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--out", help="write every sample's predicted and measured ms to this JSON file")
     v.set_defaults(run=cmd_validate)
 
-    e = sub.add_parser("export-ops", help="write every op of a space as ONNX, with a standalone timer")
+    e = sub.add_parser("export-ops", help="write every op of a space as ONNX or TFLite, with a standalone timer")
     e.add_argument("--space", default=DEFAULT_SPACE)
     e.add_argument("--out", required=True)
+    e.add_argument("--format", choices=("onnx", "tflite"), default="onnx",
+                   help="onnx (time_ops.py, ONNX Runtime) or tflite (time_tflite.py: benchmark_model over adb, "
+                        "or the LiteRT interpreter); default onnx")
     e.add_argument("--calibration-samples", type=positive_int, default=8,
                    help="random networks also exported whole, to calibrate the op sum (default 8)")
     e.add_argument("--no-networks", action="store_true", help="ops only (the imported table stays uncalibrated)")
@@ -217,6 +251,11 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("build", "validate"):
         sub.choices[name].add_argument("--table", type=Path,
                                        help="host table file (default: this machine's, in the user cache)")
+        sub.choices[name].add_argument("--device", default="host",
+                                       help="host (ONNX Runtime) or host-litert (LiteRT interpreter, XNNPACK)")
+    for name in ("build", "validate", "export-ops"):
+        sub.choices[name].add_argument("--precision", choices=("fp32", "int8"), default=None,
+                                       help="fp32 (default) or int8 models (static int8, random calibration)")
     for sp in sub.choices.values():
         if "--json" not in sp._option_string_actions:
             sp.add_argument("--json", action="store_true", help="print one JSON object as the last line")

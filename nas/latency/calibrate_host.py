@@ -48,7 +48,8 @@ def calibrate_host_table(device, threads: int = 1, specs: Sequence[ArchSpec] | N
     """Measure `specs` whole (and their ops, if missing), fit the correction and save the table."""
     specs = list(specs) if specs is not None else reference_specs()
     device.ensure(specs)
-    wholes = [float(np.median(w)) for w in measure_specs(specs, threads=threads, progress=progress)]
+    runs = measure_specs(specs, threads=threads, progress=progress, backend=getattr(device, "backend", None))
+    wholes = [float(np.median(w)) for w in runs]
     sums = [float(device.raw_sum(s)[0]) for s in specs]
     device.table.calibration = fit_scale_offset(sums, wholes)
     log.debug("host calibration on %d network(s): %s", len(specs), device.table.calibration)

@@ -1,5 +1,6 @@
-"""Latency devices by name: `host` (this machine, measured lazily), `pixel1` (calibrated from the
-paper's end-to-end timings) and any table or calibrated model under latency_tables/."""
+"""Latency devices by name: `host` and `host-litert` (this machine with ONNX Runtime or the LiteRT
+interpreter, measured lazily; `:int8` for int8 models), `pixel1` (calibrated from the paper's
+end-to-end timings) and any table or calibrated model under latency_tables/."""
 from __future__ import annotations
 
 import hashlib
@@ -11,6 +12,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from nas.runtime.errors import UserError
+from nas.latency.backend import Backend, OnnxBackend, make_backend, parse_host_name
 from nas.latency.measure import host_fingerprint
 from nas.latency.ops import Op, ops_of
 from nas.latency.predict import Prediction
@@ -21,7 +23,10 @@ from nas.runtime.files import load_yaml_file
 
 log = logging.getLogger(__name__)
 
-FINGERPRINT_KEYS = ("cpu", "cores", "runtime", "provider", "threads")
+FINGERPRINT_KEYS = ("cpu", "cores", "runtime", "provider", "threads", "converter", "precision")
+# What a table written before these keys existed was measured with.
+_FINGERPRINT_DEFAULTS = {"precision": "fp32"}
+HOST_DEVICES = ("host", "host:int8", "host-litert", "host-litert:int8")
 
 
 class TableDevice:
@@ -34,10 +39,11 @@ class TableDevice:
     """
 
     def __init__(self, name: str, table: LatencyTable,
-                 measure_missing: Callable[[list[Op]], None] | None = None):
+                 measure_missing: Callable[[list[Op]], None] | None = None, backend: Backend | None = None):
         self.name = name
         self.table = table
         self.measure_missing = measure_missing
+        self.backend = backend  # how this device's networks are measured (host devices only)
         self._rows: dict[str, tuple[float, float, float]] = {}
         self._refresh()
 
@@ -76,8 +82,8 @@ class TableDevice:
 
     def predict_many(self, specs: Sequence[ArchSpec]) -> np.ndarray:
         if not self.calibrated:
-            raise UserError("table has no whole-network calibration yet: run "
-                            "`python -m nas.latency build --device host` (or calibrate it)",
+            raise UserError(f"table has no whole-network calibration yet: run "
+                            f"`{_build_command(self.backend)}` (or calibrate it)",
                             source=str(self.table.path or self.name))
         sums = np.array([self.raw_sum(s) for s in specs], dtype=float).reshape(len(specs), 3)
         c = self.table.calibration
@@ -88,11 +94,27 @@ class TableDevice:
         return Prediction(float(ms), float(p10), float(p90))
 
 
-def host_table_path(threads: int = 1) -> Path:
+def _build_command(backend: Backend | None) -> str:
+    backend = backend or OnnxBackend()
+    base = backend.device_name.partition(":")[0]
+    precision = "" if backend.precision == "fp32" else f" --precision {backend.precision}"
+    return f"python -m nas.latency build --device {base}{precision}"
+
+
+def host_fingerprint_of(backend: Backend, threads: int) -> dict:
+    return backend.fingerprint(host_fingerprint(threads))
+
+
+def host_table_path(threads: int = 1, backend: Backend | None = None) -> Path:
     """This machine's table in the user cache, named by its fingerprint: never inside the package, and a
-    new CPU or ONNX Runtime gets a table of its own instead of a refusal."""
-    key = hashlib.sha1(json.dumps(host_fingerprint(threads), sort_keys=True).encode()).hexdigest()[:12]
-    return cache_dir() / f"host-t{threads}-{key}.yaml"
+    new CPU, runtime, converter or precision gets a table of its own instead of a refusal."""
+    backend = backend or OnnxBackend()
+    key = hashlib.sha1(json.dumps(host_fingerprint_of(backend, threads), sort_keys=True).encode()).hexdigest()[:12]
+    return cache_dir() / f"{backend.device_name.replace(':', '-')}-t{threads}-{key}.yaml"
+
+
+def _fingerprint_view(device: dict) -> dict:
+    return {k: device.get(k, _FINGERPRINT_DEFAULTS.get(k)) for k in FINGERPRINT_KEYS}
 
 
 def _shipped_host_table(threads: int, here: dict) -> LatencyTable | None:
@@ -105,50 +127,54 @@ def _shipped_host_table(threads: int, here: dict) -> LatencyTable | None:
         table = LatencyTable.load(path)
     except UserError:  # a broken seed is no worse than none: the cache table is measured afresh
         return None
-    if any(table.device.get(k) != here[k] for k in FINGERPRINT_KEYS):
+    if _fingerprint_view(table.device) != _fingerprint_view(here):
         return None
     log.debug("host table seeded from %s", path)
     return table
 
 
-def load_host_table(threads: int = 1, path: Path | None = None, force_new: bool = False) -> LatencyTable:
-    """This machine's table; one measured on another machine or runtime is refused, not used."""
-    here = {"name": "host", **host_fingerprint(threads), "batch": 1}
+def load_host_table(threads: int = 1, path: Path | None = None, force_new: bool = False,
+                    backend: Backend | None = None) -> LatencyTable:
+    """This machine's table; one measured on another machine, runtime or precision is refused, not used."""
+    backend = backend or OnnxBackend()
+    here = {"name": backend.device_name, **host_fingerprint_of(backend, threads), "batch": 1}
     if path is None:
-        path = host_table_path(threads)
-        seed = None if force_new or path.exists() else _shipped_host_table(threads, here)
+        path = host_table_path(threads, backend)
+        shipped = backend.device_name == "host" and not force_new and not path.exists()
+        seed = _shipped_host_table(threads, here) if shipped else None
         if seed is not None:
             seed.path = path
             return seed
     if force_new or not path.exists():
         return LatencyTable(here, path=path)
     table = LatencyTable.load(path)
-    theirs = {k: table.device.get(k) for k in FINGERPRINT_KEYS}
-    ours = {k: here[k] for k in FINGERPRINT_KEYS}
+    theirs, ours = _fingerprint_view(table.device), _fingerprint_view(here)
     if theirs != ours:
         diff = ", ".join(f"{k}: table {theirs[k]!r} vs here {ours[k]!r}" for k in FINGERPRINT_KEYS
                          if theirs[k] != ours[k])
-        raise UserError(f"measured on another machine or runtime ({diff}); rebuild it with "
-                        f"`python -m nas.latency build --device host --force`", source=str(path), field="device")
+        raise UserError(f"measured on another machine, runtime or precision ({diff}); rebuild it with "
+                        f"`{_build_command(backend)} --force`", source=str(path), field="device")
     return table
 
 
-def host_device(threads: int = 1, lazy: bool = True, path: Path | None = None) -> TableDevice:
-    """The host: ops missing from its table are measured on demand and saved (lazy fill)."""
-    from nas.latency.build import measure_ops
+def host_device(threads: int = 1, lazy: bool = True, path: Path | None = None,
+                backend: Backend | None = None) -> TableDevice:
+    """A host device: ops missing from its table are measured on demand and saved (lazy fill)."""
+    from nas.latency import build
 
-    table = load_host_table(threads, path)
+    backend = backend or OnnxBackend()
+    table = load_host_table(threads, path, backend=backend)
 
     def measure(missing: list[Op]) -> None:
-        log.info("measuring %d new op(s) on the host ...", len(missing))
-        for key, timing in measure_ops(missing, threads=threads).items():
+        log.info("measuring %d new op(s) on %s ...", len(missing), backend.device_name)
+        for key, timing in build.measure_ops(missing, threads=threads, backend=backend).items():
             table.add(key, timing)
         table.save(merge=True)  # another process may be filling the same table
 
-    device = TableDevice("host", table, measure if lazy else None)
+    device = TableDevice(backend.device_name, table, measure if lazy else None, backend=backend)
     if lazy and not device.calibrated:
         from nas.latency.calibrate_host import calibrate_host_table
-        log.info("calibrating the host table on whole networks ...")
+        log.info("calibrating the %s table on whole networks ...", backend.device_name)
         calibrate_host_table(device, threads=threads)
     return device
 
@@ -160,16 +186,19 @@ def device_file(name: str) -> Path:
 
 
 def get_device(name: str, threads: int = 1):
-    """A device by name: host, pixel1, a table/model under latency_tables/, or a path to one."""
+    """A device by name: host, host:int8, host-litert, host-litert:int8, pixel1, a table/model under
+    latency_tables/, or a path to one."""
     if not isinstance(name, str) or not name.strip():
         raise UserError("empty device name")
-    if name == "host":
-        return host_device(threads)
+    host = parse_host_name(name)
+    if host is not None:
+        return host_device(threads, backend=make_backend(*host))
     path = Path(name) if name.endswith((".yaml", ".yml")) else device_file(name)
     if not path.exists():
         known = sorted({p.stem for d in (USER_TABLES_DIR, TABLES_DIR) for p in d.glob("*.yaml")
                         if not p.stem.endswith("_published") and not p.stem.startswith("host")})
-        raise UserError(f"unknown device {name!r} (known: host, {', '.join(known)}; or a path to a table)")
+        raise UserError(f"unknown device {name!r} (known: host, {', '.join(known)}; also "
+                        f"{', '.join(HOST_DEVICES[1:])}; or a path to a table)")
     data = load_yaml_file(path)
     log.debug("device %s: %s from %s", name, "op table" if isinstance(data, dict) and "ops" in data
               else "calibrated model", path)

@@ -1,4 +1,8 @@
-"""Tables for other devices: export every op as ONNX with a standalone timer, import its timings."""
+"""Tables for other devices: export every op as ONNX or TFLite with a standalone timer, import its timings.
+
+ONNX bundles carry time_ops.py (onnxruntime + numpy on the device). TFLite bundles carry
+time_tflite.py, which times the ops with TFLite's benchmark_model over adb from the computer the phone
+is plugged into (standard library only), or with the LiteRT interpreter on a board with Python."""
 from __future__ import annotations
 
 import hashlib
@@ -10,7 +14,7 @@ from typing import Any, Sequence
 
 from nas.core.check import Checker
 from nas.runtime.errors import UserError
-from nas.latency.build import op_onnx, spec_onnx
+from nas.latency.backend import Backend, OnnxBackend
 from nas.latency.calibrate_host import fit_scale_offset
 from nas.latency.ops import Op, is_op_key, ops_of
 from nas.latency.table import LatencyTable, timing_from_entry
@@ -18,32 +22,46 @@ from nas.core.spec import ArchSpec
 from nas.runtime.files import atomic_write_bytes, atomic_write_text
 
 TIMER = Path(__file__).with_name("standalone_timer.py")
+TFLITE_TIMER = Path(__file__).with_name("standalone_tflite_timer.py")
+TIMER_NAMES = {"onnxruntime": "time_ops.py", "litert": "time_tflite.py"}
 log = logging.getLogger(__name__)
 
 
-def export_ops(ops: Sequence[Op], out: Path, models: Sequence[ArchSpec] = (), progress=None) -> Path:
-    """Write ops/*.onnx, whole networks for calibration, manifest.json and time_ops.py under `out`."""
+def export_ops(ops: Sequence[Op], out: Path, models: Sequence[ArchSpec] = (), progress=None,
+               backend: Backend | None = None) -> Path:
+    """Write every op and the whole networks for calibration as model files (onnx/*.onnx, or
+    tflite/*.tflite for the LiteRT backend), manifest.json and the matching timer under `out`."""
     if out.exists() and not out.is_dir():
         raise UserError("exists and is not a directory", source=str(out), field="--out")
+    backend = backend or OnnxBackend()
+    folder = backend.suffix.lstrip(".")
+    # TFLite models take NHWC input (converted channels-last); ONNX ones NCHW.
+    layout = (lambda n, c, h, w: [n, h, w, c]) if backend.runtime == "litert" else (lambda *shape: list(shape))
     entries = []
+    # A bundle of another precision gets its own files ("-int8"), never the fp32 ones left in `out`.
+    tag = "" if backend.precision == "fp32" else f"-{backend.precision}"
     for op in {op.key: op for op in ops}.values():
-        name = f"onnx/op-{hashlib.sha1(op.key.encode()).hexdigest()[:12]}.onnx"
+        name = f"{folder}/op-{hashlib.sha1(op.key.encode()).hexdigest()[:12]}{tag}{backend.suffix}"
         if not (out / name).exists():
-            atomic_write_bytes(out / name, op_onnx(op))
-        entries.append({"kind": "op", "key": op.key, "file": name, "input_shape": list(op.input_shape)})
+            atomic_write_bytes(out / name, backend.op_model(op))
+        entries.append({"kind": "op", "key": op.key, "file": name, "input_shape": layout(*op.input_shape)})
         if progress:
             progress(1)
     for spec in models:
-        name = f"onnx/net-{spec.content_hash()}.onnx"
+        name = f"{folder}/net-{spec.content_hash()}{tag}{backend.suffix}"
         if not (out / name).exists():
-            atomic_write_bytes(out / name, spec_onnx(spec))
+            atomic_write_bytes(out / name, backend.spec_model(spec))
         entries.append({"kind": "network", "key": spec.to_string(), "file": name,
-                        "input_shape": [1, 3, spec.resolution, spec.resolution],
+                        "input_shape": layout(1, 3, spec.resolution, spec.resolution),
                         "ops": [op.key for op in ops_of(spec)]})
         if progress:
             progress(1)
-    atomic_write_text(out / "manifest.json", json.dumps({"version": 1, "entries": entries}, indent=1))
-    shutil.copyfile(TIMER, out / "time_ops.py")
+    manifest = {"version": 1, "format": folder, "precision": backend.precision, "entries": entries}
+    if backend.runtime == "litert":
+        manifest["converter"] = backend.converter()
+    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1))
+    timer = TFLITE_TIMER if backend.runtime == "litert" else TIMER
+    shutil.copyfile(timer, out / TIMER_NAMES[backend.runtime])
     return out
 
 

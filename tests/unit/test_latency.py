@@ -189,7 +189,7 @@ def test_validate_statistics_are_computed_on_known_errors(monkeypatch):
     measured = [10.0, 20.0, 40.0, 4.0, 50.0, 8.0]
     noise = [1, 2, 3, 4, 5, 6]  # % each network's round medians stray from its overall median
 
-    def fake_measure(specs, threads=1, schedule=None, progress=None):
+    def fake_measure(specs, threads=1, schedule=None, progress=None, **kw):
         # 3 rounds of 4 runs: m, m - d, m + d; the overall median is m, the round deviations 0, d, d
         return [np.repeat([[m], [m - m * k / 100], [m + m * k / 100]], 4, axis=1) for m, k in zip(measured, noise)]
 
