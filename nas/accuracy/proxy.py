@@ -27,7 +27,7 @@ from nas.accuracy.config import DataConfig, ProxyConfig, TrainConfig, with_lengt
 from nas.budgets import AccuracyBudget, Budget, get_budget
 from nas.accuracy.data import ProxyData, load_data
 from nas.runtime.session import select_device, set_threads
-from nas.accuracy.train import adapt_spec, train_spec
+from nas.accuracy.train import adapt_spec
 from nas.accuracy.zero_cost import ZERO_COST, ZeroCostProxy, get_zero_cost
 from nas.core.spec import ArchSpec
 
@@ -71,10 +71,18 @@ class TrainingProxy(Proxy):
         c = self.config
         return load_data(c.data, c.train.train_images, c.train.val_images, select_device(c.device))
 
-    def evaluate(self, spec: ArchSpec) -> dict[str, Any]:
+    def evaluate(self, spec: ArchSpec, weights_out: str | None = None) -> dict[str, Any]:
+        """The training's result; with `weights_out`, the trained state_dict is saved there (for the
+        spec as trained: adapt_spec's classes, resolution and stem stride)."""
+        from nas.accuracy.train import Trainer
+        from nas.runtime.files import save_state
+
         c = self.config
         set_threads(c.threads)
-        result = train_spec(spec, self.data(), c.train, seed=c.seed, stem_stride=c.data.stem_stride)
+        trainer = Trainer(spec, self.data(), c.train, seed=c.seed, stem_stride=c.data.stem_stride)
+        result = trainer.run()
+        if weights_out and not result.failed:
+            save_state({k: v.cpu().contiguous() for k, v in trainer.model.state_dict().items()}, weights_out)
         out = result.as_dict()
         out.update(proxy=self.name, score=result.accuracy, arch_hash=spec.content_hash())
         return out

@@ -100,7 +100,7 @@ def tflite_int8(model: "nn.Module", input_shape: Sequence[int], calibration: Ite
     `channels_last` and `keep_4d_output` as nas.export.tflite.to_tflite."""
     import torch
 
-    from nas.export.tflite import _quiet_converter, nhwc, nhwc_model, require_tflite, to_tflite
+    from nas.export.tflite import _quiet_converter, nhwc, nhwc_model, require_tflite, root_handlers_kept, to_tflite
 
     require_tflite("int8 TFLite export")
     _quiet_converter()
@@ -116,7 +116,7 @@ def tflite_int8(model: "nn.Module", input_shape: Sequence[int], calibration: Ite
     if channels_last:
         model, rows = nhwc_model(model, keep_4d_output), [np.ascontiguousarray(r.transpose(0, 2, 3, 1)) for r in rows]
         shape = nhwc(shape)
-    with torch.no_grad():
+    with torch.no_grad(), root_handlers_kept():
         graph = torch.export.export(model, (torch.zeros(shape),)).module()
         prepared = quantize_pt2e.prepare_pt2e(graph, quantizer)
         for x in rows:
@@ -188,7 +188,7 @@ def proxy_calibration(data: "ProxyData", images: int = 256) -> list[np.ndarray]:
 
 
 def int8_check(model: "nn.Module", data: "ProxyData", calibration_images: int = 256, threads: int = 1,
-               runs: int = 50) -> dict:
+               runs: int = 50, time_it: bool = True) -> dict:
     """fp32 vs int8 on the validation images of `data`: top-1 and latency, ONNX Runtime and LiteRT.
 
     `model` is TRAINED and already adapted to `data` (its classes and resolution). The int8 models
@@ -196,7 +196,8 @@ def int8_check(model: "nn.Module", data: "ProxyData", calibration_images: int = 
     `onnx_int8_top1`, `tflite_int8_top1`, their drops from fp32 in points, the fp32 and int8
     latencies (`onnx_fp32_latency_ms`, `onnx_int8_latency_ms`, `tflite_...`; median of `runs` at
     batch 1 and `threads` threads) and the speed-ups (fp32 / int8). Without the 'tflite' extra the
-    TFLite keys are None and `tflite_skipped` says how to install it."""
+    TFLite keys are None and `tflite_skipped` says how to install it. `time_it=False` skips the
+    latencies (and the fp32 TFLite conversion they need): their keys are None."""
     import copy
 
     import torch
@@ -213,14 +214,17 @@ def int8_check(model: "nn.Module", data: "ProxyData", calibration_images: int = 
     fp32_onnx = export_onnx(model, shape)
     int8_onnx = quantize_onnx(fp32_onnx, calibration)
     predicts = {"onnx_int8": onnx_predict(int8_onnx, threads)}
-    latency = {"onnx_fp32": time_session(make_session(fp32_onnx, threads), runs=runs),
-               "onnx_int8": time_session(make_session(int8_onnx, threads), runs=runs)}
+    latency = {}
+    if time_it:
+        latency = {"onnx_fp32": time_session(make_session(fp32_onnx, threads), runs=runs),
+                   "onnx_int8": time_session(make_session(int8_onnx, threads), runs=runs)}
     tflite = tflite_available()
     if tflite:
         int8_tflite = tflite_int8(model, shape, calibration)
         predicts["tflite_int8"] = tflite_predict(int8_tflite, threads)
-        latency["tflite_fp32"] = time_interpreter(make_interpreter(to_tflite(model, shape), threads), runs)
-        latency["tflite_int8"] = time_interpreter(make_interpreter(int8_tflite, threads), runs)
+        if time_it:
+            latency["tflite_fp32"] = time_interpreter(make_interpreter(to_tflite(model, shape), threads), runs)
+            latency["tflite_int8"] = time_interpreter(make_interpreter(int8_tflite, threads), runs)
 
     correct = dict.fromkeys(["fp32", *predicts], 0)
     total = 0

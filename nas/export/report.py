@@ -157,6 +157,41 @@ def _difference(row: dict) -> str:
     return f"{100 * d['mean']:+.2f}{ci} ({row['judgement']})"
 
 
+def _deploy_lines(summary: dict) -> list[str]:
+    """Files to ship, int8 against fp32 and the command that trains the final network."""
+    d = summary.get("deploy") or {}
+    lines = ["## Deployment", "", f"- ONNX: `{summary['onnx']}`",
+             f"- TFLite: `{d['tflite']}` (channels-last input; LiteRT vs torch max abs diff "
+             f"{_fmt(d.get('tflite_max_abs_diff'), 8)})" if d.get("tflite") else f"- TFLite: {d.get('tflite_note', '–')}",
+             "- Both hold random weights: the architecture. Train it (MobileNetV3's recipe, writing trained "
+             "ONNX and TFLite) with", "", f"      {summary['train_command']}", ""]
+    int8 = d.get("int8") or {}
+    timed = [(name, int8[k]) for name, k in (("ONNX Runtime (QDQ)", "onnxruntime"), ("LiteRT (XNNPACK)", "litert"))
+             if int8.get(k)]
+    if timed:
+        lines += ["### int8 against fp32", "",
+                  "Latency at the deployed input on this host (1 thread, fp32 and int8 timed interleaved; "
+                  "speed-up = fp32 / int8, with the p10–p90 of the per-round ratios):", "",
+                  "| runtime | fp32 ms | int8 ms | speed-up (p10–p90) |", "| --- | ---: | ---: | ---: |"]
+        lines += [f"| {name} | {t['fp32_ms']:.3f} | {t['int8_ms']:.3f} | {t['speedup']:.2f} "
+                  f"({t['speedup_p10']:.2f}–{t['speedup_p90']:.2f}) |" for name, t in timed]
+        lines.append("")
+    acc = int8.get("accuracy")
+    if acc:
+        lines += [f"Top-1 on the proxy task's {acc['val_images']} held-out images, of the final network trained "
+                  f"in the compare stage (first seed), quantized with {acc['calibration_images']} training images "
+                  "(one trained network: the drop is paired on the same images, but not averaged over seeds):", "",
+                  "| model | top-1 | drop from fp32 (points) |", "| --- | ---: | ---: |",
+                  f"| fp32 (torch) | {acc['fp32_top1']:.4f} | – |"]
+        lines += [f"| {name} | {acc[k + '_top1']:.4f} | {acc[k + '_drop_points']:+.2f} |"
+                  for name, k in (("int8 ONNX Runtime", "onnx_int8"), ("int8 LiteRT", "tflite_int8"))
+                  if acc.get(k + "_top1") is not None]
+        lines.append("")
+    elif int8.get("note"):
+        lines += [f"int8 accuracy: {int8['note']}", ""]
+    return lines
+
+
 def write_report(run_dir: Path, summary: dict, samples: list[dict], netadapt_history: list[dict],
                  latency_points: list[dict], latency_title: str, proxy_mapped: bool = False) -> Path:
     """report.md with the plots beside it; everything comes from plain data."""
@@ -204,6 +239,7 @@ def write_report(run_dir: Path, summary: dict, samples: list[dict], netadapt_his
                      f"{_accuracy(r)} | {_difference(r)} | {_fmt(r['params'])} | {r['macs'] / 1e6:.1f}M | "
                      f"{r['note']} |")
     lines += ["", "## Final architecture", "", "```", *summary["block_strings"], "```", ""]
+    lines += _deploy_lines(summary)
     stages = summary.get("stages", {})
     if stages:
         lines += ["## Stages", "", "| stage | seconds | note |", "| --- | ---: | --- |"]

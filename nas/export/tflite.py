@@ -66,6 +66,20 @@ def _native_stderr_silenced():
         os.close(saved)
 
 
+@contextlib.contextmanager
+def root_handlers_kept():
+    """The root logger's handlers as they were: the converter logs with `logging.warning`, which
+    gives a root logger without handlers one of its own, and every line of ours is printed twice."""
+    root = logging.getLogger()
+    before = list(root.handlers)
+    try:
+        yield
+    finally:
+        for h in root.handlers[:]:
+            if h not in before:
+                root.removeHandler(h)
+
+
 def _quiet_converter():
     # TensorFlow's C++ logging and torchao's probes write to stderr on import, and the converter's
     # progress lines to stdout (where --json's line must be last); keep commands readable, so that
@@ -76,7 +90,7 @@ def _quiet_converter():
         logging.getLogger(name).setLevel(logging.ERROR)
     if "litert_torch" in sys.modules:
         return sys.modules["litert_torch"]
-    with warnings.catch_warnings(), _native_stderr_silenced():
+    with warnings.catch_warnings(), _native_stderr_silenced(), root_handlers_kept():
         warnings.simplefilter("ignore")
         import litert_torch
     return litert_torch
@@ -97,7 +111,7 @@ def to_tflite(model: nn.Module, input_shape: Sequence[int], quant_config=None, *
     shape = tuple(int(d) for d in input_shape)
     if channels_last:
         model, shape = nhwc_model(model, keep_4d_output), nhwc(shape)
-    with warnings.catch_warnings(), torch.no_grad():
+    with warnings.catch_warnings(), torch.no_grad(), root_handlers_kept():
         warnings.simplefilter("ignore")
         converted = litert_torch.convert(model, (torch.zeros(*shape),), quant_config=quant_config)
     return bytes(converted.model_content())

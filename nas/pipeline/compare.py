@@ -71,13 +71,23 @@ def baseline_networks(ctx) -> list[dict[str, Any]]:
 
 
 def _train_one(job: tuple) -> tuple:
-    """One final-recipe training in a worker process: (key, spec dict, proxy config dict) -> (key, result)."""
+    """One job in a worker process. A training: (key, spec dict, proxy config dict, weights path or
+    None) -> (key, result); a side job: (key, function, args) -> (key, its result)."""
+    if callable(job[1]):
+        key, fn, args = job
+        return key, fn(*args)
     from nas.accuracy.config import ProxyConfig
     from nas.accuracy.proxy import TrainingProxy
     from nas.core.spec import spec_from_dict
 
-    key, spec, config = job
-    return key, TrainingProxy("final", ProxyConfig.from_dict(config)).evaluate(spec_from_dict(spec, source="compare"))
+    key, spec, config, weights = job
+    proxy = TrainingProxy("final", ProxyConfig.from_dict(config))
+    return key, proxy.evaluate(spec_from_dict(spec, source="compare"), weights_out=weights)
+
+
+def final_weights_path(run_dir: Path, seeds: list[int]) -> Path:
+    """Where the final network's first-seed training keeps its weights (the int8 check's network)."""
+    return run_dir / "compare" / f"final-seed{seeds[0]}.pt"
 
 
 def _worker_init(parent: int) -> None:
@@ -96,13 +106,17 @@ def _worker_init(parent: int) -> None:
         os._exit(1)
 
 
-def train_networks(networks: list[dict[str, Any]], seeds: list[int], ctx) -> dict[tuple[str, int], dict]:
+def train_networks(networks: list[dict[str, Any]], seeds: list[int], ctx,
+                   side: tuple | None = None) -> dict[tuple[str, int], dict]:
     """Every (network kind, seed) training of the final recipe, reloaded from trainings.jsonl or run now.
 
     Each training runs on one thread, one per CPU at a time (on 2 cores, 1.35x the throughput of
     one training on both; and a result that does not depend on how many CPUs the run had); on CUDA,
     one at a time here. Each result is logged the moment it ends, so an interruption loses only
-    the trainings still running.
+    the trainings still running. The final network's first-seed training keeps its weights.
+    `side`, (function, args) of a single-threaded job that needs no training (the deployment's
+    conversions), is queued after the trainings: 9 trainings on 2 workers leave one CPU idle for
+    the last one, and the side job fills it.
     """
     from nas.accuracy.proxy import make_proxy
     from nas.runtime.session import available_cpus, select_device
@@ -118,11 +132,15 @@ def train_networks(networks: list[dict[str, Any]], seeds: list[int], ctx) -> dic
             key = (n["spec"].content_hash(), proxies[s].fingerprint())  # the recipe and seed
             if key not in done and key not in jobs:
                 jobs[key] = (n, s)
+    weights_for = {(networks[0]["spec"].content_hash(), proxies[seeds[0]].fingerprint()):
+                   str(final_weights_path(ctx.run_dir, seeds))}
     cuda = select_device(proxies[seeds[0]].config.device).type == "cuda"
-    workers = 1 if cuda else min(available_cpus(), len(jobs))
+    workers = 1 if cuda else min(available_cpus(), len(jobs) + (side is not None))
     writer = JsonlWriter(path) if jobs else None
 
     def record(key, n, s, r) -> None:
+        if n is None:  # the side job
+            return
         done[key] = {"arch_hash": key[0], "fingerprint": key[1], "name": n["name"], "seed": s,
                      "accuracy": r["accuracy"], "failed": r["failed"], "reason": r.get("reason"),
                      "seconds": r["seconds"]}
@@ -132,9 +150,11 @@ def train_networks(networks: list[dict[str, Any]], seeds: list[int], ctx) -> dic
     try:
         if workers <= 1:
             for key, (n, s) in jobs.items():
-                record(key, n, s, proxies[s].evaluate(n["spec"]))
-        elif jobs:
-            _train_in_pool(jobs, proxies, workers, record)
+                record(key, n, s, proxies[s].evaluate(n["spec"], weights_out=weights_for.get(key)))
+            if side is not None:
+                side[0](*side[1])
+        elif jobs or side is not None:
+            _train_in_pool(jobs, proxies, workers, record, weights_for, side)
     finally:
         if writer is not None:
             writer.close()
@@ -142,12 +162,16 @@ def train_networks(networks: list[dict[str, Any]], seeds: list[int], ctx) -> dic
             for n in networks for s in seeds}
 
 
-def _train_in_pool(jobs: dict, proxies: dict, workers: int, record) -> None:
+def _train_in_pool(jobs: dict, proxies: dict, workers: int, record, weights_for: dict, side: tuple | None) -> None:
     import multiprocessing
     import os
 
     log.info(f"compare: {len(jobs)} trainings, {workers} at a time")
-    work = [(key, n["spec"].to_dict(), proxies[s].config.to_dict()) for key, (n, s) in jobs.items()]
+    work = [(key, n["spec"].to_dict(), proxies[s].config.to_dict(), weights_for.get(key))
+            for key, (n, s) in jobs.items()]
+    if side is not None:
+        work.append((("side", ""), *side))
+        jobs = {**jobs, ("side", ""): (None, None)}
     # Leaving the block terminates the workers: at the end they are idle; on an interruption or an
     # error no training goes on without its parent.
     with multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_init, initargs=(os.getpid(),)) as pool:
@@ -185,10 +209,13 @@ def comparison(networks: list[dict[str, Any]], trainings: dict[tuple[str, int], 
 
 
 def run_comparison(ctx) -> dict[str, Any]:
-    """The compare stage: baselines, trainings, rows and verdict."""
+    """The compare stage: baselines, trainings, rows and verdict (and, beside the trainings, the
+    deployment's conversions for the deploy stage)."""
+    from nas.pipeline.deploy import convert_job
+
     networks = baseline_networks(ctx)
     seeds = seeds_of(ctx.budget, ctx.config.seed)
-    trainings = train_networks(networks, seeds, ctx)
+    trainings = train_networks(networks, seeds, ctx, side=convert_job(ctx))
     result = comparison(networks, trainings, seeds, ctx.prepared.device, ctx.config.target_ms)
     log.info(result["verdict"])
     return result

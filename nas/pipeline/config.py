@@ -21,8 +21,10 @@ DEFAULTS: dict[str, Any] = {
     "space": "auto", "device": "pixel1", "proxy": None, "budget": "default", "seed": 0,
     "algorithm": "controller", "reward": "tunas", "reward_w": None, "samples": None,
     "dataset": "fashion-mnist", "data": None, "address": None, "cpus": None, "trial_retries": TRIAL_RETRIES, "baselines": None,
+    "deploy": None,
 }
 BASELINES = ("width_scaled", "netadapted")  # what the compare stage can set beside the final network
+DEPLOY = ("tflite", "int8")  # what the deploy stage makes beside final.onnx (None: both)
 CONFIG_KEYS = ("target_ms", *DEFAULTS)
 RESUME_MAY_CHANGE = ("address", "cpus", "trial_retries")  # where and how it runs, not what it computes
 MAX_SAMPLES = 1_000_000
@@ -46,6 +48,7 @@ class RunConfig:
     cpus: int | None
     trial_retries: int
     baselines: list[str] | None
+    deploy: list[str] | None
     origins: Origins = field(default_factory=dict, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -143,6 +146,12 @@ def _check_baselines(config, key, fail) -> None:
         raise fail(key, f"must be a list of distinct names from {', '.join(BASELINES)} (or none), got {v!r}")
 
 
+def _check_deploy(config, key, fail) -> None:
+    v = config[key]
+    if v is not None and (not isinstance(v, list) or any(d not in DEPLOY for d in v) or len(set(v)) != len(v)):
+        raise fail(key, f"must be a list of distinct names from {', '.join(DEPLOY)} (or none), got {v!r}")
+
+
 _CHECKS: dict[str, Callable[[dict, str, Callable], None]] = {
     "target_ms": _check_target,
     "space": _check_text(optional=False), "device": _check_text(optional=False),
@@ -154,6 +163,7 @@ _CHECKS: dict[str, Callable[[dict, str, Callable], None]] = {
     "reward_w": _check_reward_w, "samples": _check_count, "cpus": _check_count,
     "dataset": _check_text(optional=False), "data": _check_text(optional=True),
     "address": _check_text(optional=True), "trial_retries": _check_retries, "baselines": _check_baselines,
+    "deploy": _check_deploy,
 }
 assert set(_CHECKS) == set(CONFIG_KEYS)
 

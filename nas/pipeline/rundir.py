@@ -18,8 +18,9 @@ def latest_run() -> Path:
 
 
 def default_run_dir(config: RunConfig) -> Path:
+    device = Path(config.device).stem.replace(":", "-")  # host:int8 -> host-int8: portable folder names
     return RUNS_DIR / time.strftime(
-        f"{Path(str(config.space)).stem}-{config.target_ms:g}ms-{Path(config.device).stem}-%Y%m%d-%H%M%S")
+        f"{Path(str(config.space)).stem}-{config.target_ms:g}ms-{device}-%Y%m%d-%H%M%S")
 
 
 def check_new_run_dir(run_dir: Path) -> None:

@@ -19,6 +19,7 @@ from nas.core.spec import ArchSpec, load_spec, save_spec
 from nas.budgets import Budget, get_budget
 from nas.pipeline.compare import latency_points, run_comparison
 from nas.pipeline.config import RunConfig
+from nas.pipeline.deploy import run_deploy
 from nas.pipeline.prepare import Prepared
 from nas.pipeline.runner import RunState, Stage, run_stages
 from nas.pipeline.score_map import fit_score_map
@@ -44,6 +45,12 @@ class Context:
     @property
     def baselines(self) -> tuple[str, ...]:
         return tuple(self.config.baselines) if self.config.baselines is not None else self.budget.baselines
+
+    @property
+    def deploy(self) -> tuple[str, ...]:
+        from nas.pipeline.config import DEPLOY
+
+        return tuple(self.config.deploy) if self.config.deploy is not None else DEPLOY
 
     @property
     def samples(self) -> int:
@@ -130,7 +137,7 @@ def run_adapt(ctx: Context) -> dict[str, Any]:
                           budget=ctx.budget.netadapt.in_pipeline(), data=p.data, out_dir=ctx.run_dir / "netadapt",
                           resume=ctx.resume, seed=config.seed, trial_retries=config.trial_retries,
                           address=config.address)
-    name = f"{p.space.family}-{config.target_ms:g}ms-{config.device}"
+    name = f"{p.space.family}-{config.target_ms:g}ms-{config.device.replace(':', '-')}"
     save_spec(replace(result["spec"], name=name), ctx.run_dir / "final.yaml")
     return {"iterations": result["iterations"], "accuracy": result["accuracy"],
             "latency_ms": result["latency_ms"], "weights": result.get("weights_path"),
@@ -169,6 +176,7 @@ STAGES: list[Stage] = [
     ("netadapt", run_adapt),
     ("export", run_export),
     ("compare", run_comparison),  # the final network and its equal-latency baselines
+    ("deploy", run_deploy),       # final.tflite; int8 speed-up and accuracy drop
     ("report", run_report),
 ]
 
@@ -191,7 +199,19 @@ def summarize(ctx: Context) -> dict[str, Any]:
         "netadapt_iterations": adapted["iterations"], "block_strings": ctx.final.block_strings(),
         "arch": ctx.final.to_string(), "proxy_accuracy": final["accuracy_mean"], "proxy_accuracy_sd": final["accuracy_sd"],
         "comparison": compared["rows"], "verdict": compared["verdict"],
+        "train_command": train_command(config, run_dir),
+        "tflite": (state.done("deploy") or {}).get("tflite"), "deploy": state.done("deploy"),
     }
+
+
+def train_command(config: RunConfig, run_dir: Path) -> str:
+    """The command that trains the final network with MobileNetV3's recipe on the run's data set."""
+    import shlex
+
+    parts = ["python -m nas.train", str(run_dir / "final.yaml"), "--out", str(run_dir / "train")]
+    if config.data:
+        parts += ["--data", config.data, "--dataset", config.dataset]
+    return " ".join(shlex.quote(p) if i else p for i, p in enumerate(parts))
 
 
 def run_pipeline(config: RunConfig, run_dir: Path, resume: bool, prepared: Prepared) -> dict[str, Any]:

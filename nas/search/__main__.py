@@ -2,7 +2,8 @@
 
     python -m nas.search --target-ms 50 [--space auto|mobilenetv3_large|mobilenetv3_small|PATH]
         [--device pixel1|host|NAME] [--proxy NAME] [--budget smoke|default|paper] [--seed N]
-        [--out DIR] [--resume] [--address RAY_ADDRESS] [--config FILE] [--baselines LIST|none] [--json]
+        [--out DIR] [--resume] [--address RAY_ADDRESS] [--config FILE] [--baselines LIST|none]
+        [--deploy tflite,int8|none] [--json]
 
 Every stage's result lands in the run directory before the next starts (`pipeline.json` says
 which are done), so `--resume` picks up at the first unfinished stage; the search stage itself
@@ -19,7 +20,7 @@ from argparse import ArgumentTypeError
 from pathlib import Path
 
 from nas.budgets import BUDGETS
-from nas.pipeline.config import BASELINES, RunConfig, new_run_config, saved_run_config
+from nas.pipeline.config import BASELINES, DEPLOY, RunConfig, new_run_config, saved_run_config
 from nas.pipeline.prepare import limit_local_cpus, prepare
 from nas.pipeline.rundir import check_new_run_dir, create_run_dir, default_run_dir, latest_run, write_config
 from nas.pipeline.stages import run_pipeline
@@ -31,7 +32,7 @@ from nas.runtime.tune import TRIAL_RETRIES
 PROG = "python -m nas.search"
 SUMMARY_KEYS = ("final_spec", "onnx", "predicted_ms", "measured_host_ms", "proxy_accuracy", "proxy_accuracy_sd",
                 "samples", "wall_s", "target_ms", "device", "space", "netadapt_iterations", "params", "macs",
-                "max_abs_diff", "comparison", "verdict")
+                "max_abs_diff", "comparison", "verdict", "train_command", "tflite", "deploy")
 
 
 def parser() -> ArgumentParser:
@@ -58,16 +59,25 @@ def parser() -> ArgumentParser:
     p.add_argument("--baselines", type=baseline_list,
                    help=f"what the compare stage trains beside the final network: comma-separated from "
                         f"{', '.join(BASELINES)}, or none (default: the budget's)")
+    p.add_argument("--deploy", type=name_list(DEPLOY),
+                   help="what the deploy stage makes beside final.onnx: comma-separated from tflite (final.tflite), "
+                        "int8 (int8 speed-up and accuracy drop), or none (default: both)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     return p
 
 
-def baseline_list(text: str) -> list[str]:
-    names = [] if text.strip() == "none" else [n.strip() for n in text.split(",")]
-    bad = [n for n in names if n not in BASELINES]
-    if bad or len(set(names)) != len(names):
-        raise ArgumentTypeError(f"expected distinct names from {', '.join(BASELINES)} or none, got {text!r}")
-    return names
+def name_list(choices: tuple[str, ...]):
+    """An argparse type: distinct comma-separated names from `choices`, or none (an empty list)."""
+    def parse(text: str) -> list[str]:
+        names = [] if text.strip() == "none" else [n.strip() for n in text.split(",")]
+        bad = [n for n in names if n not in choices]
+        if bad or len(set(names)) != len(names):
+            raise ArgumentTypeError(f"expected distinct names from {', '.join(choices)} or none, got {text!r}")
+        return names
+    return parse
+
+
+baseline_list = name_list(BASELINES)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,8 +132,27 @@ def human(r: dict) -> str:
         *(f"  vs {row['name']} ({row['kind']}, {row['latency_ms']:.2f} ms): top-1 {accuracy(row)}"
           for row in r["comparison"][1:]),
         f"  {r['verdict']}",
-        f"  spec {r['final_spec']}", f"  onnx {r['onnx']}", f"  report {r['report']}",
+        *deploy_lines(r.get("deploy") or {}),
+        f"  spec {r['final_spec']}", f"  onnx {r['onnx']}",
+        f"  tflite {r['tflite'] or (r.get('deploy') or {}).get('tflite_note', '-')}",
+        f"  report {r['report']}",
+        f"  train it: {r['train_command']}",
     ])
+
+
+def deploy_lines(d: dict) -> list[str]:
+    """int8 against fp32: speed-up on this host, accuracy drop on the proxy task."""
+    int8 = d.get("int8") or {}
+    speed = [f"{name} x{t['speedup']:.2f} ({t['fp32_ms']:.2f} -> {t['int8_ms']:.2f} ms)"
+             for name, t in ((n, int8.get(k)) for n, k in (("ONNX Runtime", "onnxruntime"), ("LiteRT", "litert"))) if t]
+    lines = [f"  int8 speed-up on this host: {', '.join(speed)}"] if speed else []
+    acc = int8.get("accuracy")
+    if acc:
+        drops = [f"{name} {acc[k + '_top1']:.4f} ({-acc[k + '_drop_points']:+.2f} points)"
+                 for name, k in (("ONNX Runtime", "onnx_int8"), ("LiteRT", "tflite_int8")) if acc.get(k + "_top1") is not None]
+        lines.append(f"  int8 top-1 on the proxy task: fp32 {acc['fp32_top1']:.4f}, {', '.join(drops)} "
+                     f"({acc['val_images']} images, one trained seed)")
+    return lines
 
 
 if __name__ == "__main__":

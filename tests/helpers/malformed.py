@@ -307,6 +307,7 @@ CONFIG_VALUES = {
     "cpus": [0, -2, 2.5, "x", True, 100_000],
     "trial_retries": [None, -1, 101, 1.5, "x", True],
     "baselines": ["width_scaled", 3, ["uniform"], ["width_scaled", "width_scaled"], [None]],
+    "deploy": ["tflite", 1, ["onnx"], ["int8", "int8"], [None]],
 }
 
 

@@ -62,7 +62,8 @@ def test_search_interrupted_and_resumed(tmp_path, fashion_mnist):
     out = tmp_path / "run"
     samples, netadapt = out / "search" / "samples.jsonl", out / "netadapt" / "netadapt.jsonl"
     cmd = ["nas.search", "--target-ms", "15", "--space", "mobilenetv3_small", "--budget", "smoke",
-           "--samples", str(SEARCH_SAMPLES), "--data", str(fashion_mnist), "--out", str(out), "--cpus", "1"]
+           "--samples", str(SEARCH_SAMPLES), "--data", str(fashion_mnist), "--out", str(out), "--cpus", "1",
+           "--deploy", "none"]
     free = {k: v for k, v in ENV.items() if k != "OMP_NUM_THREADS"}  # torch would take every CPU it may
     # SIGINT once the first batch is logged (mid-search); SIGKILL of the resumed run once NetAdapt has
     # logged its seed (mid-iteration); the resumed command (no --cpus) is probed for its CPUs first.
@@ -108,7 +109,7 @@ def test_compare_stage_killed_and_resumed(tmp_path, fashion_mnist):
     out = tmp_path / "run"
     log = out / "compare" / "trainings.jsonl"
     cmd = ["nas.search", "--target-ms", "1.2", "--space", str(TINY_SPACE), "--budget", "smoke", "--samples", "16",
-           "--data", str(fashion_mnist), "--out", str(out)]
+           "--data", str(fashion_mnist), "--out", str(out), "--deploy", "none"]
     killed = run_until(cmd, signal.SIGKILL, 0, lambda: lines_in(log) >= 1)
     assert killed.hit and killed.returncode == -signal.SIGKILL and killed.left_running == [], killed.left_running
     done_before = lines_in(log)

@@ -58,6 +58,21 @@ def test_smoke_pipeline_end_to_end_and_resume(tmp_path, fashion_mnist):
     assert [s["i"] for s in samples] == list(range(96))
     report = (out / "report.md").read_text()
     assert "mobilenetv3_large" in report and "ir_k" in report
+    # The deploy stage: final.tflite checked against torch; int8 timed against fp32 on both runtimes
+    # and scored on the proxy task with the compare stage's trained final network.
+    assert result["tflite"] == str(out / "final.tflite") and (out / "final.tflite").stat().st_size > 0
+    deploy = result["deploy"]
+    assert deploy["tflite_max_abs_diff"] <= 1e-4
+    for runtime in ("onnxruntime", "litert"):
+        t = deploy["int8"][runtime]
+        assert t["fp32_ms"] > 0 and t["int8_ms"] > 0 and t["speedup"] == pytest.approx(t["fp32_ms"] / t["int8_ms"], rel=1e-2)
+    acc = deploy["int8"]["accuracy"]
+    assert acc["val_images"] > 0 and abs(acc["onnx_int8_drop_points"]) < 10 and abs(acc["tflite_int8_drop_points"]) < 10
+    assert acc["fp32_top1"] > 0.2  # the compare stage's trained network, not random weights (0.1)
+    assert (out / "compare" / "final-seed0.pt").exists()
+    assert "## Deployment" in report and "int8 against fp32" in report and "python -m nas.train" in report
+    assert result["train_command"] == f"python -m nas.train {out / 'final.yaml'} --out {out / 'train'} " \
+                                      f"--data {fashion_mnist} --dataset fashion-mnist"
     assert "**Verdict:**" in report and "final − this, points [95% CI]" in report
     assert "# ir_k" in (out / "final.yaml").read_text()  # block strings beside every row
     # Resuming a finished run redoes nothing and answers the same.

@@ -63,7 +63,7 @@ def test_host_device_mnasnet_reward_random_search_and_a_training_proxy_on_ray(tm
         proc = run_cli("nas.search", "--config", str(config), "--target-ms", str(target), "--space", str(TINY_SPACE),
                        "--device", "host", "--reward", "mnasnet", "--algorithm", "random", "--proxy", "train-2steps",
                        "--samples", str(SAMPLES), "--budget", "smoke", "--cpus", "1", "--data", str(fashion_mnist),
-                       "--out", str(out), "--json", timeout=600)
+                       "--deploy", "none", "--out", str(out), "--json", timeout=600)
         if not (proc.returncode == 2 and "no width can shrink further" in proc.stderr):
             break
     else:
@@ -140,7 +140,7 @@ def test_a_pipeline_interrupted_mid_search_and_resumed_answers_as_one_that_was_n
     latencies, rewards, exactly), the same seed network, NetAdapt result, final spec and summary."""
     runs = {name: tmp_path / name / "run" for name in ("straight", "interrupted")}
     args = ["--target-ms", "1.2", "--space", str(TINY_SPACE), "--budget", "smoke", "--samples", "64",
-            "--cpus", "1", "--data", str(fashion_mnist)]
+            "--cpus", "1", "--data", str(fashion_mnist), "--deploy", "none"]
     # The uninterrupted run goes alongside, on another CPU where there is one (--cpus 1 takes the
     # least busy CPU it is given): a CPU's worth each, so neither computes differently.
     cpus = sorted(os.sched_getaffinity(0))

@@ -59,7 +59,7 @@ class FakeProxy:
     def fingerprint(self):
         return f"{self.train.epochs}-{self.seed}"
 
-    def evaluate(self, spec):
+    def evaluate(self, spec, weights_out=None):
         FakeProxy.calls += 1
         return {"accuracy": 0.5 + 0.01 * self.seed + (0.1 if spec.name == "final" else 0.0), "failed": False,
                 "reason": None, "seconds": 0.1}
