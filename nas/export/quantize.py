@@ -53,8 +53,11 @@ def _inline_constant_identities(onnx_bytes: bytes) -> bytes:
 
 def quantize_onnx(onnx_bytes: bytes, calibration: Iterable[np.ndarray], per_channel: bool = True) -> bytes:
     """int8 QDQ ONNX of a float model whose one input is named `input` (as nas.export.onnx writes)."""
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
-                                          QuantType, quantize_static)
+    from nas.runtime.log import root_handlers_kept
+
+    with root_handlers_kept():  # its import calls logging.basicConfig
+        from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
+                                              QuantType, quantize_static)
 
     class Reader(CalibrationDataReader):
         def __init__(self, batches):
@@ -76,9 +79,10 @@ def quantize_onnx(onnx_bytes: bytes, calibration: Iterable[np.ndarray], per_chan
         advice = Advice()
         logging.getLogger().addFilter(advice)
         try:
-            quantize_static(str(src), str(dst), Reader(calibration), quant_format=QuantFormat.QDQ,
-                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                            per_channel=per_channel, calibrate_method=CalibrationMethod.MinMax)
+            with root_handlers_kept():  # it logs with logging.warning, which adds one too
+                quantize_static(str(src), str(dst), Reader(calibration), quant_format=QuantFormat.QDQ,
+                                activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                                per_channel=per_channel, calibrate_method=CalibrationMethod.MinMax)
         finally:
             os.chdir(cwd)
             logging.getLogger().removeFilter(advice)
@@ -100,7 +104,8 @@ def tflite_int8(model: "nn.Module", input_shape: Sequence[int], calibration: Ite
     `channels_last` and `keep_4d_output` as nas.export.tflite.to_tflite."""
     import torch
 
-    from nas.export.tflite import _quiet_converter, nhwc, nhwc_model, require_tflite, root_handlers_kept, to_tflite
+    from nas.export.tflite import _quiet_converter, nhwc, nhwc_model, require_tflite, to_tflite
+    from nas.runtime.log import root_handlers_kept
 
     require_tflite("int8 TFLite export")
     _quiet_converter()
@@ -187,8 +192,33 @@ def proxy_calibration(data: "ProxyData", images: int = 256) -> list[np.ndarray]:
             for x, _ in data.batches("train", 1, limit=images)]
 
 
+def int8_models(model: "nn.Module", data: "ProxyData", calibration_images: int = 256) -> dict[str, bytes]:
+    """`model`'s int8 ONNX ("onnx") and, with the 'tflite' extra, int8 TFLite ("tflite"), calibrated
+    on the first `calibration_images` training images of `data` (the slow half of int8_check, which
+    a caller may run elsewhere beforehand)."""
+    from nas.export.onnx import export_onnx
+    from nas.export.tflite import tflite_available
+
+    model = _cpu_copy(model)
+    shape = (1, 3, data.resolution, data.resolution)
+    calibration = proxy_calibration(data, calibration_images)
+    models = {"onnx": quantize_onnx(export_onnx(model, shape), calibration)}
+    if tflite_available():
+        models["tflite"] = tflite_int8(model, shape, calibration)
+    return models
+
+
+def _cpu_copy(model: "nn.Module") -> "nn.Module":
+    import copy
+
+    import torch
+
+    return copy.deepcopy(model).cpu().eval().to(memory_format=torch.contiguous_format)
+
+
 def int8_check(model: "nn.Module", data: "ProxyData", calibration_images: int = 256, threads: int = 1,
-               runs: int = 50, time_it: bool = True) -> dict:
+               runs: int = 50, time_it: bool = True, models: dict[str, bytes] | None = None,
+               val_images: int | None = None) -> dict:
     """fp32 vs int8 on the validation images of `data`: top-1 and latency, ONNX Runtime and LiteRT.
 
     `model` is TRAINED and already adapted to `data` (its classes and resolution). The int8 models
@@ -197,9 +227,9 @@ def int8_check(model: "nn.Module", data: "ProxyData", calibration_images: int = 
     latencies (`onnx_fp32_latency_ms`, `onnx_int8_latency_ms`, `tflite_...`; median of `runs` at
     batch 1 and `threads` threads) and the speed-ups (fp32 / int8). Without the 'tflite' extra the
     TFLite keys are None and `tflite_skipped` says how to install it. `time_it=False` skips the
-    latencies (and the fp32 TFLite conversion they need): their keys are None."""
-    import copy
-
+    latencies (and the fp32 TFLite conversion they need): their keys are None. `models`: int8_models'
+    result for this model and data, made beforehand. `val_images`: score only the first N held-out
+    images (each runs alone through the batch-1 int8 models: about 3 ms an image for both)."""
     import torch
 
     from nas.export.onnx import export_onnx
@@ -207,20 +237,19 @@ def int8_check(model: "nn.Module", data: "ProxyData", calibration_images: int = 
                                    time_interpreter, to_tflite)
     from nas.latency.measure import make_session, time_session
 
-    model = copy.deepcopy(model).cpu().eval()
-    model = model.to(memory_format=torch.contiguous_format)
+    model = _cpu_copy(model)
     shape = (1, 3, data.resolution, data.resolution)
-    calibration = proxy_calibration(data, calibration_images)
+    models = models or int8_models(model, data, calibration_images)
     fp32_onnx = export_onnx(model, shape)
-    int8_onnx = quantize_onnx(fp32_onnx, calibration)
+    int8_onnx = models["onnx"]
     predicts = {"onnx_int8": onnx_predict(int8_onnx, threads)}
     latency = {}
     if time_it:
         latency = {"onnx_fp32": time_session(make_session(fp32_onnx, threads), runs=runs),
                    "onnx_int8": time_session(make_session(int8_onnx, threads), runs=runs)}
-    tflite = tflite_available()
+    tflite = tflite_available() and "tflite" in models
     if tflite:
-        int8_tflite = tflite_int8(model, shape, calibration)
+        int8_tflite = models["tflite"]
         predicts["tflite_int8"] = tflite_predict(int8_tflite, threads)
         if time_it:
             latency["tflite_fp32"] = time_interpreter(make_interpreter(to_tflite(model, shape), threads), runs)
@@ -229,7 +258,7 @@ def int8_check(model: "nn.Module", data: "ProxyData", calibration_images: int = 
     correct = dict.fromkeys(["fp32", *predicts], 0)
     total = 0
     with torch.no_grad():
-        for x, y in data.batches("val", 256):
+        for x, y in data.batches("val", 256, limit=val_images):
             x, y = x.cpu().contiguous(), y.cpu().numpy()
             correct["fp32"] += int((model(x).argmax(1).numpy() == y).sum())
             rows = x.numpy()
@@ -238,7 +267,8 @@ def int8_check(model: "nn.Module", data: "ProxyData", calibration_images: int = 
                 correct[name] += int((got == y).sum())
             total += y.shape[0]
     top1 = {k: v / total for k, v in correct.items()}
-    result = {"val_images": total, "calibration_images": len(calibration), "threads": threads, "timed_runs": runs,
+    result = {"val_images": total, "calibration_images": len(proxy_calibration(data, calibration_images)),
+              "threads": threads, "timed_runs": runs,
               "fp32_top1": top1["fp32"]}
     for fmt in ("onnx", "tflite"):
         int8 = top1.get(f"{fmt}_int8")

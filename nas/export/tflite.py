@@ -21,6 +21,7 @@ from torch import nn
 
 from nas.latency.measure import Timing
 from nas.runtime.errors import UserError
+from nas.runtime.log import root_handlers_kept
 
 log = logging.getLogger(__name__)
 
@@ -64,20 +65,6 @@ def _native_stderr_silenced():
     finally:
         os.dup2(saved, 2)
         os.close(saved)
-
-
-@contextlib.contextmanager
-def root_handlers_kept():
-    """The root logger's handlers as they were: the converter logs with `logging.warning`, which
-    gives a root logger without handlers one of its own, and every line of ours is printed twice."""
-    root = logging.getLogger()
-    before = list(root.handlers)
-    try:
-        yield
-    finally:
-        for h in root.handlers[:]:
-            if h not in before:
-                root.removeHandler(h)
 
 
 def _quiet_converter():

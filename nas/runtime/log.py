@@ -6,6 +6,7 @@ summary, the --json line), so everything here goes to stderr.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 
@@ -97,3 +98,18 @@ def add_verbosity_flags(parser, default=NORMAL) -> None:
                        help="only warnings and errors on stderr; no progress bars")
     group.add_argument("-v", "--verbose", dest="verbosity", action="count", default=default,
                        help="also debug messages, with times and logger names (-vv: other libraries' info too)")
+
+
+@contextlib.contextmanager
+def root_handlers_kept():
+    """The root logger's handlers as they were: some libraries call `logging.basicConfig` on import
+    (ONNX Runtime's quantizer) or log with `logging.warning` (litert-torch), which gives a root
+    logger without handlers one of its own, and every line of ours would be printed twice."""
+    root = logging.getLogger()
+    before = list(root.handlers)
+    try:
+        yield
+    finally:
+        for h in root.handlers[:]:
+            if h not in before:
+                root.removeHandler(h)

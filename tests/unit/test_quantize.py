@@ -92,3 +92,19 @@ def test_int8_onnx_of_default_initialised_bn_quantizes_every_conv(caplog):
     assert "Identity" not in {n.op_type for n in graph.node}
     r = quantize.int8_agreement(model, quantize.onnx_predict(int8), SHAPE, samples=8)
     assert np.isfinite(r["max_abs_diff"]) and 0 <= r["top1_agreement"] <= 1
+
+
+def test_quantizing_leaves_the_root_logger_without_handlers_of_its_own(monkeypatch):
+    """ONNX Runtime's quantizer calls logging.basicConfig on import: every line of ours would print twice."""
+    import logging
+    import sys
+
+    from nas.export.onnx import export_onnx
+
+    for name in [m for m in sys.modules if m.startswith("onnxruntime.quantization")]:
+        monkeypatch.delitem(sys.modules, name)  # import it afresh, as a command does
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])  # as in a command (pytest adds its own)
+    before = list(logging.getLogger().handlers)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU()).eval()
+    quantize.quantize_onnx(export_onnx(model, (1, 3, 8, 8)), quantize.random_calibration((1, 3, 8, 8), 2))
+    assert logging.getLogger().handlers == before
