@@ -7,8 +7,8 @@ and int8 accuracy drop.
 For each network at its deployed 224x224 input (random weights, as `final.onnx`): the TFLite file's
 max |LiteRT - torch|; fp32 against int8 for ONNX Runtime (QDQ) and for LiteRT (XNNPACK), each pair
 timed interleaved (`nas.pipeline.deploy.int8_latency`: 8 rounds x 5 runs, rounds in a random
-order), with the per-round ratio's p10-p90; and the LiteRT int8 graph's delegate partitions and the
-ops left outside XNNPACK. Then each network is trained with the budget's final recipe (seed 0) on the
+order), with the per-round ratio's p10-p90; and the LiteRT int8 graph's XNNPACK partitions (1: XNNPACK
+runs the whole graph) and its ops. Then each network is trained with the budget's final recipe (seed 0) on the
 proxy task and `int8_check` scores fp32 and both int8 models on its held-out images. Trained
 results are appended to `results.jsonl` in `--out`, so an interrupted run resumes without training
 again; the latencies are measured afresh each run (run it on a quiet machine).
@@ -39,8 +39,8 @@ from nas.runtime.session import set_threads  # noqa: E402
 NETWORKS = "mobilenetv3_large,mobilenetv3_small,mobilenetv3_large_minimalistic,mobilenetv3_small_minimalistic"
 
 
-def outside_delegate(tflite: bytes) -> tuple[int, str]:
-    """(XNNPACK partitions, the ops the interpreter runs itself, by count)."""
+def graph_ops(tflite: bytes) -> tuple[int, str]:
+    """(XNNPACK partitions, the graph's other ops by count: a graph that XNNPACK takes whole is one partition)."""
     ops = collections.Counter(o["op_name"] for o in make_interpreter(tflite)._get_ops_details())
     partitions = ops.pop("DELEGATE", 0)
     return partitions, ", ".join(f"{n} {k}" for k, n in ops.most_common()) or "none"
@@ -57,7 +57,7 @@ def deployed(name: str, threads: int) -> dict:
     int8_onnx = quantize_onnx(onnx, calibration)
     int8_tfl = tflite_int8(model, shape, calibration)
     convert_s = time.perf_counter() - start
-    partitions, rest = outside_delegate(int8_tfl)
+    partitions, rest = graph_ops(int8_tfl)
     return {"name": name, "tflite_max_abs_diff": max_abs_diff(model, fp32_tfl, shape), "convert_s": convert_s,
             "onnxruntime": int8_latency(onnx, int8_onnx, "onnxruntime", threads),
             "litert": int8_latency(fp32_tfl, int8_tfl, "litert", threads),
@@ -96,9 +96,9 @@ def main() -> None:
         scored = [trained(n, budget, data, done, writer) for n in names]
 
     print(f"Deployed input 224x224, batch 1, {args.threads} thread(s); fp32 and int8 timed interleaved "
-          f"(median ms; speed-up = fp32 / int8 with the p10-p90 of per-round ratios)\n")
+          f"(median ms; speed-up = the ratio of the medians, fp32 / int8; in brackets the p10-p90 of the per-round ratios, which need not contain it)\n")
     print("| network | LiteRT vs torch | ORT fp32 | ORT int8 | ORT speed-up | LiteRT fp32 | LiteRT int8 | "
-          "LiteRT speed-up | XNNPACK partitions | ops outside XNNPACK (int8) |")
+          "LiteRT speed-up | XNNPACK partitions (int8) | ops of the int8 graph |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for r in timed:
         o, t = r["onnxruntime"], r["litert"]

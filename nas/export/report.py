@@ -171,7 +171,8 @@ def _deploy_lines(summary: dict) -> list[str]:
     if timed:
         lines += ["### int8 against fp32", "",
                   "Latency at the deployed input on this host (1 thread, fp32 and int8 timed interleaved; "
-                  "speed-up = fp32 / int8, with the p10–p90 of the per-round ratios):", "",
+                  "speed-up = the ratio of the medians, fp32 / int8; in brackets the p10–p90 of the per-round "
+                  "ratios, which need not contain it):", "",
                   "| runtime | fp32 ms | int8 ms | speed-up (p10–p90) |", "| --- | ---: | ---: | ---: |"]
         lines += [f"| {name} | {t['fp32_ms']:.3f} | {t['int8_ms']:.3f} | {t['speedup']:.2f} "
                   f"({t['speedup_p10']:.2f}–{t['speedup_p90']:.2f}) |" for name, t in timed]
