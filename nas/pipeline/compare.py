@@ -221,8 +221,11 @@ def run_comparison(ctx) -> dict[str, Any]:
     return result
 def latency_points(device_name: str, device, final: ArchSpec, measured: float, predicted: float):
     """Predicted vs measured: on the host, the final network; on a calibrated phone, its calibration set."""
-    if device_name == "host":
-        return [{"name": "final", "predicted_ms": predicted, "measured_ms": measured}], "host: predicted vs measured"
+    from nas.latency.backend import parse_host_name
+
+    if parse_host_name(device_name) is not None:  # host, host-litert, and their :int8
+        return [{"name": "final", "predicted_ms": predicted, "measured_ms": measured}], \
+            f"{device_name}: predicted vs measured"
     info = getattr(device, "info", None) or {}
     points = []
     for row in info.get("networks", []) if isinstance(info, dict) else []:

@@ -114,3 +114,18 @@ def test_trainings_in_worker_processes_equal_those_made_here(tmp_path, monkeypat
     accuracy = {cpus: {k: r["accuracy"] for k, r in res.items()} for cpus, res in results.items()}
     assert accuracy[1] == accuracy[2] and len(accuracy[1]) == 4
     assert len(set(accuracy[1].values())) > 1
+
+
+@pytest.mark.parametrize("name", ["host", "host:int8", "host-litert", "host-litert:int8"])
+def test_a_host_device_is_checked_on_the_final_network(name):
+    points, title = compare.latency_points(name, object(), None, measured=3.1, predicted=3.0)
+    assert points == [{"name": "final", "predicted_ms": 3.0, "measured_ms": 3.1}] and title.startswith(name)
+
+
+def test_a_calibrated_phone_is_checked_on_its_calibration_set():
+    class Phone:
+        info = {"networks": [{"network": "mobilenetv3_large", "fitted_ms": 51.0, "published_ms": 51.2}]}
+
+    points, title = compare.latency_points("pixel1", Phone(), None, measured=3.1, predicted=50.0)
+    assert points == [{"name": "mobilenetv3_large", "predicted_ms": 51.0, "measured_ms": 51.2}]
+    assert "published" in title
