@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import numpy as np
 
+from nas.export.converter import in_converter_process
+
 if TYPE_CHECKING:  # torch loads only when a function below is called
     from torch import nn
 
@@ -97,6 +99,7 @@ def _rows(calibration: Iterable[np.ndarray]) -> list[np.ndarray]:
     return rows
 
 
+@in_converter_process
 def tflite_int8(model: "nn.Module", input_shape: Sequence[int], calibration: Iterable[np.ndarray], *,
                 channels_last: bool = True, keep_4d_output: bool = False) -> bytes:
     """Static int8 TFLite of `model` (eval mode): activation ranges observed on `calibration`

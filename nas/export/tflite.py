@@ -3,6 +3,9 @@
 The converter, litert-torch, pulls jax and transformers, so it is the optional extra `tflite`
 (`pip install 'nas-mobilenetv3[tflite]'`); the interpreter alone (ai-edge-litert) is light. Both are
 imported only when a function here is called, never at import time.
+
+Conversions run in a converter process of their own (nas.export.converter), so that the process
+that times a model never loads the converter.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nas.export.converter import in_converter_process
 from nas.latency.measure import Timing
 from nas.runtime.errors import UserError
 from nas.runtime.log import root_handlers_kept
@@ -83,6 +87,7 @@ def _quiet_converter():
     return litert_torch
 
 
+@in_converter_process
 def to_tflite(model: nn.Module, input_shape: Sequence[int], quant_config=None, *, channels_last: bool = True,
               keep_4d_output: bool = False) -> bytes:
     """TFLite flatbuffer of `model` in eval mode, traced on a zero input; `input_shape` is NCHW.

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import time
+from abc import ABC, abstractmethod
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Callable, Sequence
@@ -56,7 +57,7 @@ def host_name(base: str, precision: str) -> str:
     return base if precision == "fp32" else f"{base}:{precision}"
 
 
-class Backend:
+class Backend(ABC):
     """One runtime at one precision. `stats` adds up what conversions and timing cost."""
 
     runtime = ""
@@ -75,21 +76,22 @@ class Backend:
         return host_name(base, self.precision)
 
     # ---- what a subclass says --------------------------------------------------------------------
+    @abstractmethod
     def fingerprint(self, machine: dict) -> dict:
         """What a timing depends on, from the ONNX Runtime host's fingerprint `machine` (cpu, cores,
         runtime, provider, threads): a table measured otherwise must not be used silently."""
-        raise NotImplementedError
 
+    @abstractmethod
     def converter(self) -> str:
         """What the model bytes depend on, beyond the op and the precision."""
-        raise NotImplementedError
 
+    @abstractmethod
     def convert(self, module: nn.Module, input_shape: Sequence[int], keep_4d_output: bool) -> bytes:
-        raise NotImplementedError
+        """The model file's bytes for `module` at NCHW `input_shape`."""
 
+    @abstractmethod
     def runner(self, model: bytes, threads: int, seed: int = 0) -> Callable[[], object]:
         """A zero-argument call that runs one inference on a fixed random input."""
-        raise NotImplementedError
 
     # ---- shared ----------------------------------------------------------------------------------
     def op_model(self, op: Op, seed: int = 0) -> bytes:
