@@ -36,8 +36,12 @@ data:
 search: $(STAMP) data
 	$(PY) -m nas.search --target-ms $(TARGET_MS)
 
+# Two pytest workers (pytest-xdist): the suite's heavy tests are single processes that leave a core
+# idle; then, alone, the few tests marked `serial` (they measure which CPUs are idle).
+TEST_WORKERS ?= 2
 test: $(STAMP) data
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal -m "not slow and not serial" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "serial and not slow" $(PYTEST_ARGS) || [ $$? -eq 5 ]  # 5: none selected
 
 test-slow: $(STAMP) data
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)

@@ -5,7 +5,7 @@ samples the resident memory of its whole process tree (a local Ray's workers inc
 0.2 s from /proc. Prints one row per run and the median of each column.
 
     .venv/bin/python experiments/benchmarks/default_run.py [--budget default] [--target-ms 50]
-        [--repeats 1] [--cpus N] [--out experiments/benchmarks/results/default_run.txt]
+        [--repeats 1] [--cpus N] [--out experiments/benchmarks/results/default_run.txt] [--keep DIR]
 """
 from __future__ import annotations
 
@@ -77,11 +77,12 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--cpus", type=int)
     p.add_argument("--out", help="also write the table to this file")
+    p.add_argument("--keep", metavar="DIR", help="keep the run directories under DIR (run0, run1, ...)")
     args = p.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="nas-bench-") as tmp:
         for i in range(args.repeats):
-            rows.append(one_run(args, Path(tmp) / f"run{i}"))
+            rows.append(one_run(args, Path(args.keep or tmp) / f"run{i}"))
     cols = ["wall_s", "cpu_s", "peak_process_mb", "peak_tree_mb", "samples", "predicted_ms"]
     lines = [f"python -m nas.search --target-ms {args.target_ms:g} --budget {args.budget}"
              + (f" --cpus {args.cpus}" if args.cpus else "") + f"  ({os.cpu_count()} CPUs here)",

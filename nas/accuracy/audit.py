@@ -101,6 +101,7 @@ class AuditConfig:
     trial_retries: int = TRIAL_RETRIES  # reruns of a reference trial that raised or lost its worker
     reference_seeds: int = 2  # R: the reference is the mean of R trainings, seeds seed .. seed + R - 1
     published: bool = True  # also rank the zoo's networks against their published ImageNet top-1
+    supernet: bool = True  # also train the space's supernet (the budget's recipe) and audit its scores
 
     def __post_init__(self):
         if isinstance(self.reference_seeds, bool) or not isinstance(self.reference_seeds, int) \
@@ -137,6 +138,9 @@ def run_audit(config: AuditConfig, out_dir: Path, progress: bool = True,
     references = reference_proxies(config)
     proxies = audit_proxies(config.budget, config.data, config.seed, config.device, config.threads)
     on_published = published_proxies(proxies, config)
+    supernet = audit_supernet(config, out_dir, progress) if config.supernet else None
+    if supernet is not None:
+        proxies.append(supernet)
     try:
         if config.address is not None or config.ray_cpus is not None:
             _references_on_ray(specs, references, cache, config, out_dir)
@@ -146,7 +150,11 @@ def run_audit(config: AuditConfig, out_dir: Path, progress: bool = True,
         with tqdm(total=len(todo), desc="audit", unit="eval", disable=not progress or None, leave=False) as bar:
             for spec, proxy in todo:
                 bar.set_postfix_str(f"{proxy.name} {spec.content_hash()[:8]}")
-                cache.put(spec.content_hash(), proxy.name, proxy.fingerprint(), jsonable(proxy.evaluate(spec)))
+                result = proxy.evaluate(spec)
+                if proxy is supernet:  # its one training, spread over the architectures it scores
+                    result.update(score_seconds=result["seconds"], supernet_training_s=supernet.training_s,
+                                  seconds=result["seconds"] + supernet.training_s / len(specs))
+                cache.put(spec.content_hash(), proxy.name, proxy.fingerprint(), jsonable(result))
                 bar.update()
     finally:
         cache.close()
@@ -160,6 +168,9 @@ def run_audit(config: AuditConfig, out_dir: Path, progress: bool = True,
         rows.append({"arch_hash": s.content_hash(), "arch": s.to_string(), "reference": combine_seeds(seeds),
                      "reference_seeds": seeds, **{p.name: result(s, p) for p in proxies}})
     summary = summarise(rows, [p.name for p in proxies], [p.cheap for p in proxies])
+    if supernet is not None:
+        summary["supernet"] = {"training_s": supernet.training_s, "checkpoint": supernet.checkpoint,
+                               "config": asdict(config.budget.supernet)}
     summary["reference_seeds"] = [p.config.seed for p in references]
     summary["published"] = None
     if published:
@@ -175,6 +186,29 @@ def run_audit(config: AuditConfig, out_dir: Path, progress: bool = True,
                    proxy_recipe=asdict(config.budget.proxy), zero_cost_batch=config.budget.zero_cost_batch,
                    wall_s=round(time.perf_counter() - start, 2), compute_s=round(compute, 2), out=str(out_dir))
     return {"summary": summary, "rows": rows}
+
+
+def audit_supernet(config: AuditConfig, out_dir: Path, progress: bool):
+    """The space's supernet, trained once into OUT/supernet (resumed there after an interruption) with
+    the budget's supernet recipe; a SupernetProxy on it whose `training_s` is what the training took."""
+    import json
+
+    from nas.supernet.proxy import SupernetProxy
+    from nas.supernet.run import CHECKPOINT, SUMMARY, SupernetRequest, train_supernet
+
+    folder = out_dir / "supernet"
+    summary = folder / SUMMARY
+    done = json.loads(summary.read_text()) if summary.exists() else None
+    if not (done and done.get("finished")):
+        done = train_supernet(SupernetRequest(space=config.space, data=config.data, out=folder,
+                                              config=config.budget.supernet, seed=config.seed,
+                                              resume=(folder / CHECKPOINT).exists(), device=config.device,
+                                              threads=config.threads, progress=progress))
+        if not done["finished"]:
+            raise UserError(f"the supernet's training failed: {done['reason']}", source=str(folder))
+    proxy = SupernetProxy(folder / CHECKPOINT, config.device, config.threads)
+    proxy.training_s = float(sum(h["seconds"] for h in done["history"]))
+    return proxy
 
 
 def combine_seeds(results: Sequence[dict[str, Any] | None]) -> dict[str, Any] | None:
@@ -243,10 +277,11 @@ def summarise(rows: list[dict[str, Any]], names: Sequence[str], cheap: Sequence[
         results = [r[name] for r in rows]
         tau, rho = correlation(ref, rank_values(results))
         seconds = [r["seconds"] for r in results if r and r.get("seconds") is not None]
-        table.append({"proxy": name, "kind": "zero-cost" if is_cheap else "training", "kendall_tau": tau,
+        kind = "supernet" if name == "supernet" else "zero-cost" if is_cheap else "training"
+        table.append({"proxy": name, "kind": kind, "kendall_tau": tau,
                       "spearman": rho, "seconds": statistics.median(seconds) if seconds else None,
                       "failed": sum(bool(r and r.get("failed")) for r in results)})
-    trainings = [n for n, c in zip(names, cheap) if not c]
+    trainings = [n for n, c in zip(names, cheap) if not c and n != "supernet"]
     for first in [n for n, c in zip(names, cheap) if c and n not in BASELINES] if trainings else []:
         scores, seconds = steady_state([r[first] for r in rows], [r[trainings[0]] for r in rows], keep)
         tau, rho = correlation(ref, scores)
@@ -258,7 +293,7 @@ def summarise(rows: list[dict[str, Any]], names: Sequence[str], cheap: Sequence[
     accuracies = [r["accuracy"] for r in ref_results if r and r.get("accuracy") is not None]
     recommended = recommend(table, len(rows))
     # The MnasNet reward multiplies an accuracy: only training proxies and cascades give one.
-    for_reward = recommend([t for t in table if t["kind"] in ("training", "cascade")], len(rows))
+    for_reward = recommend([t for t in table if t["kind"] in ("training", "cascade", "supernet")], len(rows))
     return {
         "kendall_tau": {t["proxy"]: t["kendall_tau"] for t in table},
         "spearman": {t["proxy"]: t["spearman"] for t in table},

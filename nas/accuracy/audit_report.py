@@ -9,7 +9,7 @@ from nas.accuracy.audit import CASCADE_KEEP, rank_values
 from nas.runtime.files import atomic_write, atomic_write_text
 
 
-KIND_COLOURS = {"zero-cost": "C0", "training": "C1", "cascade": "C2"}
+KIND_COLOURS = {"zero-cost": "C0", "training": "C1", "cascade": "C2", "supernet": "C3"}
 
 
 def _num(v: float | None, fmt: str) -> str:

@@ -2,7 +2,8 @@
 
 Names: the zero-cost scores of `ZERO_COST` (cheap: no training); the training proxies "train"
 (the budget's proxy recipe), "train-<E>ep" / "train-<S>steps" (that recipe, another length) and
-"reference" (the budget's long reference training, as in the audit); and cascades
+"reference" (the budget's long reference training, as in the audit); "supernet", a network's
+top-1 with weights inherited from one trained weight-sharing supernet (`nas.supernet`); and cascades
 "<zero-cost>><training>", e.g. "zen>train", which train only what the zero-cost score lets
 through (`nas.accuracy.cascade`).
 
@@ -148,6 +149,10 @@ def make_proxy(name: str, budget: str | Budget | AccuracyBudget = "default", dat
             raise UserError(f"a cascade is ZERO_COST>TRAINING (e.g. zen>train), got {name!r}", field="--proxy")
         return CascadeProxy(make_proxy(first, budget, data, seed, device, threads),
                             make_proxy(second, budget, data, seed, device, threads, train))
+    if name == "supernet":  # its weights come later: the pipeline's supernet stage, or --supernet
+        from nas.supernet.proxy import SupernetProxy
+
+        return SupernetProxy(device=device, threads=threads)
     if name in ZERO_COST:
         return ZeroCostScorer(get_zero_cost(name), data, budget.zero_cost_batch, seed, device, threads)
     config = train or training_config(name, budget)
@@ -155,7 +160,7 @@ def make_proxy(name: str, budget: str | Budget | AccuracyBudget = "default", dat
 
 
 def proxy_names() -> list[str]:
-    return [*ZERO_COST, *TRAINING_NAMES, "<zero-cost>><training>"]
+    return [*ZERO_COST, *TRAINING_NAMES, "supernet", "<zero-cost>><training>"]
 
 
 def audit_proxies(budget: AccuracyBudget, data: DataConfig, seed: int = 0, device: str = "auto",

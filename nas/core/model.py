@@ -102,9 +102,14 @@ class Net(nn.Module):
 
 def build_model(spec: ArchSpec) -> Net:
     """torch network for a spec, initialised as torchvision initialises MobileNetV3."""
-    net = Net(spec)
+    return initialize(Net(spec))
+
+
+def initialize(net: nn.Module, convs: tuple[type, ...] = (nn.Conv2d,)) -> nn.Module:
+    """torchvision's MobileNetV3 initialisation, in place; `convs` are the module types initialised as
+    convolutions (anything with a conv-shaped `weight` and an optional `bias`)."""
     for m in net.modules():
-        if isinstance(m, nn.Conv2d):
+        if isinstance(m, convs):
             nn.init.kaiming_normal_(m.weight, mode="fan_out")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)

@@ -21,7 +21,7 @@ DEFAULTS: dict[str, Any] = {
     "space": "auto", "device": "pixel1", "proxy": None, "budget": "default", "seed": 0,
     "algorithm": "controller", "reward": "tunas", "reward_w": None, "samples": None,
     "dataset": "fashion-mnist", "data": None, "address": None, "cpus": None, "trial_retries": TRIAL_RETRIES, "baselines": None,
-    "deploy": None,
+    "deploy": None, "supernet": None,
 }
 BASELINES = ("width_scaled", "netadapted")  # what the compare stage can set beside the final network
 DEPLOY = ("tflite", "int8")  # what the deploy stage makes beside final.onnx (None: both)
@@ -49,6 +49,7 @@ class RunConfig:
     trial_retries: int
     baselines: list[str] | None
     deploy: list[str] | None
+    supernet: str | None
     origins: Origins = field(default_factory=dict, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -146,6 +147,20 @@ def _check_baselines(config, key, fail) -> None:
         raise fail(key, f"must be a list of distinct names from {', '.join(BASELINES)} (or none), got {v!r}")
 
 
+def _check_supernet(config, key, fail) -> None:
+    """A trained supernet to reuse (a directory or its supernet.pt): only with the supernet proxy."""
+    v = config[key]
+    if v is None:
+        return
+    if not isinstance(v, str) or not v.strip():
+        raise fail(key, f"must be a path to a trained supernet, got {v!r}")
+    if config.get("proxy") != "supernet":
+        raise fail(key, "a supernet is used only by --proxy supernet")
+    path = Path(v).expanduser()
+    if not (path.is_file() or (path / "supernet.pt").is_file()):
+        raise fail(key, f"no trained supernet at {v} (a directory holding supernet.pt, or the file)")
+
+
 def _check_deploy(config, key, fail) -> None:
     v = config[key]
     if v is not None and (not isinstance(v, list) or any(d not in DEPLOY for d in v) or len(set(v)) != len(v)):
@@ -163,7 +178,7 @@ _CHECKS: dict[str, Callable[[dict, str, Callable], None]] = {
     "reward_w": _check_reward_w, "samples": _check_count, "cpus": _check_count,
     "dataset": _check_text(optional=False), "data": _check_text(optional=True),
     "address": _check_text(optional=True), "trial_retries": _check_retries, "baselines": _check_baselines,
-    "deploy": _check_deploy,
+    "deploy": _check_deploy, "supernet": _check_supernet,
 }
 assert set(_CHECKS) == set(CONFIG_KEYS)
 

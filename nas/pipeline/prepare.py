@@ -56,7 +56,19 @@ def prepare(config: RunConfig) -> Prepared:
     at("data", lambda: open_source(data.dataset, data.path))
     proxy_name = config.proxy or budget.search.proxy
     proxy = at("proxy", lambda: make_proxy(proxy_name, budget.name, data=data, seed=config.seed))
+    if config.supernet:  # a supernet to reuse: it must load and be of this run's space
+        at("supernet", lambda: check_supernet(config.supernet, space))
     return Prepared(device, space, why, data, proxy, proxy_name)
+
+
+def check_supernet(path: str, space) -> None:
+    from nas.runtime.errors import UserError
+    from nas.supernet.run import read_checkpoint
+
+    state = read_checkpoint(path)
+    trained_on = state["identity"]["space"]
+    if trained_on != space.name:
+        raise UserError(f"the supernet is of space {trained_on}, this run searches {space.name}", source=path)
 
 
 def limit_local_cpus(config: RunConfig) -> None:

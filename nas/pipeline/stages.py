@@ -1,4 +1,4 @@
-"""The pipeline's stages, search -> select -> NetAdapt -> export -> compare -> report, as a table.
+"""The pipeline's stages, [supernet ->] search -> select -> NetAdapt -> export -> compare -> report, as a table.
 
 Each stage takes the run's `Context` and returns the plain dict pipeline.json keeps for it; what
 a later stage needs from an earlier one it reads back from the run directory (samples.jsonl,
@@ -91,6 +91,44 @@ def score_map(ctx: Context) -> dict[str, float]:
     return ctx.state.keep("score_map", fitted)
 
 
+def run_supernet(ctx: Context) -> dict[str, Any]:
+    """--proxy supernet: train the run's one weight-sharing supernet (resumable by epoch), or take the
+    one --supernet names; other proxies skip this stage."""
+    from nas.supernet.proxy import SupernetProxy
+
+    config, p = ctx.config, ctx.prepared
+    if not isinstance(p.proxy, SupernetProxy):
+        return {"skipped": True, "note": f"skipped: the proxy is {p.proxy_name}"}
+    if config.supernet:
+        from nas.supernet.run import load_supernet
+
+        _, state, _ = config.located("supernet", lambda: load_supernet(config.supernet))  # checked in prepare
+        path = Path(config.supernet)
+        path = path / "supernet.pt" if path.is_dir() else path
+        return {"checkpoint": str(path.resolve()), "trained": False, "epochs": int(state["epoch"]),
+                "note": f"reused {path}"}
+    from nas.runtime.log import progress_enabled
+    from nas.supernet.run import CHECKPOINT, SupernetRequest, train_supernet
+
+    out = ctx.run_dir / "supernet"
+    request = SupernetRequest(space=_space_source(config.space, p.space), data=p.data, out=out,
+                              config=ctx.budget.accuracy.supernet, seed=config.seed,
+                              resume=(out / CHECKPOINT).exists(), progress=progress_enabled())
+    result = train_supernet(request)
+    if not result["finished"]:
+        raise RuntimeError(f"supernet training failed: {result['reason']}")
+    keep = ("checkpoint", "epochs", "steps", "train_images", "seconds_per_epoch", "largest_accuracy",
+            "smallest_accuracy", "wall_s")
+    note = (f"trained {result['epochs']} epochs on {result['train_images']:,} images; top-1 of the largest path "
+            f"{result['largest_accuracy']:.3f}, the smallest {result['smallest_accuracy']:.3f}")
+    return {"trained": True, **{k: result.get(k) for k in keep}, "note": note}
+
+
+def _space_source(given: str, space) -> str:
+    """What loads the run's space again: the file given, or the chosen built-in's name."""
+    return given if given not in ("auto",) and Path(given).suffix in (".yaml", ".yml") else space.name
+
+
 def run_search(ctx: Context) -> dict[str, Any]:
     from tqdm import tqdm
 
@@ -100,6 +138,9 @@ def run_search(ctx: Context) -> dict[str, Any]:
     from nas.search.loop import Evaluator, SearchRun
 
     p, config, budget = ctx.prepared, ctx.config, ctx.budget
+    trained = ctx.state.done("supernet")
+    if trained and "checkpoint" in trained:  # --proxy supernet: score with the run's supernet
+        p.proxy.use(trained["checkpoint"])
     to_accuracy, fitted = None, None
     if p.proxy.cheap:
         fitted = score_map(ctx)
@@ -133,7 +174,8 @@ def run_adapt(ctx: Context) -> dict[str, Any]:
     from nas.netadapt.run import run_netadapt
 
     config, p = ctx.config, ctx.prepared
-    result = run_netadapt(ctx.best, target_ms=config.target_ms, device=p.device,
+    weights = inherited_weights(ctx, ctx.best)
+    result = run_netadapt(ctx.best, target_ms=config.target_ms, device=p.device, weights=weights,
                           budget=ctx.budget.netadapt.in_pipeline(), data=p.data, out_dir=ctx.run_dir / "netadapt",
                           resume=ctx.resume, seed=config.seed, trial_retries=config.trial_retries,
                           address=config.address)
@@ -141,7 +183,25 @@ def run_adapt(ctx: Context) -> dict[str, Any]:
     save_spec(replace(result["spec"], name=name), ctx.run_dir / "final.yaml")
     return {"iterations": result["iterations"], "accuracy": result["accuracy"],
             "latency_ms": result["latency_ms"], "weights": result.get("weights_path"),
-            "note": result.get("message", "")}
+            "inherited": weights is not None,
+            "note": ("started from the supernet's weights; " if weights is not None else "") + result.get("message", "")}
+
+
+def inherited_weights(ctx: Context, spec: ArchSpec):
+    """With the supernet proxy, the spec's weights cut from the run's supernet (NetAdapt then skips the
+    seed's training); None otherwise, or where the spec is no path of it (select widened it)."""
+    trained = ctx.state.done("supernet") or {}
+    if "checkpoint" not in trained:
+        return None
+    from nas.runtime.errors import UserError
+    from nas.supernet.run import load_calibrated_extractor
+
+    extract = load_calibrated_extractor(trained["checkpoint"])
+    try:
+        return extract(spec).state_dict()
+    except UserError as err:
+        log.info("NetAdapt trains its seed: %s", err)
+        return None
 
 
 def run_export(ctx: Context) -> dict[str, Any]:
@@ -177,6 +237,7 @@ def run_report(ctx: Context) -> dict[str, Any]:
 
 
 STAGES: list[Stage] = [
+    ("supernet", run_supernet),   # --proxy supernet only: one weight-sharing supernet for the search
     ("search", run_search),
     ("select", run_select),
     ("netadapt", run_adapt),

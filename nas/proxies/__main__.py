@@ -3,7 +3,7 @@
     python -m nas.proxies train --spec SPEC.yaml [--epochs E | --steps S] [--data PATH] [--json]
     python -m nas.proxies score --spec SPEC.yaml --proxy naswot|synflow|grad_norm|zen|params|macs|all [--json]
     python -m nas.proxies audit --space S --samples N [--budget smoke|default|paper] [--reference-seeds R]
-                                [--no-published] [--out DIR] [--json]
+                                [--no-published] [--no-supernet] [--out DIR] [--json]
 """
 from __future__ import annotations
 
@@ -106,6 +106,9 @@ def _parser() -> ArgumentParser:
                         "ceiling (default 2)")
     a.add_argument("--published", action=argparse.BooleanOptionalAction, default=True,
                    help="also rank the reference zoo against its published ImageNet top-1 (default: on)")
+    a.add_argument("--supernet", action=argparse.BooleanOptionalAction, default=True,
+                   help="also train the space's weight-sharing supernet once (the budget's recipe) and audit its "
+                        "inherited accuracies, its training spread over the architectures (default: on)")
     a.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_common(a)
     return p
@@ -191,7 +194,7 @@ def cmd_audit(args) -> dict:
     config = AuditConfig(space=args.space, samples=args.samples, budget=get_budget(args.budget).accuracy, data=data,
                          seed=args.seed, device=args.device, threads=args.threads, address=args.address,
                          ray_cpus=args.ray_cpus, trial_retries=args.trial_retries,
-                         reference_seeds=args.reference_seeds, published=args.published)
+                         reference_seeds=args.reference_seeds, published=args.published, supernet=args.supernet)
     set_resume_hint(resume_command("python -m nas.proxies", args.argv) + f"  (results kept in {out})")
     from nas.runtime.log import progress_enabled
 

@@ -1,7 +1,7 @@
 """The whole pipeline: search -> best spec -> NetAdapt to the target -> export and check -> report.
 
     python -m nas.search --target-ms 50 [--space auto|mobilenetv3_large|mobilenetv3_small|PATH]
-        [--device pixel1|host|NAME] [--proxy NAME] [--budget smoke|default|paper] [--seed N]
+        [--device pixel1|host|NAME] [--proxy NAME [--supernet DIR]] [--budget smoke|default|paper] [--seed N]
         [--out DIR] [--resume] [--address RAY_ADDRESS] [--config FILE] [--baselines LIST|none]
         [--deploy tflite,int8|none] [--json]
 
@@ -41,6 +41,8 @@ def parser() -> ArgumentParser:
     p.add_argument("--space", help="auto (default), mobilenetv3_large, mobilenetv3_small, mnasnet, or a YAML path")
     p.add_argument("--device", help="pixel1 (default), host, or a table/model under latency_tables/")
     p.add_argument("--proxy", help="accuracy proxy (default: the budget's; see python -m nas.proxies)")
+    p.add_argument("--supernet", metavar="DIR", help="with --proxy supernet: reuse this trained supernet "
+                                                     "(python -m nas.supernet train) instead of training one")
     p.add_argument("--budget", choices=list(BUDGETS), help="smoke (<2 min), default (<15 min), paper (cluster)")
     p.add_argument("--algorithm", choices=["controller", "random", "evolution"])
     p.add_argument("--reward", choices=["mnasnet", "hard", "tunas"])

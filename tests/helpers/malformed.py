@@ -308,6 +308,7 @@ CONFIG_VALUES = {
     "trial_retries": [None, -1, 101, 1.5, "x", True],
     "baselines": ["width_scaled", 3, ["uniform"], ["width_scaled", "width_scaled"], [None]],
     "deploy": ["tflite", 1, ["onnx"], ["int8", "int8"], [None]],
+    "supernet": [3, "", "/no/such/supernet"],
 }
 
 

@@ -74,7 +74,7 @@ def test_user_errors_are_one_line(args, needles, capsys):
 def test_audit_smoke_end_to_end_and_resume(idx_dir, tmp_path):
     out = tmp_path / "audit"
     args = ("nas.proxies", "audit", "--space", "mobilenetv3_small", "--samples", "3", "--budget", "smoke",
-            "--data", str(idx_dir), "--out", str(out), "--threads", "1", "--no-published", "--json")
+            "--data", str(idx_dir), "--out", str(out), "--threads", "1", "--no-published", "--no-supernet", "--json")
     result = _last_json(run_cli(*args))
     expected = {"train-1ep", "train-2ep", "naswot", "synflow", "grad_norm", "zen", "params", "macs"}
     cascades = {f"{z}>train-1ep" for z in ("naswot", "synflow", "grad_norm", "zen")}
@@ -82,6 +82,7 @@ def test_audit_smoke_end_to_end_and_resume(idx_dir, tmp_path):
     assert all(t is None or -1 <= t <= 1 for t in result["kendall_tau"].values())
     assert result["samples"] == 3 and result["reference"]["seconds"] > 0 and result["compute_s"] > 0
     assert result["recommended_for_reward"] in {None, "train-1ep", "train-2ep"} | cascades
+    assert "supernet" not in result and not (out / "supernet").exists()  # --no-supernet (tested in test_audit_seeds)
     for name in ("audit.md", "audit.json", "scatter.png", "fidelity.png", "results.jsonl"):
         assert (out / name).is_file(), name
     assert "| proxy |" in (out / "audit.md").read_text()

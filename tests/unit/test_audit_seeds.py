@@ -52,7 +52,7 @@ def fake(monkeypatch):
 
 def _config(**changes):
     return AuditConfig(**{"space": "mobilenetv3_small", "samples": 4, "budget": get_budget("smoke").accuracy,
-                          "data": DataConfig(), **changes})
+                          "data": DataConfig(), "supernet": False, **changes})
 
 
 def _seed_rows(per_seed):
@@ -189,3 +189,26 @@ def test_a_bad_reference_seeds_flag_is_one_line(capsys):
     code, _, err = run_inprocess(["nas.proxies", "audit", "--space", "mobilenetv3_small", "--samples", "3",
                                   "--reference-seeds", "0"], capsys)
     check_user_error(code, err, "--reference-seeds")
+
+
+def test_the_supernet_is_trained_once_and_its_training_is_spread_over_the_networks(fake, tmp_path):
+    """A real supernet of the tiny space (the other proxies are the fakes): trained once into OUT/supernet,
+    each row's seconds are its score plus the training over N, and a resumed audit trains nothing."""
+    from helpers import DATA
+    from helpers.data import write_idx_dataset
+
+    data = DataConfig(path=str(write_idx_dataset(tmp_path / "fm", n=1200)))
+    config = _config(space=str(DATA / "tiny_space.yaml"), samples=3, published=False, supernet=True, data=data)
+    first = run_audit(config, tmp_path / "audit", progress=False)["summary"]
+    supernet = first["supernet"]
+    assert supernet["training_s"] > 0 and (tmp_path / "audit" / "supernet" / "supernet.pt").is_file()
+    rows = [json.loads(line)["result"] for line in (tmp_path / "audit" / "results.jsonl").read_text().splitlines()
+            if json.loads(line)["proxy"] == "supernet"]
+    assert len(rows) == 3 and all(r["seconds"] == pytest.approx(r["score_seconds"] + supernet["training_s"] / 3)
+                                  for r in rows)
+    assert first["kendall_tau"].get("supernet") is None or -1 <= first["kendall_tau"]["supernet"] <= 1
+    assert {t["proxy"]: t["kind"] for t in first["table"]}["supernet"] == "supernet"
+    stamp = (tmp_path / "audit" / "supernet" / "supernet.pt").stat().st_mtime_ns
+    again = run_audit(config, tmp_path / "audit", progress=False)["summary"]
+    assert (tmp_path / "audit" / "supernet" / "supernet.pt").stat().st_mtime_ns == stamp
+    assert again["kendall_tau"] == first["kendall_tau"]

@@ -88,7 +88,7 @@ def test_trainings_resume_without_training_twice(tmp_path, monkeypatch):
 def test_budgets_name_their_seeds_and_baselines():
     assert get_budget("smoke").accuracy.final_seeds >= 2 and get_budget("default").accuracy.final_seeds >= 3
     assert get_budget("smoke").baselines == ("width_scaled",)
-    assert set(get_budget("default").baselines) == {"width_scaled", "netadapted"}
+    assert set(get_budget("default").baselines) == {"width_scaled"}
     assert compare.seeds_of(get_budget("default"), 7) == [21, 22, 23]
     # neighbouring run seeds share no training seed
     assert not set(compare.seeds_of(get_budget("default"), 0)) & set(compare.seeds_of(get_budget("default"), 1))

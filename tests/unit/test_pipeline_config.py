@@ -80,8 +80,9 @@ def test_baselines_default_to_the_budgets_and_a_bad_list_names_its_key(tmp_path)
     def baselines(config):
         return Context(config, tmp_path, None, False, None).baselines
 
-    assert baselines(validate_config({"target_ms": 50}, "x")) == ("width_scaled", "netadapted")
+    assert baselines(validate_config({"target_ms": 50}, "x")) == ("width_scaled",)
     assert baselines(validate_config({"target_ms": 50, "budget": "smoke"}, "x")) == ("width_scaled",)
+    assert baselines(validate_config({"target_ms": 50, "budget": "paper"}, "x")) == ("width_scaled", "netadapted")
     assert baselines(validate_config({"target_ms": 50, "baselines": []}, "x")) == ()
     assert parser().parse_args(["--baselines", "none"]).baselines == []
     assert parser().parse_args(["--baselines", "netadapted,width_scaled"]).baselines == ["netadapted", "width_scaled"]

@@ -69,7 +69,8 @@ def test_a_stage_must_return_a_dict(tmp_path):
 
 
 def test_the_pipeline_is_a_table_of_stages():
-    assert [name for name, _ in stages.STAGES] == ["search", "select", "netadapt", "export", "compare", "deploy", "report"]
+    assert [name for name, _ in stages.STAGES] == ["supernet", "search", "select", "netadapt", "export", "compare",
+                                                   "deploy", "report"]
     assert all(callable(fn) for _, fn in stages.STAGES)
 
 

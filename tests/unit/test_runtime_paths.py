@@ -137,7 +137,7 @@ def test_console_scripts_point_at_each_command():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     scripts = config["project"]["scripts"]
     assert set(scripts) == {"nas-search", "nas-inspect", "nas-export", "nas-latency", "nas-proxies", "nas-netadapt",
-                            "nas-train"}
+                            "nas-train", "nas-supernet"}
     for target in scripts.values():
         module, func = target.split(":")
         assert callable(getattr(importlib.import_module(module), func)), target
@@ -149,12 +149,12 @@ def test_console_scripts_point_at_each_command():
     monkey.setattr(console, "run_main", ran.append)
     monkey.setattr(console, "exit_quietly_on_ctrl_c", lambda: None)
     try:
-        for name in ("search", "inspect", "export", "latency", "proxies", "netadapt", "train"):
+        for name in ("search", "inspect", "export", "latency", "proxies", "netadapt", "train", "supernet"):
             getattr(console, name)()
     finally:
         monkey.undo()
     modules = ("nas.search.__main__", "nas.inspect", "nas.export.__main__", "nas.latency.__main__",
-               "nas.proxies.__main__", "nas.netadapt.__main__", "nas.train.__main__")
+               "nas.proxies.__main__", "nas.netadapt.__main__", "nas.train.__main__", "nas.supernet.__main__")
     assert ran == [importlib.import_module(m).main for m in modules]
 
 

@@ -30,6 +30,7 @@ def test_least_busy_takes_the_idlest_cpus_and_the_lowest_numbers_among_equals():
     assert least_busy([0, 1], {}, {}, 1) == [0]  # nothing known: the first
 
 
+@pytest.mark.serial
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
 def test_a_run_limited_to_one_cpu_avoids_the_cpu_another_one_keeps_busy():
     first, second = sorted(os.sched_getaffinity(0))[:2]

@@ -1,0 +1,172 @@
+"""One supernet training from settings to files, and loading a trained one back.
+
+OUT/supernet.pt is replaced whole after every epoch (weights, optimizer, schedule, epoch, the
+settings it was made with), so a killed training resumes from its last finished epoch and ends
+exactly where an uninterrupted one would; the directory is held by a run lock while it trains.
+OUT/supernet.json is the summary: the loss per epoch and the largest and smallest paths' top-1.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from nas.accuracy.config import DataConfig
+from nas.runtime.errors import UserError
+from nas.supernet.config import SupernetConfig
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "supernet.pt"
+SUMMARY = "supernet.json"
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class SupernetRequest:
+    space: str                       # a built-in space's name or a space YAML's path
+    data: DataConfig
+    out: Path
+    config: SupernetConfig = SupernetConfig()
+    seed: int = 0
+    resume: bool = False
+    device: str = "auto"
+    threads: int | None = None
+    stop_after: int | None = None
+    progress: bool = False
+
+
+def space_source(space: str) -> str:
+    """A built-in name as given; a file as its absolute path (a checkpoint is read from anywhere)."""
+    path = Path(space).expanduser()
+    return str(path.resolve()) if path.suffix in (".yaml", ".yml") or path.exists() else space
+
+
+def identity_of(req: SupernetRequest, space) -> dict[str, Any]:
+    return {"space": space.name, "space_hash": _space_hash(space), "data": asdict(req.data), "seed": req.seed,
+            **req.config.as_dict()}
+
+
+def train_supernet(req: SupernetRequest) -> dict[str, Any]:
+    import torch
+
+    from nas.accuracy.data import load_data
+    from nas.core.space import load_space
+    from nas.runtime.files import atomic_write_text, save_state
+    from nas.runtime.jsonl import jsonable
+    from nas.runtime.lock import run_lock
+    from nas.runtime.session import select_device, set_threads
+    from nas.supernet.train import SupernetTraining
+    from nas.train.checkpoint import check_identity
+
+    started = time.perf_counter()
+    set_threads(req.threads)
+    space = load_space(req.space)
+    out = Path(req.out)
+    if out.exists() and not out.is_dir():
+        raise UserError("exists and is not a directory", source=str(out), field="--out")
+    c = req.config
+    data = load_data(req.data, c.train_images, c.val_images, select_device(req.device))
+    if data.train_x.shape[0] < c.batch_size:
+        raise UserError(f"{data.train_x.shape[0]} training images are fewer than one batch of {c.batch_size}",
+                        field="batch_size")
+    identity = identity_of(req, space)
+    saved = None
+    if req.resume:
+        saved = read_checkpoint(out / CHECKPOINT, field="--resume")
+        check_identity(saved["identity"], identity, str(out / CHECKPOINT))
+    elif (out / CHECKPOINT).exists():
+        raise UserError(f"holds a supernet already ({CHECKPOINT}): add --resume to continue it, or give another "
+                        "--out", source=str(out), field="--out")
+    until = c.epochs if req.stop_after is None else min(c.epochs, req.stop_after)
+    with run_lock(out, what="supernet training", resume_hint="wait for it, or stop it and continue with --resume"):
+        training = SupernetTraining(space, data, c, seed=req.seed, stem_stride=req.data.stem_stride)
+        if saved is not None:
+            training.load_state_dict(saved)
+        done_before = training.epoch
+
+        def save(t: SupernetTraining) -> None:
+            save_state({"format": FORMAT, "kind": "supernet", "identity": identity,
+                        "space_source": space_source(req.space), "data": asdict(req.data), **t.state_dict()},
+                       out / CHECKPOINT)
+
+        from tqdm import tqdm
+
+        with tqdm(total=training.steps_per_epoch * until, initial=training.step, desc="supernet", unit="step",
+                  leave=False, mininterval=1, disable=not req.progress) as bar:
+            training.run(until, on_epoch=save, on_step=bar.update)
+        finished = training.failure is None and training.epoch >= c.epochs
+        scores = {}
+        if training.failure is None and training.epoch > 0:
+            with torch.no_grad():
+                for name, spec in (("largest", training.net.largest()), ("smallest", training.net.smallest())):
+                    scores[f"{name}_accuracy"] = training.evaluate(spec)
+        epochs_run = training.history[done_before:]
+        result = {"space": space.name, "dataset": data.name, "resolution": data.resolution,
+                  "num_classes": data.num_classes, "stem_stride": training.net.stem_spec.s,
+                  "epochs": training.epoch, "total_epochs": c.epochs, "steps": training.step,
+                  "train_images": int(data.train_x.shape[0]), "val_images": int(data.val_x.shape[0]),
+                  "params": sum(p.numel() for p in training.net.parameters()), "config": c.as_dict(),
+                  "seed": req.seed, "history": training.history, "checkpoint": str(out / CHECKPOINT),
+                  "seconds_per_epoch": (sum(h["seconds"] for h in epochs_run) / len(epochs_run)) if epochs_run else None,
+                  "failed": training.failure is not None, "reason": training.failure, "finished": finished,
+                  **scores, "wall_s": time.perf_counter() - started}
+        atomic_write_text(out / SUMMARY, json.dumps(jsonable(result), indent=1, sort_keys=True) + "\n")
+    return result
+
+
+def read_checkpoint(path: Path, field: str = "--supernet") -> dict[str, Any]:
+    """A supernet checkpoint on the CPU; a missing, damaged or foreign file is one line naming it."""
+    import torch
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT
+    if not path.is_file():
+        raise UserError(f"no supernet here ({CHECKPOINT})", source=str(path), field=field)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a corrupt or truncated file
+        raise UserError(f"cannot load the supernet: {err.__class__.__name__}", source=str(path), field=field) from None
+    if not isinstance(state, dict) or state.get("kind") != "supernet" or state.get("format") != FORMAT:
+        raise UserError("not a supernet of `python -m nas.supernet train`", source=str(path), field=field)
+    return state
+
+
+def load_supernet(path: str | Path, field: str = "--supernet"):
+    """(Supernet with the trained weights in eval mode, the checkpoint's dict, the DataConfig it was trained on)."""
+    from nas.core.space import load_space
+    from nas.supernet.net import Supernet
+
+    state = read_checkpoint(Path(path), field)
+    space = load_space(state["space_source"])
+    if _space_hash(space) != state["identity"]["space_hash"]:
+        raise UserError(f"the space {state['space_source']} has changed since the supernet was trained",
+                        source=str(path), field=field)
+    s = state["supernet"]
+    net = Supernet(space, s["num_classes"], s["resolution"], s["stem_stride"], s["kernel_transform"])
+    net.load_state_dict(state["model"])
+    return net.eval(), state, DataConfig(**state["data"])
+
+
+def _space_hash(space) -> str:
+    """What a supernet's shape depends on: the stages, stem, head and SE style."""
+    blob = json.dumps({"stages": [asdict(st) for st in space.stages], "stem": asdict(space.stem),
+                       "head": asdict(space.head), "se_style": space.se_style}, sort_keys=True, default=repr)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def load_calibrated_extractor(path: str | Path, device: str = "cpu", field: str = "--supernet"):
+    """A function spec -> stand-alone network with the supernet's weights and BN statistics
+    re-estimated for its path on the training images the supernet saw (its recipe's bn_images)."""
+    from nas.accuracy.data import load_data
+    from nas.supernet.train import extract_calibrated
+
+    net, state, data_config = load_supernet(path, field)
+    config = SupernetConfig(**state["config"])
+    data = load_data(data_config, config.bn_images, 1, device)
+    return lambda spec: extract_calibrated(net.to(device), net.adapt(spec), data, config)

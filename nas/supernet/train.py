@@ -1,0 +1,174 @@
+"""Training a supernet by path sampling, and scoring a path by its inherited accuracy.
+
+Each step trains a few paths on one batch, their gradients summed: `uniform` draws them from the
+space, `sandwich` (Yu & Huang's rule) always adds the largest and the smallest network, so that the
+first channels of every tensor learn to work alone; a `policy` (the controller's current sampler)
+may replace the random draws. Paths and data order are drawn from (seed, epoch), and a checkpoint
+after every epoch holds everything else, so a resumed training continues exactly.
+
+Shared BatchNorm statistics belong to no path: `evaluate` re-estimates them for the path it scores
+(once-for-all's BN recalibration) on a fixed slice of training images, then measures top-1.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from nas.accuracy.data import ProxyData
+from nas.accuracy.train import adapt_spec, warmup_cosine
+from nas.core.space import SearchSpace
+from nas.core.spec import ArchSpec
+from nas.runtime.session import generator, seed_everything
+from nas.supernet.config import SupernetConfig
+from nas.supernet.net import ElasticBN, Supernet
+
+log = logging.getLogger(__name__)
+
+Policy = Callable[[np.random.Generator], Sequence[int]]
+
+
+class SupernetTraining:
+    """A supernet's training state: epochs of path-sampled SGD, checkpointable between epochs."""
+
+    def __init__(self, space: SearchSpace, data: ProxyData, config: SupernetConfig, seed: int = 0,
+                 stem_stride: str | int = "auto", policy: Policy | None = None):
+        stride = adapt_spec(space.seed_spec(), data.num_classes, data.resolution, stem_stride).stem.s
+        self.space, self.data, self.config, self.seed, self.policy = space, data, config, seed, policy
+        seed_everything(seed)
+        self.net = Supernet(space, data.num_classes, data.resolution, stride, config.kernel_transform).to(data.device)
+        n = int(data.train_x.shape[0])
+        self.batch_size = min(config.batch_size, n)
+        self.steps_per_epoch = max(1, n // self.batch_size)
+        self.total_steps = config.epochs * self.steps_per_epoch
+        # No weight decay on BN, biases and the kernel transforms (which start as identities).
+        named = list(self.net.named_parameters())
+        decay = [p for name, p in named if p.ndim > 1 and ".transforms." not in name]
+        rest = [p for name, p in named if not (p.ndim > 1 and ".transforms." not in name)]
+        self.optimizer = torch.optim.SGD([{"params": decay, "weight_decay": config.weight_decay},
+                                          {"params": rest, "weight_decay": 0.0}],
+                                         lr=config.learning_rate, momentum=0.9, nesterov=True)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
+                                                           warmup_cosine(self.total_steps, config.warmup))
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+        self.epoch = self.step = 0
+        self.failure: str | None = None
+        self.history: list[dict[str, Any]] = []
+
+    # ---- paths ---------------------------------------------------------------------------
+    def paths(self, rng: np.random.Generator) -> list[ArchSpec]:
+        c, space = self.config, self.space
+        draw = (lambda: list(self.policy(rng))) if self.policy is not None else (lambda: space.sample(rng))
+        specs = []
+        if c.sampler == "sandwich":
+            specs += [self.net.largest(), self.net.smallest()]
+        while len(specs) < c.paths:
+            specs.append(self.net.adapt(space.decode(draw())))
+        return specs
+
+    # ---- training ------------------------------------------------------------------------
+    def train_epoch(self, on_step: Callable[[int], None] | None = None) -> float | None:
+        gen = generator(self.seed, self.epoch)
+        rng = np.random.default_rng([self.seed, self.epoch, 1])
+        torch.manual_seed(int(torch.randint(2**31, (1,), generator=gen)))  # dropout, per epoch
+        n = int(self.data.train_x.shape[0])
+        order = torch.randperm(n, generator=gen).to(self.data.device)
+        self.net.train()
+        total, count = 0.0, 0
+        for b in range(self.steps_per_epoch):
+            x, y = self.data.train_batch(order[b * self.batch_size:(b + 1) * self.batch_size])
+            self.optimizer.zero_grad(set_to_none=True)
+            loss_sum = 0.0
+            for spec in self.paths(rng):
+                loss = self.criterion(self.net(x, spec), y)
+                if not torch.isfinite(loss):
+                    self.failure = f"non-finite loss at step {self.step} on {spec.name}"
+                    return None
+                loss.backward()
+                loss_sum += float(loss.detach())
+            nn.utils.clip_grad_norm_(self.net.parameters(), 5.0)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.step += 1
+            total += loss_sum / self.config.paths
+            count += 1
+            if on_step is not None:
+                on_step(1)
+        self.epoch += 1
+        return total / max(count, 1)
+
+    def run(self, until: int | None = None, on_epoch: Callable[["SupernetTraining"], None] | None = None,
+            on_step: Callable[[int], None] | None = None) -> None:
+        until = self.config.epochs if until is None else min(until, self.config.epochs)
+        while self.epoch < until and self.failure is None:
+            started = time.perf_counter()
+            loss = self.train_epoch(on_step)
+            if self.failure is not None:
+                break
+            record = {"epoch": self.epoch, "loss": loss, "step": self.step,
+                      "seconds": time.perf_counter() - started}
+            self.history.append(record)
+            log.info("supernet epoch %d/%d: loss %.4f (%.0f s)", self.epoch, self.config.epochs, loss,
+                     record["seconds"])
+            if on_epoch is not None:
+                on_epoch(self)
+
+    # ---- scoring -------------------------------------------------------------------------
+    def evaluate(self, spec: ArchSpec, val_images: int | None = None) -> float:
+        """Top-1 of `spec`'s path (adapted to the data), BN re-estimated for it; 0 for non-finite outputs."""
+        return evaluate_path(self.net, self.net.adapt(spec), self.data, self.config, val_images)
+
+    # ---- checkpoints ---------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "epoch": self.epoch, "step": self.step,
+                "history": self.history, "supernet": self.net.config(), "config": self.config.as_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch, self.step, self.history = int(state["epoch"]), int(state["step"]), list(state["history"])
+
+
+@torch.no_grad()
+def recalibrate_path_bn(net: Supernet, spec: ArchSpec, batches) -> None:
+    """Exact BN statistics of `spec`'s path over `batches` (the shared buffers are overwritten)."""
+    bns = [m for m in net.modules() if isinstance(m, ElasticBN)]
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    net.train()
+    try:
+        for x, _ in batches:
+            net(x, spec)
+    finally:
+        for m, momentum in zip(bns, momenta):
+            m.momentum = momentum
+    net.eval()
+
+
+@torch.no_grad()
+def evaluate_path(net: Supernet, spec: ArchSpec, data: ProxyData, config: SupernetConfig,
+                  val_images: int | None = None) -> float:
+    recalibrate_path_bn(net, spec, data.batches("train", config.eval_batch_size, limit=config.bn_images))
+    correct, total = 0, 0
+    for x, y in data.batches("val", config.eval_batch_size, limit=val_images):
+        logits = net(x, spec)
+        if not bool(torch.isfinite(logits).all()):
+            return 0.0
+        correct += int((logits.argmax(1) == y).sum())
+        total += int(y.shape[0])
+    return correct / total if total else 0.0
+
+
+def extract_calibrated(net: Supernet, spec: ArchSpec, data: ProxyData, config: SupernetConfig):
+    """`net.extract(spec)` with BN statistics re-estimated for the spec's path (the shared buffers
+    hold whichever path was scored last)."""
+    recalibrate_path_bn(net, spec, data.batches("train", config.eval_batch_size, limit=config.bn_images))
+    return net.extract(spec)
