@@ -94,3 +94,14 @@ def test_baselines_default_to_the_budgets_and_a_bad_list_names_its_key(tmp_path)
     with pytest.raises(UserError) as err:
         new_run_config(args(config=str(path)))
     assert (err.value.source, err.value.field) == (str(path), "baselines")
+
+
+def test_a_supernet_to_reuse_needs_the_supernet_proxy_and_a_trained_one(tmp_path):
+    folder = tmp_path / "sn"
+    folder.mkdir()
+    with pytest.raises(UserError, match="no trained supernet"):
+        validate_config({"target_ms": 50, "proxy": "supernet", "supernet": str(folder)}, "run.yaml")
+    (folder / "supernet.pt").write_bytes(b"x")  # loaded (and refused if foreign) before the run starts
+    assert validate_config({"target_ms": 50, "proxy": "supernet", "supernet": str(folder)}, "x").supernet == str(folder)
+    with pytest.raises(UserError, match="only by --proxy supernet"):
+        validate_config({"target_ms": 50, "supernet": str(folder)}, "run.yaml")

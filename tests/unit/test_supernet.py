@@ -65,6 +65,9 @@ def test_a_smaller_kernel_is_the_centre_of_the_largest_and_layers_keep_their_pla
     net = busy(supernet_for(space))
     dw = net.stages[1][0].depthwise
     assert torch.equal(dw.weight_for(24, 24, 3), dw.weight[:24, :, 1:4, 1:4])
+    from nas.supernet.net import ElasticConv  # a kernel between the listed ones: the centre too
+    wide = ElasticConv(4, 4, (7,), depthwise=True)
+    assert torch.equal(wide.weight_for(4, 4, 3), wide.weight[:, :, 2:5, 2:5])
     largest = net.largest()
     expected = [(i, j) for i, stage in enumerate(net.bounds) for j in range(len(stage))]
     assert net.layout(largest) == expected  # every layer of every stage, in order
