@@ -131,6 +131,10 @@ def _calibrate_in_fresh_process(args, table_path, backend) -> tuple[dict, dict]:
     cmd = [sys.executable, "-m", "nas.latency", "build", "--device", base, "--precision", backend.precision,
            "--table", str(table_path), "--threads", str(args.threads),
            "--calibration-samples", str(args.calibration_samples), "--json"]
+    from nas.runtime.log import progress_enabled
+
+    if not progress_enabled():  # --quiet reaches the child too: no bars from it either
+        cmd.append("--quiet")
     for space in args.space or []:
         cmd += ["--space", space]
     env, fds = hand_down(build_lock_path(table_path))

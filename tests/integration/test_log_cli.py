@@ -85,3 +85,14 @@ def test_a_user_error_is_still_one_line_with_verbose(tmp_path, args, needle, cap
     code, _, err = run_inprocess([a.format(**names) for a in args], capsys)
     check_user_error(code, err, needle)
     assert not (tmp_path / "x.yaml").exists()
+
+
+def test_a_quiet_build_is_quiet_in_its_calibrating_child_too(tmp_path):
+    """`build --quiet` measures, then calibrates in a fresh process: that child shows no bars either."""
+    from helpers import DATA
+
+    proc = run_cli("nas.latency", "build", "--device", "host", "--space", str(DATA / "micro_space.yaml"),
+                   "--table", str(tmp_path / "t.yaml"), "--calibration-samples", "1", "--quiet", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.splitlines()[-1])["measured"] > 0
+    assert proc.stderr.strip() == "", proc.stderr
