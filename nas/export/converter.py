@@ -8,6 +8,7 @@ purpose: no torch import here.
 """
 from __future__ import annotations
 
+import atexit
 import functools
 import multiprocessing
 import os
@@ -20,6 +21,13 @@ IN_PROCESS_ENV = "NAS_CONVERT_IN_PROCESS"  # 1: convert here (debugging; timings
 def _converter_init() -> None:
     global _in_converter
     _in_converter = True
+
+
+def _shutdown() -> None:
+    global _pool
+    if _pool is not None:
+        _pool.shutdown(wait=True, cancel_futures=True)
+        _pool = None
 
 
 def in_converter_process(fn):
@@ -40,6 +48,7 @@ def in_converter_process(fn):
         require_tflite()
         if _pool is None:
             _pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_converter_init)
+            atexit.register(_shutdown)  # before interpreter teardown: else its manager thread complains at exit
         try:
             return _pool.submit(call, *args, **kwargs).result()
         except BrokenProcessPool:
