@@ -100,9 +100,9 @@ def run_supernet(ctx: Context) -> dict[str, Any]:
     if not isinstance(p.proxy, SupernetProxy):
         return {"skipped": True, "note": f"skipped: the proxy is {p.proxy_name}"}
     if config.supernet:
-        from nas.supernet.run import load_supernet
+        from nas.supernet.run import read_checkpoint
 
-        _, state, _ = config.located("supernet", lambda: load_supernet(config.supernet))  # checked in prepare
+        state = config.located("supernet", lambda: read_checkpoint(Path(config.supernet)))  # checked in prepare
         path = Path(config.supernet)
         path = path / "supernet.pt" if path.is_dir() else path
         return {"checkpoint": str(path.resolve()), "trained": False, "epochs": int(state["epoch"]),
@@ -111,7 +111,8 @@ def run_supernet(ctx: Context) -> dict[str, Any]:
     from nas.supernet.run import CHECKPOINT, SupernetRequest, train_supernet
 
     out = ctx.run_dir / "supernet"
-    request = SupernetRequest(space=_space_source(config.space, p.space), data=p.data, out=out,
+    space = p.space.name if config.space == "auto" else config.space  # a file's path, or a built-in's name
+    request = SupernetRequest(space=space, data=p.data, out=out,
                               config=ctx.budget.accuracy.supernet, seed=config.seed,
                               resume=(out / CHECKPOINT).exists(), progress=progress_enabled())
     result = train_supernet(request)
@@ -122,11 +123,6 @@ def run_supernet(ctx: Context) -> dict[str, Any]:
     note = (f"trained {result['epochs']} epochs on {result['train_images']:,} images; top-1 of the largest path "
             f"{result['largest_accuracy']:.3f}, the smallest {result['smallest_accuracy']:.3f}")
     return {"trained": True, **{k: result.get(k) for k in keep}, "note": note}
-
-
-def _space_source(given: str, space) -> str:
-    """What loads the run's space again: the file given, or the chosen built-in's name."""
-    return given if given not in ("auto",) and Path(given).suffix in (".yaml", ".yml") else space.name
 
 
 def run_search(ctx: Context) -> dict[str, Any]:

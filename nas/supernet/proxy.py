@@ -52,7 +52,7 @@ class SupernetProxy(Proxy):
             net, state, data_config = load_supernet(self.checkpoint)
             device = select_device(self.device)
             c = state["config"]
-            data = load_data(data_config, max(c["bn_images"], 1), c["val_images"], device)
+            data = load_data(data_config, c["bn_images"], c["val_images"], device)
             self._loaded = (net.to(device), data, c)
         return self._loaded
 

@@ -52,8 +52,6 @@ def identity_of(req: SupernetRequest, space) -> dict[str, Any]:
 
 
 def train_supernet(req: SupernetRequest) -> dict[str, Any]:
-    import torch
-
     from nas.accuracy.data import load_data
     from nas.core.space import load_space
     from nas.runtime.files import atomic_write_text, save_state
@@ -102,9 +100,8 @@ def train_supernet(req: SupernetRequest) -> dict[str, Any]:
         finished = training.failure is None and training.epoch >= c.epochs
         scores = {}
         if training.failure is None and training.epoch > 0:
-            with torch.no_grad():
-                for name, spec in (("largest", training.net.largest()), ("smallest", training.net.smallest())):
-                    scores[f"{name}_accuracy"] = training.evaluate(spec)
+            for name, spec in (("largest", training.net.largest()), ("smallest", training.net.smallest())):
+                scores[f"{name}_accuracy"] = training.evaluate(spec)
         epochs_run = training.history[done_before:]
         result = {"space": space.name, "dataset": data.name, "resolution": data.resolution,
                   "num_classes": data.num_classes, "stem_stride": training.net.stem_spec.s,

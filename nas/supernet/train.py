@@ -20,12 +20,12 @@ import torch
 from torch import nn
 
 from nas.accuracy.data import ProxyData
-from nas.accuracy.train import adapt_spec, warmup_cosine
+from nas.accuracy.train import adapt_spec, evaluate_accuracy, recalibrate_bn, warmup_cosine
 from nas.core.space import SearchSpace
 from nas.core.spec import ArchSpec
 from nas.runtime.session import generator, seed_everything
 from nas.supernet.config import SupernetConfig
-from nas.supernet.net import ElasticBN, Supernet
+from nas.supernet.net import Supernet
 
 log = logging.getLogger(__name__)
 
@@ -135,36 +135,30 @@ class SupernetTraining:
         self.epoch, self.step, self.history = int(state["epoch"]), int(state["step"]), list(state["history"])
 
 
-@torch.no_grad()
+class PathModel(nn.Module):
+    """One path of a supernet as a model of one input, for the proxies' BN recalibration and scoring."""
+
+    def __init__(self, net: Supernet, spec: ArchSpec):
+        super().__init__()
+        self.net, self.spec = net, spec
+
+    def forward(self, x):
+        return self.net(x, self.spec)
+
+
 def recalibrate_path_bn(net: Supernet, spec: ArchSpec, batches) -> None:
     """Exact BN statistics of `spec`'s path over `batches` (the shared buffers are overwritten)."""
-    bns = [m for m in net.modules() if isinstance(m, ElasticBN)]
-    momenta = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None
-    net.train()
-    try:
-        for x, _ in batches:
-            net(x, spec)
-    finally:
-        for m, momentum in zip(bns, momenta):
-            m.momentum = momentum
+    recalibrate_bn(PathModel(net, spec), batches)
     net.eval()
 
 
-@torch.no_grad()
 def evaluate_path(net: Supernet, spec: ArchSpec, data: ProxyData, config: SupernetConfig,
                   val_images: int | None = None) -> float:
+    """Top-1 of the path on held-out images after recalibrating its BN; 0 for non-finite outputs."""
     recalibrate_path_bn(net, spec, data.batches("train", config.eval_batch_size, limit=config.bn_images))
-    correct, total = 0, 0
-    for x, y in data.batches("val", config.eval_batch_size, limit=val_images):
-        logits = net(x, spec)
-        if not bool(torch.isfinite(logits).all()):
-            return 0.0
-        correct += int((logits.argmax(1) == y).sum())
-        total += int(y.shape[0])
-    return correct / total if total else 0.0
+    accuracy, finite = evaluate_accuracy(PathModel(net, spec), data.batches("val", config.eval_batch_size,
+                                                                             limit=val_images))
+    return accuracy if finite else 0.0
 
 
 def extract_calibrated(net: Supernet, spec: ArchSpec, data: ProxyData, config: SupernetConfig):
