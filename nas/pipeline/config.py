@@ -6,7 +6,7 @@ file and key, or the flag, it came from.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -28,11 +28,12 @@ DEPLOY = ("tflite", "int8")  # what the deploy stage makes beside final.onnx (No
 CONFIG_KEYS = ("target_ms", *DEFAULTS)
 RESUME_MAY_CHANGE = ("address", "cpus", "trial_retries")  # where and how it runs, not what it computes
 MAX_SAMPLES = 1_000_000
+MAX_TARGETS = 8  # a family: one search, NetAdapt and comparison per target
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    target_ms: float
+    target_ms: float | tuple[float, ...]  # several: a family (see nas.pipeline.family)
     space: str
     device: str
     proxy: str | None
@@ -52,9 +53,22 @@ class RunConfig:
     supernet: str | None
     origins: Origins = field(default_factory=dict, compare=False, repr=False)
 
+    @property
+    def targets(self) -> tuple[float, ...]:
+        return self.target_ms if isinstance(self.target_ms, tuple) else (self.target_ms,)
+
+    @property
+    def is_family(self) -> bool:
+        return isinstance(self.target_ms, tuple)
+
+    def for_target(self, target_ms: float, supernet: str | None) -> "RunConfig":
+        """One member of a family: this run's settings at one target (and the family's supernet)."""
+        return replace(self, target_ms=float(target_ms), supernet=supernet if supernet else self.supernet)
+
     def to_dict(self) -> dict[str, Any]:
         """The settings alone, as config.yaml holds them."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "origins"}
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "origins"}
+        return values | {"target_ms": list(self.target_ms) if self.is_family else self.target_ms}
 
     def blame(self, key: str, message: str) -> UserError:
         return blame(self.origins, key, message)
@@ -79,16 +93,33 @@ def validate_config(config: dict[str, Any], origins: Origins | str) -> RunConfig
     for key in order:
         if key in _CHECKS:
             _CHECKS[key](config, key, fail)
-    values = {key: config[key] for key in CONFIG_KEYS} | {"target_ms": float(config["target_ms"])}
+    t = config["target_ms"]
+    values = {key: config[key] for key in CONFIG_KEYS} | {
+        "target_ms": tuple(float(x) for x in t) if isinstance(t, list) else float(t)}
     return RunConfig(**values, origins=dict(origins))
 
 
 def _check_target(config, key, fail) -> None:
+    """One target, or a family's list of 2..MAX_TARGETS distinct targets."""
     t = config.get(key)
     if t is None:
         raise fail("target_ms", "missing: give --target-ms (or target_ms in the --config file)")
+    if isinstance(t, list):
+        if not 2 <= len(t) <= MAX_TARGETS:
+            raise fail("target_ms", f"a family takes 2 to {MAX_TARGETS} targets, got {len(t)} "
+                                    "(one target: a number, not a list)")
+        for x in t:
+            _check_one_target(x, fail)
+        if len(set(t)) != len(t):
+            raise fail("target_ms", f"a family's targets must differ, got {t!r}")
+        return
+    _check_one_target(t, fail)
+
+
+def _check_one_target(t, fail) -> None:
     if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
-        raise fail("target_ms", f"must be a finite number of milliseconds > 0, got {t!r} (--target-ms)")
+        raise fail("target_ms", f"must be a finite number of milliseconds > 0 (or a list of them), got {t!r} "
+                                "(--target-ms)")
     if t > 1e5:
         raise fail("target_ms", f"{t:g} ms is absurd for one inference (at most 100000)")
 

@@ -19,8 +19,8 @@ def latest_run() -> Path:
 
 def default_run_dir(config: RunConfig) -> Path:
     device = Path(config.device).stem.replace(":", "-")  # host:int8 -> host-int8: portable folder names
-    return RUNS_DIR / time.strftime(
-        f"{Path(str(config.space)).stem}-{config.target_ms:g}ms-{device}-%Y%m%d-%H%M%S")
+    targets = "-".join(f"{t:g}" for t in config.targets)  # a family: 15-25-35-50ms
+    return RUNS_DIR / time.strftime(f"{Path(str(config.space)).stem}-{targets}ms-{device}-%Y%m%d-%H%M%S")
 
 
 def check_new_run_dir(run_dir: Path) -> None:

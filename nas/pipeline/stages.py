@@ -107,13 +107,16 @@ def run_supernet(ctx: Context) -> dict[str, Any]:
         path = path / "supernet.pt" if path.is_dir() else path
         return {"checkpoint": str(path.resolve()), "trained": False, "epochs": int(state["epoch"]),
                 "note": f"reused {path}"}
+    space = p.space.name if config.space == "auto" else config.space  # a file's path, or a built-in's name
+    return train_run_supernet(space, p.data, ctx.run_dir / "supernet", ctx.budget, config.seed)
+
+
+def train_run_supernet(space: str, data, out: Path, budget: Budget, seed: int) -> dict[str, Any]:
+    """A run's (or a family's) supernet, trained into `out` with the budget's recipe; resumes by epoch."""
     from nas.runtime.log import progress_enabled
     from nas.supernet.run import CHECKPOINT, SupernetRequest, train_supernet
 
-    out = ctx.run_dir / "supernet"
-    space = p.space.name if config.space == "auto" else config.space  # a file's path, or a built-in's name
-    request = SupernetRequest(space=space, data=p.data, out=out,
-                              config=ctx.budget.accuracy.supernet, seed=config.seed,
+    request = SupernetRequest(space=space, data=data, out=out, config=budget.accuracy.supernet, seed=seed,
                               resume=(out / CHECKPOINT).exists(), progress=progress_enabled())
     result = train_supernet(request)
     if not result["finished"]:
@@ -242,6 +245,16 @@ STAGES: list[Stage] = [
     ("deploy", run_deploy),       # final.tflite; int8 speed-up and accuracy drop
     ("report", run_report),
 ]
+
+
+RESULT_KEYS = ("final_spec", "onnx", "predicted_ms", "measured_host_ms", "proxy_accuracy", "proxy_accuracy_sd",
+               "samples", "wall_s", "target_ms", "device", "space", "netadapt_iterations", "params", "macs",
+               "max_abs_diff", "comparison", "verdict", "train_command", "tflite", "deploy")
+
+
+def run_result(summary: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """What a run prints (--json), and a family keeps for each of its targets."""
+    return {k: summary[k] for k in RESULT_KEYS} | {"report": str(run_dir / "report.md"), "run_dir": str(run_dir)}
 
 
 def summarize(ctx: Context) -> dict[str, Any]:

@@ -23,21 +23,20 @@ from nas.budgets import BUDGETS
 from nas.pipeline.config import BASELINES, DEPLOY, RunConfig, new_run_config, saved_run_config
 from nas.pipeline.prepare import limit_local_cpus, prepare
 from nas.pipeline.rundir import check_new_run_dir, create_run_dir, default_run_dir, latest_run, write_config
-from nas.pipeline.stages import run_pipeline
+from nas.pipeline.family import prepare_family, run_family
+from nas.pipeline.stages import run_pipeline, run_result
 from nas.runtime.cli import (ArgumentParser, emit, non_negative_int, positive_float, positive_int, resume_command,
                              run_main, set_resume_hint)
 from nas.runtime.lock import run_lock
 from nas.runtime.tune import TRIAL_RETRIES
 
 PROG = "python -m nas.search"
-SUMMARY_KEYS = ("final_spec", "onnx", "predicted_ms", "measured_host_ms", "proxy_accuracy", "proxy_accuracy_sd",
-                "samples", "wall_s", "target_ms", "device", "space", "netadapt_iterations", "params", "macs",
-                "max_abs_diff", "comparison", "verdict", "train_command", "tflite", "deploy")
 
 
 def parser() -> ArgumentParser:
     p = ArgumentParser(prog=PROG, description=__doc__.strip().splitlines()[0])
-    p.add_argument("--target-ms", dest="target_ms", type=positive_float, help="target latency on the device (ms)")
+    p.add_argument("--target-ms", dest="target_ms", type=targets,
+                   help="target latency on the device (ms); several, comma-separated (15,25,35,50): a family")
     p.add_argument("--space", help="auto (default), mobilenetv3_large, mobilenetv3_small, mnasnet, or a YAML path")
     p.add_argument("--device", help="pixel1 (default), host, or a table/model under latency_tables/")
     p.add_argument("--proxy", help="accuracy proxy (default: the budget's; see python -m nas.proxies)")
@@ -82,6 +81,12 @@ def name_list(choices: tuple[str, ...]):
 baseline_list = name_list(BASELINES)
 
 
+def targets(text: str) -> float | list[float]:
+    """An argparse type: one target in ms, or a family's comma-separated targets (checked in the config)."""
+    values = [positive_float(t.strip()) for t in text.split(",")]
+    return values[0] if len(values) == 1 else values
+
+
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
@@ -89,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"argument --seed: must be >= 0, got {args.seed}")
     run_dir, config = resumed_run(args) if args.resume else new_run(args)
     limit_local_cpus(config)
-    prepared = prepare(config)  # nothing is written before the inputs check out
+    # nothing is written before the inputs check out: for a family, those of every target
+    prepared = prepare_family(config) if config.is_family else prepare(config)
     hint = resume_command(PROG, ["--resume", "--out", str(run_dir)])
     if not args.resume:
         create_run_dir(run_dir)
@@ -98,9 +104,11 @@ def main(argv: list[str] | None = None) -> int:
             check_new_run_dir(run_dir)  # again, under the lock: a run that started meanwhile
             write_config(run_dir, config)
         set_resume_hint(hint)
+        if config.is_family:
+            emit(run_family(config, run_dir, resume=args.resume, prepared=prepared), args.json, human_family)
+            return 0
         summary = run_pipeline(config, run_dir, resume=args.resume, prepared=prepared)
-    result = {k: summary[k] for k in SUMMARY_KEYS} | {"report": str(run_dir / "report.md"), "run_dir": str(run_dir)}
-    emit(result, args.json, human)
+    emit(run_result(summary, run_dir), args.json, human)
     return 0
 
 
@@ -140,6 +148,16 @@ def human(r: dict) -> str:
         f"  report {r['report']}",
         f"  train it: {r['train_command']}",
     ])
+
+
+def human_family(r: dict) -> str:
+    """A line or two per target, then where the family's report is."""
+    lines = [f"a family of {len(r['family'])} networks on {r['device']}, {r['wall_s']:.0f} s:"]
+    for m in r["family"]:
+        lines.append(f"  {m['target_ms']:g} ms ({m['space']}): predicted {m['predicted_ms']:.2f} ms, top-1 "
+                     f"{accuracy(m['comparison'][0])}; {m['verdict']}")
+        lines.append(f"    spec {m['final_spec']}, onnx {m['onnx']}")
+    return "\n".join([*lines, f"  plot {r['plot']}", f"  report {r['report']}"])
 
 
 def deploy_lines(d: dict) -> list[str]:

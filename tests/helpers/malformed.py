@@ -291,7 +291,7 @@ def _config_cases() -> list[Bad]:
 # Every key a run config takes (nas.pipeline.config.CONFIG_KEYS) with values it must refuse; a value
 # checked only once the run starts (an address to connect to) would not fail fast, so none is here.
 CONFIG_VALUES = {
-    "target_ms": [MISSING, None, True, [15.8], 1e12],
+    "target_ms": [MISSING, None, True, [15.8], 1e12, [15.8, 15.8], [15.8, 0], [15.8, "fast"], list(range(1, 10))],
     "space": [None, 3, "", ["mobilenetv3_small"]],
     "device": [None, 3, ""],
     "proxy": [3, "", "oracle"],

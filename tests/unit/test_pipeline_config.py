@@ -105,3 +105,32 @@ def test_a_supernet_to_reuse_needs_the_supernet_proxy_and_a_trained_one(tmp_path
     assert validate_config({"target_ms": 50, "proxy": "supernet", "supernet": str(folder)}, "x").supernet == str(folder)
     with pytest.raises(UserError, match="only by --proxy supernet"):
         validate_config({"target_ms": 50, "supernet": str(folder)}, "run.yaml")
+
+
+def test_a_family_of_targets_round_trips_and_splits_into_members(tmp_path):
+    """--target-ms 15,25: a tuple in the config, a list in config.yaml, one single-target config per member."""
+    config = validate_config({"target_ms": [15, 25.5], "proxy": "supernet"}, "run.yaml")
+    assert config.target_ms == (15.0, 25.5) and config.is_family and config.targets == (15.0, 25.5)
+    saved = config.to_dict()
+    assert saved["target_ms"] == [15.0, 25.5]
+    assert validate_config(yaml.safe_load(yaml.safe_dump(saved)), "x") == config
+    member = config.for_target(25.5, "/runs/f/supernet-x/supernet.pt")
+    assert member.target_ms == 25.5 and not member.is_family and member.targets == (25.5,)
+    assert member.supernet == "/runs/f/supernet-x/supernet.pt" and member.seed == config.seed
+    assert validate_config({"target_ms": 15}, "x").targets == (15.0,)
+    for bad, says in (([15], "2 to 8 targets"), ([15, 15.0], "must differ"), ([15, -1], "> 0"),
+                      (list(range(1, 10)), "2 to 8 targets"), ([15, "x"], "got 'x'")):
+        with pytest.raises(UserError, match=says) as err:
+            validate_config({"target_ms": bad}, "run.yaml")
+        assert (err.value.source, err.value.field) == ("run.yaml", "target_ms")
+
+
+def test_the_target_flag_takes_one_number_or_a_comma_separated_family():
+    from argparse import ArgumentTypeError
+
+    from nas.search.__main__ import targets
+
+    assert targets("50") == 50.0 and targets("15, 25,35") == [15.0, 25.0, 35.0]
+    for bad in ("15,", "fast", "15,-2", "15,nan"):
+        with pytest.raises(ArgumentTypeError):
+            targets(bad)
