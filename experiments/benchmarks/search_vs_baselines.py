@@ -4,6 +4,7 @@ MobileNetV3, each trained with the final recipe at the budget's training seeds.
 
     .venv/bin/python experiments/benchmarks/search_vs_baselines.py [--targets small:15.8,large:51]
         [--search-seeds 3] [--budget default] [--device pixel1] [--cpus N] [--out experiments/runs/search_vs_baselines]
+        [--arms controller,random[,supernet]] [--supernet-samples 300]
 
 For every target and search seed s it runs `python -m nas.search --seed s` once with the
 controller and once with `--algorithm random` (an interrupted benchmark resumes each run with
@@ -12,7 +13,9 @@ and the width-scaled MobileNetV3 (`--baselines width_scaled`), the random run's 
 alone (`--baselines none`: the same baseline twice would be wasted), each at training seeds
 s .. s+k-1, so the networks of one search seed share their training seeds. The k training seeds are averaged per search seed; differences are
 then paired across search seeds (n = search seeds, Student's t), which counts the search's own
-randomness as noise, not only the training's.
+randomness as noise, not only the training's. The `supernet` arm is the controller scoring with
+the run's own weight-sharing supernet (`--proxy supernet`, trained at the search seed), at
+`--supernet-samples` samples; its final network trains at the same training seeds.
 """
 from __future__ import annotations
 
@@ -30,16 +33,20 @@ sys.path.insert(0, str(ROOT))
 from nas.accuracy.stats import paired_difference, verdict  # noqa: E402
 
 
-BASELINES = {"controller": "width_scaled", "random": "none"}
+BASELINES = {"controller": "width_scaled", "random": "none", "supernet": "none"}
 
 
-def run_pipeline(out: Path, target: float, space: str, seed: int, algorithm: str, budget: str, device: str,
-                 cpus: int | None) -> dict:
+def run_pipeline(out: Path, target: float, space: str, seed: int, arm: str, budget: str, device: str,
+                 cpus: int | None, supernet_samples: int = 300) -> dict:
+    """One arm's run: controller or random search on the budget's proxy, or (`supernet`) the controller
+    scoring with the run's own supernet, at `supernet_samples` samples (a score costs ~0.6 s)."""
     summary = out / "summary.json"
+    algorithm = "controller" if arm == "supernet" else arm
+    extra = ["--proxy", "supernet", "--samples", str(supernet_samples)] if arm == "supernet" else []
     if not summary.exists():
         args = ["--resume", "--out", str(out)] if (out / "config.yaml").exists() else [
             "--target-ms", f"{target:g}", "--space", space, "--seed", str(seed), "--algorithm", algorithm,
-            "--budget", budget, "--device", device, "--baselines", BASELINES[algorithm], "--out", str(out)]
+            "--budget", budget, "--device", device, "--baselines", BASELINES[arm], "--out", str(out), *extra]
         args += ["--cpus", str(cpus)] if cpus else []
         started = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "nas.search", *args, "--quiet"], cwd=ROOT)
@@ -58,6 +65,10 @@ def main() -> None:
     p.add_argument("--targets", default="small:15.8,large:51", help="family:ms pairs")
     p.add_argument("--search-seeds", type=int, default=3)
     p.add_argument("--budget", default="default")
+    p.add_argument("--arms", default="controller,random",
+                   help="searches beside the width-scaled baseline: controller, random, supernet (the controller "
+                        "scoring with the run's own supernet)")
+    p.add_argument("--supernet-samples", type=int, default=300, help="samples of the supernet arm")
     p.add_argument("--device", default="pixel1")
     p.add_argument("--cpus", type=int, help="CPUs each run may use (default: all; a resumed run may change it)")
     p.add_argument("--out", default=str(ROOT / "experiments/runs/search_vs_baselines"))
@@ -67,31 +78,39 @@ def main() -> None:
     for item in args.targets.split(","):
         family, ms = item.split(":")
         target, space = float(ms), f"mobilenetv3_{family}"
-        per_seed: dict[str, list[float]] = {"controller": [], "random": [], "width_scaled": []}
+        arms = args.arms.split(",")
+        if "controller" not in arms:
+            sys.exit("--arms must include controller (its run trains the width-scaled baseline)")
+        per_seed: dict[str, list[float]] = {a: [] for a in [*arms, "width_scaled"]}
         latency: dict[str, list[float]] = {k: [] for k in per_seed}
+        wall: dict[str, list[float]] = {k: [] for k in arms}
         for seed in range(args.search_seeds):
             runs = {a: run_pipeline(Path(args.out) / f"{family}-{ms}ms" / f"{a}-seed{seed}", target, space, seed, a,
-                                    args.budget, args.device, args.cpus) for a in ("controller", "random")}
-            for name, summary, kind in (("controller", runs["controller"], "final"),
-                                        ("random", runs["random"], "final"),
-                                        ("width_scaled", runs["controller"], "width_scaled")):
+                                    args.budget, args.device, args.cpus, args.supernet_samples) for a in arms}
+            for name, summary, kind in [*((a, runs[a], "final") for a in arms),
+                                        ("width_scaled", runs["controller"], "width_scaled")]:
                 row = row_of(summary, kind)
                 per_seed[name].append(row["accuracy_mean"])
                 latency[name].append(row["latency_ms"])
-        tables.append((family, target, per_seed, latency))
+            for a in arms:
+                wall[a].append(runs[a]["wall_s"])
+        tables.append((family, target, per_seed, latency, wall))
 
     print(f"search vs baselines on {args.device}, budget {args.budget}, {args.search_seeds} search seeds; each "
           f"network trained with the final recipe, training seeds averaged per search seed")
-    for family, target, per_seed, latency in tables:
+    for family, target, per_seed, latency, wall in tables:
         print(f"\n### MobileNetV3-{family.capitalize()} family at {target:g} ms\n")
-        print("| network | predicted ms (mean) | top-1 mean ± sd over search seeds | per search seed |")
-        print("| --- | ---: | ---: | --- |")
+        print("| network | predicted ms (mean) | top-1 mean ± sd over search seeds | per search seed | run wall s (median) |")
+        print("| --- | ---: | ---: | --- | ---: |")
         for name, acc in per_seed.items():
             sd = statistics.stdev(acc) if len(acc) > 1 else float("nan")
+            w = f"{statistics.median(wall[name]):.0f}" if name in wall else "–"
             print(f"| {name} | {statistics.fmean(latency[name]):.2f} | {statistics.fmean(acc):.4f} ± {sd:.4f} | "
-                  f"{', '.join(f'{a:.4f}' for a in acc)} |")
+                  f"{', '.join(f'{a:.4f}' for a in acc)} | {w} |")
         print()
-        for a, b in (("controller", "width_scaled"), ("random", "width_scaled"), ("controller", "random")):
+        arms = [a for a in per_seed if a != "width_scaled"]
+        pairs = [(a, "width_scaled") for a in arms] + [(a, b) for i, a in enumerate(arms) for b in arms[i + 1:]]
+        for a, b in pairs:
             d = paired_difference(per_seed[a], per_seed[b])
             print(f"- {verdict(a, b, d, target)}")
     print(f"\n({time.perf_counter() - started:.0f} s this invocation; runs in {args.out})")

@@ -185,11 +185,25 @@ def _check_supernet(config, key, fail) -> None:
         return
     if not isinstance(v, str) or not v.strip():
         raise fail(key, f"must be a path to a trained supernet, got {v!r}")
-    if config.get("proxy") != "supernet":
+    if config.get("proxy") != "supernet" and config.get("algorithm") != "tunas":
         raise fail(key, "a supernet is used only by --proxy supernet")
     path = Path(v).expanduser()
     if not (path.is_file() or (path / "supernet.pt").is_file()):
         raise fail(key, f"no trained supernet at {v} (a directory holding supernet.pt, or the file)")
+
+
+ALGORITHMS = ("controller", "random", "evolution", "tunas")
+
+
+def _check_algorithm(config, key, fail) -> None:
+    """tunas: TuNAS's joint search trains its own supernet with the controller (the supernet proxy)."""
+    _check_choice(ALGORITHMS, "controller, random, evolution or tunas")(config, key, fail)
+    if config[key] == "tunas":
+        if config.get("proxy") not in (None, "supernet"):
+            raise fail(key, f"tunas trains the supernet that scores its samples: it takes --proxy supernet, "
+                            f"not {config['proxy']!r}")
+        if config.get("supernet") is not None:
+            raise fail(key, "tunas trains its supernet with the controller: it cannot reuse --supernet")
 
 
 def _check_deploy(config, key, fail) -> None:
@@ -204,7 +218,7 @@ _CHECKS: dict[str, Callable[[dict, str, Callable], None]] = {
     "proxy": _check_text(optional=True),
     "budget": _check_choice(tuple(BUDGETS), f"one of {', '.join(BUDGETS)}"),
     "seed": _check_seed,
-    "algorithm": _check_choice(("controller", "random", "evolution"), "controller, random or evolution"),
+    "algorithm": _check_algorithm,
     "reward": _check_choice(("mnasnet", "hard", "tunas"), "mnasnet, hard or tunas"),
     "reward_w": _check_reward_w, "samples": _check_count, "cpus": _check_count,
     "dataset": _check_text(optional=False), "data": _check_text(optional=True),

@@ -58,7 +58,9 @@ class Family:
     def shares_supernet(self) -> bool:
         from nas.supernet.proxy import SupernetProxy
 
-        return isinstance(self.prepared[0].proxy, SupernetProxy) and not self.config.supernet
+        # TuNAS's joint search trains each target's supernet with that target's reward: not shared
+        return (isinstance(self.prepared[0].proxy, SupernetProxy) and not self.config.supernet
+                and self.config.algorithm != "tunas")
 
     def spaces(self) -> dict[str, Prepared]:
         """The distinct spaces the targets search, each with the first target's preparation."""

@@ -54,7 +54,7 @@ def prepare(config: RunConfig) -> Prepared:
     at("device", lambda: device.predict(space.seed_spec()))  # e.g. a table without its calibration
     data = at("dataset", lambda: DataConfig(dataset=config.dataset, path=config.data))
     at("data", lambda: open_source(data.dataset, data.path))
-    proxy_name = config.proxy or budget.search.proxy
+    proxy_name = config.proxy or ("supernet" if config.algorithm == "tunas" else budget.search.proxy)
     proxy = at("proxy", lambda: make_proxy(proxy_name, budget.name, data=data, seed=config.seed))
     if config.supernet:  # a supernet to reuse: it must load and be of this run's space
         at("supernet", lambda: check_supernet(config.supernet, space))

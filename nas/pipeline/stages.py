@@ -108,24 +108,44 @@ def run_supernet(ctx: Context) -> dict[str, Any]:
         return {"checkpoint": str(path.resolve()), "trained": False, "epochs": int(state["epoch"]),
                 "note": f"reused {path}"}
     space = p.space.name if config.space == "auto" else config.space  # a file's path, or a built-in's name
-    return train_run_supernet(space, p.data, ctx.run_dir / "supernet", ctx.budget, config.seed)
+    joint = joint_learner(ctx) if config.algorithm == "tunas" else {}
+    return train_run_supernet(space, p.data, ctx.run_dir / "supernet", ctx.budget, config.seed, **joint)
 
 
-def train_run_supernet(space: str, data, out: Path, budget: Budget, seed: int) -> dict[str, Any]:
-    """A run's (or a family's) supernet, trained into `out` with the budget's recipe; resumes by epoch."""
+def joint_learner(ctx: Context) -> dict[str, Any]:
+    """--algorithm tunas: the controller that draws the supernet's paths and learns as it trains."""
+    from nas.search.joint import JointConfig, JointLearner
+
+    p, config, reward, joint = ctx.prepared, ctx.config, ctx.reward(), JointConfig()
+    identity = {"target_ms": config.target_ms, "device": config.device, "reward": reward.to_dict(),
+                **joint.as_dict()}
+    return {"learner": lambda steps: JointLearner(p.space, p.device, reward, steps, joint, seed=config.seed),
+            "learner_identity": identity}
+
+
+def train_run_supernet(space: str, data, out: Path, budget: Budget, seed: int, learner=None,
+                       learner_identity=None) -> dict[str, Any]:
+    """A run's (or a family's) supernet, trained into `out` with the budget's recipe; resumes by epoch.
+    With a learner (TuNAS's joint search) the controller trains with it."""
     from nas.runtime.log import progress_enabled
     from nas.supernet.run import CHECKPOINT, SupernetRequest, train_supernet
 
     request = SupernetRequest(space=space, data=data, out=out, config=budget.accuracy.supernet, seed=seed,
-                              resume=(out / CHECKPOINT).exists(), progress=progress_enabled())
+                              resume=(out / CHECKPOINT).exists(), progress=progress_enabled(), learner=learner,
+                              learner_identity=learner_identity)
     result = train_supernet(request)
     if not result["finished"]:
         raise RuntimeError(f"supernet training failed: {result['reason']}")
     keep = ("checkpoint", "epochs", "steps", "train_images", "seconds_per_epoch", "largest_accuracy",
-            "smallest_accuracy", "wall_s")
+            "smallest_accuracy", "wall_s", "joint")
     note = (f"trained {result['epochs']} epochs on {result['train_images']:,} images; top-1 of the largest path "
             f"{result['largest_accuracy']:.3f}, the smallest {result['smallest_accuracy']:.3f}")
-    return {"trained": True, **{k: result.get(k) for k in keep}, "note": note}
+    if "joint" in result:
+        j = result["joint"]
+        note += (f"; jointly with the controller ({j['updates']} updates after {j['warmup_steps']} warm-up steps: "
+                 f"reward {j['reward_first']:.3f} -> {j['reward_last']:.3f}, entropy {j['entropy_first']:.2f} -> "
+                 f"{j['entropy_last']:.2f})")
+    return {"trained": True, **{k: result[k] for k in keep if k in result}, "note": note}
 
 
 def run_search(ctx: Context) -> dict[str, Any]:
@@ -146,8 +166,12 @@ def run_search(ctx: Context) -> dict[str, Any]:
         a, b = fitted["slope"], fitted["intercept"]
         to_accuracy = lambda r: float(np.clip(a * r["score"] + b, 0.01, 1.0))  # noqa: E731
     evaluator = Evaluator(p.device, p.proxy, ctx.reward(), to_accuracy)
-    batch = {"batch_size": budget.search.batch_size} if config.algorithm == "controller" else {}
-    algorithm = make_algorithm(config.algorithm, p.space, seed=config.seed, **batch)
+    options = {"batch_size": budget.search.batch_size} if config.algorithm in ("controller", "tunas") else {}
+    if config.algorithm == "tunas":  # continue from the controller the joint training left
+        from nas.supernet.run import read_checkpoint
+
+        options["controller_state"] = read_checkpoint(Path(trained["checkpoint"]))["learner"]["controller"]
+    algorithm = make_algorithm(config.algorithm, p.space, seed=config.seed, **options)
     with tqdm(total=ctx.samples, desc="search", unit="arch", leave=False, mininterval=1,
               disable=not progress_enabled()) as bar:
         run = SearchRun(ctx.run_dir / "search", p.space, algorithm, evaluator, ctx.samples, resume=ctx.resume,

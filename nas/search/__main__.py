@@ -1,13 +1,14 @@
 """The whole pipeline: search -> best spec -> NetAdapt to the target -> export and check -> report.
 
-    python -m nas.search --target-ms 50 [--space auto|mobilenetv3_large|mobilenetv3_small|PATH]
+    python -m nas.search --target-ms 50|15,25,35,50 [--space auto|mobilenetv3_large|mobilenetv3_small|PATH]
         [--device pixel1|host|NAME] [--proxy NAME [--supernet DIR]] [--budget smoke|default|paper] [--seed N]
         [--out DIR] [--resume] [--address RAY_ADDRESS] [--config FILE] [--baselines LIST|none]
         [--deploy tflite,int8|none] [--json]
 
 Every stage's result lands in the run directory before the next starts (`pipeline.json` says
 which are done), so `--resume` picks up at the first unfinished stage; the search stage itself
-resumes sample by sample. One process at a time owns a run directory.
+resumes sample by sample. One process at a time owns a run directory. Several targets make a
+family (nas/pipeline/family.py): one run per target, sharing one supernet per space.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from argparse import ArgumentTypeError
 from pathlib import Path
 
 from nas.budgets import BUDGETS
-from nas.pipeline.config import BASELINES, DEPLOY, RunConfig, new_run_config, saved_run_config
+from nas.pipeline.config import ALGORITHMS, BASELINES, DEPLOY, RunConfig, new_run_config, saved_run_config
 from nas.pipeline.prepare import limit_local_cpus, prepare
 from nas.pipeline.rundir import check_new_run_dir, create_run_dir, default_run_dir, latest_run, write_config
 from nas.pipeline.family import prepare_family, run_family
@@ -43,7 +44,9 @@ def parser() -> ArgumentParser:
     p.add_argument("--supernet", metavar="DIR", help="with --proxy supernet: reuse this trained supernet "
                                                      "(python -m nas.supernet train) instead of training one")
     p.add_argument("--budget", choices=list(BUDGETS), help="smoke (<2 min), default (<15 min), paper (cluster)")
-    p.add_argument("--algorithm", choices=["controller", "random", "evolution"])
+    p.add_argument("--algorithm", choices=list(ALGORITHMS),
+                   help="controller (default), random, evolution, or tunas (TuNAS: the supernet and the controller "
+                        "trained together; implies --proxy supernet)")
     p.add_argument("--reward", choices=["mnasnet", "hard", "tunas"])
     p.add_argument("--samples", type=positive_int, help="override the budget's number of samples")
     p.add_argument("--seed", type=int)

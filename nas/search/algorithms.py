@@ -230,8 +230,23 @@ class ControllerSearch(Algorithm):
         self.rewards, self.last_update = dict(state["rewards"]), state["last_update"]
 
 
+class TunasSearch(ControllerSearch):
+    """TuNAS's controller (REINFORCE, Adam beta1 = 0), continuing from the controller a joint
+    supernet training left (`controller_state`, nas/search/joint.py); from scratch without one."""
+
+    name = "tunas"
+
+    def __init__(self, space: SearchSpace, seed: int = 0, batch_size: int = SEARCH_CONTROLLER_BATCH,
+                 controller_state: dict[str, Any] | None = None):
+        from nas.search.joint import TUNAS_CONTROLLER_CONFIG
+
+        super().__init__(space, seed, batch_size, config=TUNAS_CONTROLLER_CONFIG)
+        if controller_state is not None:
+            self.controller.load_state_dict(controller_state)
+
+
 ALGORITHMS: dict[str, type[Algorithm]] = {
-    "controller": ControllerSearch, "random": RandomSearch, "evolution": RegularizedEvolution,
+    "controller": ControllerSearch, "random": RandomSearch, "evolution": RegularizedEvolution, "tunas": TunasSearch,
 }
 
 

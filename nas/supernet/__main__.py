@@ -1,7 +1,8 @@
 """Weight-sharing supernets: train one for a space, score networks with it, cut one out with its weights.
 
     python -m nas.supernet train [--space S] [--out DIR] [--epochs N] [--train-images N] [--sampler sandwich|uniform]
-        [--paths K] [--kernel-transform] [--data PATH] [--dataset NAME] [--resume] [--stop-after K] [--json]
+        [--paths K] [--kernel-transform] [--data PATH] [--dataset NAME] [--resume] [--stop-after K]
+        [--workers N] [--address RAY_ADDRESS] [--json]
     python -m nas.supernet score --supernet DIR SPEC [SPEC ...] [--json]
     python -m nas.supernet extract --supernet DIR SPEC --out WEIGHTS.pt [--json]
 
@@ -47,7 +48,8 @@ def cmd_train(args) -> dict[str, Any]:
     out = Path(args.out) if args.out else RUNS_DIR / f"supernet-{Path(args.space).stem}-s{args.seed}"
     request = SupernetRequest(space=args.space, data=data, out=out, config=config, seed=args.seed,
                               resume=args.resume, device=args.device, threads=args.threads,
-                              stop_after=args.stop_after, progress=progress_enabled())
+                              stop_after=args.stop_after, progress=progress_enabled(), workers=args.workers,
+                              address=args.address)
     again = resume_command("python -m nas.supernet", args.argv,
                            add=["--resume"] + ([] if args.out else ["--out", str(out)]))
     try:
@@ -129,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--dataset", choices=DATASETS, help="format of --data (default: detected)")
     t.add_argument("--resolution", type=positive_int, default=32, help="input size (default 32)")
     t.add_argument("--stem-stride", type=stem_stride_flag, default="auto", help="auto, keep, 1 or 2")
+    t.add_argument("--workers", type=positive_int, default=1,
+                   help="data-parallel Ray Train workers (default 1: this process); --threads is per worker")
+    t.add_argument("--address", help="join this Ray cluster (ray start --head) and train there")
     t.set_defaults(run=cmd_train)
 
     s = sub.add_parser("score", help="inherited top-1 of specs (BN re-estimated per path)")

@@ -13,7 +13,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from nas.accuracy.config import DataConfig
 from nas.runtime.errors import UserError
@@ -38,6 +38,12 @@ class SupernetRequest:
     threads: int | None = None
     stop_after: int | None = None
     progress: bool = False
+    workers: int = 1                 # > 1, or an address: data-parallel on Ray Train
+    address: str | None = None
+    # TuNAS's joint search: total_steps -> the policy that draws paths and learns (nas/search/joint.py),
+    # and what it depends on (target, reward, device, its settings), part of the checkpoint's identity
+    learner: Callable[[int], Any] | None = None
+    learner_identity: dict[str, Any] | None = None
 
 
 def space_source(space: str) -> str:
@@ -47,19 +53,22 @@ def space_source(space: str) -> str:
 
 
 def identity_of(req: SupernetRequest, space) -> dict[str, Any]:
+    joint = {"joint": req.learner_identity} if req.learner_identity is not None else {}
+    joint |= {"workers": req.workers} if req.workers > 1 else {}  # each worker's BN sees its share
     return {"space": space.name, "space_hash": _space_hash(space), "data": asdict(req.data), "seed": req.seed,
-            **req.config.as_dict()}
+            **req.config.as_dict(), **joint}
 
 
 def train_supernet(req: SupernetRequest) -> dict[str, Any]:
     from nas.accuracy.data import load_data
     from nas.core.space import load_space
-    from nas.runtime.files import atomic_write_text, save_state
+    from nas.runtime.files import atomic_write_text
     from nas.runtime.jsonl import jsonable
     from nas.runtime.lock import run_lock
     from nas.runtime.session import select_device, set_threads
     from nas.supernet.train import SupernetTraining
     from nas.train.checkpoint import check_identity
+    from nas.train.recipe import split_batch
 
     started = time.perf_counter()
     set_threads(req.threads)
@@ -68,7 +77,11 @@ def train_supernet(req: SupernetRequest) -> dict[str, Any]:
     if out.exists() and not out.is_dir():
         raise UserError("exists and is not a directory", source=str(out), field="--out")
     c = req.config
-    data = load_data(req.data, c.train_images, c.val_images, select_device(req.device))
+    on_ray = req.workers > 1 or req.address is not None
+    if on_ray and req.learner is not None:
+        raise UserError("the joint search trains in one process, not on Ray Train workers", field="--workers")
+    split_batch(c.batch_size, req.workers)
+    data = load_data(req.data, c.train_images, c.val_images, "cpu" if on_ray else select_device(req.device))
     if data.train_x.shape[0] < c.batch_size:
         raise UserError(f"{data.train_x.shape[0]} training images are fewer than one batch of {c.batch_size}",
                         field="batch_size")
@@ -83,20 +96,28 @@ def train_supernet(req: SupernetRequest) -> dict[str, Any]:
     until = c.epochs if req.stop_after is None else min(c.epochs, req.stop_after)
     with run_lock(out, what="supernet training", resume_hint="wait for it, or stop it and continue with --resume"):
         training = SupernetTraining(space, data, c, seed=req.seed, stem_stride=req.data.stem_stride)
+        if req.learner is not None:
+            training.policy = req.learner(training.total_steps)
         if saved is not None:
             training.load_state_dict(saved)
         done_before = training.epoch
+        if on_ray:
+            from nas.supernet.ray_train import supernet_worker_loop
+            from nas.train.ray_train import fit_on_ray
 
-        def save(t: SupernetTraining) -> None:
-            save_state({"format": FORMAT, "kind": "supernet", "identity": identity,
-                        "space_source": space_source(req.space), "data": asdict(req.data), **t.state_dict()},
-                       out / CHECKPOINT)
+            config = {"space": space_source(req.space), "data": asdict(req.data), "config": c.as_dict(),
+                      "seed": req.seed, "identity": identity, "out": str(out.resolve()), "until": until,
+                      "resume": saved is not None or training.epoch > 0, "batch_size": c.batch_size}
+            training.failure = fit_on_ray(config, out, req.workers, req.address, req.device, req.threads or 1,
+                                          loop=supernet_worker_loop, name="supernet")
+            if (out / CHECKPOINT).exists():
+                training.load_state_dict(read_checkpoint(out / CHECKPOINT))
+        else:
+            from tqdm import tqdm
 
-        from tqdm import tqdm
-
-        with tqdm(total=training.steps_per_epoch * until, initial=training.step, desc="supernet", unit="step",
-                  leave=False, mininterval=1, disable=not req.progress) as bar:
-            training.run(until, on_epoch=save, on_step=bar.update)
+            with tqdm(total=training.steps_per_epoch * until, initial=training.step, desc="supernet", unit="step",
+                      leave=False, mininterval=1, disable=not req.progress) as bar:
+                training.run(until, on_epoch=lambda t: save_checkpoint(t, out, identity, req), on_step=bar.update)
         finished = training.failure is None and training.epoch >= c.epochs
         scores = {}
         if training.failure is None and training.epoch > 0:
@@ -109,11 +130,24 @@ def train_supernet(req: SupernetRequest) -> dict[str, Any]:
                   "train_images": int(data.train_x.shape[0]), "val_images": int(data.val_x.shape[0]),
                   "params": sum(p.numel() for p in training.net.parameters()), "config": c.as_dict(),
                   "seed": req.seed, "history": training.history, "checkpoint": str(out / CHECKPOINT),
+                  "workers": req.workers, "device": "ray" if on_ray else str(data.device),
                   "seconds_per_epoch": (sum(h["seconds"] for h in epochs_run) / len(epochs_run)) if epochs_run else None,
                   "failed": training.failure is not None, "reason": training.failure, "finished": finished,
                   **scores, "wall_s": time.perf_counter() - started}
+        if hasattr(training.policy, "summary"):  # the joint search: how the controller learned
+            result["joint"] = training.policy.summary()
         atomic_write_text(out / SUMMARY, json.dumps(jsonable(result), indent=1, sort_keys=True) + "\n")
     return result
+
+
+def save_checkpoint(training, out: Path, identity: dict[str, Any], req_or_config) -> None:
+    """OUT/supernet.pt, replaced whole: the training's state and what it was made from."""
+    from nas.runtime.files import save_state
+
+    space, data = ((space_source(req_or_config.space), asdict(req_or_config.data))
+                   if isinstance(req_or_config, SupernetRequest) else (req_or_config["space"], req_or_config["data"]))
+    save_state({"format": FORMAT, "kind": "supernet", "identity": identity, "space_source": space, "data": data,
+                **training.state_dict()}, Path(out) / CHECKPOINT)
 
 
 def read_checkpoint(path: Path, field: str = "--supernet") -> dict[str, Any]:

@@ -3,7 +3,8 @@
 Each step trains a few paths on one batch, their gradients summed: `uniform` draws them from the
 space, `sandwich` (Yu & Huang's rule) always adds the largest and the smallest network, so that the
 first channels of every tensor learn to work alone; a `policy` (the controller's current sampler)
-may replace the random draws. Paths and data order are drawn from (seed, epoch), and a checkpoint
+may replace the random draws; a policy with `after_step(training)` learns after every step (TuNAS's
+joint search, nas/search/joint.py) and is checkpointed with the weights. Paths and data order are drawn from (seed, epoch), and a checkpoint
 after every epoch holds everything else, so a resumed training continues exactly.
 
 Shared BatchNorm statistics belong to no path: `evaluate` re-estimates them for the path it scores
@@ -36,9 +37,12 @@ class SupernetTraining:
     """A supernet's training state: epochs of path-sampled SGD, checkpointable between epochs."""
 
     def __init__(self, space: SearchSpace, data: ProxyData, config: SupernetConfig, seed: int = 0,
-                 stem_stride: str | int = "auto", policy: Policy | None = None):
+                 stem_stride: str | int = "auto", policy: Policy | None = None, rank: int = 0, world: int = 1):
         stride = adapt_spec(space.seed_spec(), data.num_classes, data.resolution, stem_stride).stem.s
         self.space, self.data, self.config, self.seed, self.policy = space, data, config, seed, policy
+        # Data parallel (Ray Train): every worker draws the same paths and order, trains on its share
+        # of each global batch, and the gradients are averaged before the step, so the weights stay equal.
+        self.rank, self.world = rank, world
         seed_everything(seed)
         self.net = Supernet(space, data.num_classes, data.resolution, stride, config.kernel_transform).to(data.device)
         n = int(data.train_x.shape[0])
@@ -79,8 +83,10 @@ class SupernetTraining:
         order = torch.randperm(n, generator=gen).to(self.data.device)
         self.net.train()
         total, count = 0.0, 0
+        share = self.batch_size // self.world
         for b in range(self.steps_per_epoch):
-            x, y = self.data.train_batch(order[b * self.batch_size:(b + 1) * self.batch_size])
+            start = b * self.batch_size + self.rank * share
+            x, y = self.data.train_batch(order[start:start + share])
             self.optimizer.zero_grad(set_to_none=True)
             loss_sum = 0.0
             for spec in self.paths(rng):
@@ -90,10 +96,14 @@ class SupernetTraining:
                     return None
                 loss.backward()
                 loss_sum += float(loss.detach())
+            if self.world > 1:
+                average_gradients(self.net)
             nn.utils.clip_grad_norm_(self.net.parameters(), 5.0)
             self.optimizer.step()
             self.scheduler.step()
             self.step += 1
+            if hasattr(self.policy, "after_step"):
+                self.policy.after_step(self)
             total += loss_sum / self.config.paths
             count += 1
             if on_step is not None:
@@ -126,13 +136,31 @@ class SupernetTraining:
     def state_dict(self) -> dict[str, Any]:
         return {"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "epoch": self.epoch, "step": self.step,
-                "history": self.history, "supernet": self.net.config(), "config": self.config.as_dict()}
+                "history": self.history, "supernet": self.net.config(), "config": self.config.as_dict(),
+                **({"learner": self.policy.state_dict()} if hasattr(self.policy, "state_dict") else {})}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.net.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.epoch, self.step, self.history = int(state["epoch"]), int(state["step"]), list(state["history"])
+        if hasattr(self.policy, "load_state_dict"):
+            self.policy.load_state_dict(state["learner"])
+
+
+def average_gradients(net: nn.Module) -> None:
+    """The workers' mean gradient on every worker (torch.distributed). Every worker trained the same
+    paths, so the same parameters have gradients everywhere; one flat all-reduce for all of them."""
+    import torch.distributed as dist
+
+    grads = [p.grad for p in net.parameters() if p.grad is not None]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
 
 
 class PathModel(nn.Module):

@@ -52,9 +52,9 @@ def worker_loop(config: dict[str, Any]) -> None:
 
 
 def fit_on_ray(config: dict[str, Any], out: Path, workers: int, address: str | None, device: str,
-               threads: int) -> str | None:
-    """Run `worker_loop` on `workers` Ray Train workers (a private local Ray unless `address`);
-    returns the divergence a worker reported, if any."""
+               threads: int, loop=worker_loop, name: str = "train") -> str | None:
+    """Run `loop` (a network's `worker_loop`, or the supernet's) on `workers` Ray Train workers (a
+    private local Ray unless `address`); returns the divergence a worker reported, if any."""
     from nas.runtime.errors import UserError
     from nas.runtime.session import ray_session
 
@@ -72,12 +72,12 @@ def fit_on_ray(config: dict[str, Any], out: Path, workers: int, address: str | N
             raise UserError(f"{workers} workers of {threads} CPU(s) need {workers * threads} CPUs; the Ray cluster "
                             f"has {cpus:g}", field="--workers")
         log.info("training on %d Ray Train workers (%s, %d images each per step)", workers,
-                 "GPU" if use_gpu else "CPU", config["recipe"]["batch_size"] // workers)
+                 "GPU" if use_gpu else "CPU", config["batch_size"] // workers)
         trainer = TorchTrainer(
-            worker_loop, train_loop_config={**config, "threads": threads},
+            loop, train_loop_config={**config, "threads": threads},
             scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu, resources_per_worker={
                 "CPU": threads, **({"GPU": 1} if use_gpu else {})}),
-            run_config=RunConfig(name=f"train-{time.strftime('%Y%m%d-%H%M%S')}",
+            run_config=RunConfig(name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}",
                                  storage_path=str((out / "ray").resolve()),
                                  failure_config=FailureConfig(max_failures=0)))
         result = trainer.fit()

@@ -109,7 +109,7 @@ def run_training(req: TrainRequest) -> dict[str, Any]:
                       "val_images": int(data.val_x.shape[0]), "recipe": recipe.as_dict(), "seed": req.seed,
                       "out": str(out.resolve()), "resume": saved is not None,
                       "init": str(Path(req.init).resolve()) if req.init else None, "until": until,
-                      "identity": identity, "device": req.device}
+                      "identity": identity, "device": req.device, "batch_size": recipe.batch_size}
             failure = fit_on_ray(config, out, req.workers, req.address, req.device, req.threads or 1)
             state = ck.load_checkpoint(out) if (out / ck.CHECKPOINT).exists() else None
         else:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 from helpers import DATA, assert_user_error, run_cli
 from helpers.interrupt import lines_in
@@ -19,9 +18,8 @@ TARGETS = (1.2, 1.5)  # inside the tiny space (0.98..1.71 ms on pixel1)
 SAMPLES = 12
 
 
-@pytest.fixture(scope="module")
-def family(tmp_path_factory, fashion_mnist):
-    out = tmp_path_factory.mktemp("family") / "run"
+def run_family(tmp_path, fashion_mnist):
+    out = tmp_path / "run"
     cmd = ["nas.search", "--target-ms", ",".join(map(str, TARGETS)), "--space", str(TINY), "--budget", "smoke",
            "--proxy", "supernet", "--samples", str(SAMPLES), "--cpus", "1", "--deploy", "none",
            "--data", str(fashion_mnist), "--out", str(out)]
@@ -36,7 +34,17 @@ def family(tmp_path_factory, fashion_mnist):
     return out, json.loads(again.stdout.strip().splitlines()[-1])
 
 
-def test_one_supernet_serves_every_target(family):
+def test_a_family_interrupted_twice_then_resumed(tmp_path, fashion_mnist):
+    """One family run (Ctrl-C, kill -9, resume; then a --resume that does nothing) and every check on
+    it, in one test: with xdist a module fixture would run once per worker."""
+    family = run_family(tmp_path, fashion_mnist)
+    check_one_supernet_serves_every_target(family)
+    check_each_target_is_searched_once_and_lands_on_it(family)
+    check_the_report_has_a_section_per_target_and_the_family_plot(family)
+    check_a_supernet_of_another_space_is_refused_naming_the_target(family, tmp_path, fashion_mnist)
+
+
+def check_one_supernet_serves_every_target(family):
     out, result = family
     state = json.loads((out / "family.json").read_text())["done"]
     assert set(state) == {"supernet-tiny", "1.2ms", "1.5ms", "report"}
@@ -50,7 +58,7 @@ def test_one_supernet_serves_every_target(family):
     assert [p.name for p in out.iterdir() if p.name.startswith("supernet")] == ["supernet-tiny"]
 
 
-def test_each_target_is_searched_once_and_lands_on_it(family):
+def check_each_target_is_searched_once_and_lands_on_it(family):
     out, result = family
     assert result["targets"] == list(TARGETS) and [m["target_ms"] for m in result["family"]] == list(TARGETS)
     for t, m in zip(TARGETS, result["family"]):
@@ -64,7 +72,7 @@ def test_each_target_is_searched_once_and_lands_on_it(family):
     assert json.loads((out / "summary.json").read_text())["family"] == result["family"]
 
 
-def test_the_report_has_a_section_per_target_and_the_family_plot(family):
+def check_the_report_has_a_section_per_target_and_the_family_plot(family):
     out, result = family
     report = (out / "report.md").read_text()
     assert result["report"] == str(out / "report.md") and result["plot"] == str(out / "family.png")
@@ -74,14 +82,18 @@ def test_the_report_has_a_section_per_target_and_the_family_plot(family):
         assert f"[{m['target_ms']:g}ms](%gms/report.md)" % m["target_ms"] in report
 
 
-def test_bad_family_targets_are_refused_before_anything_is_written(family, tmp_path, fashion_mnist):
+def test_bad_family_targets_are_refused_before_anything_is_written(tmp_path, fashion_mnist):
     common = ["nas.search", "--budget", "smoke", "--data", str(fashion_mnist), "--out", str(tmp_path / "x")]
     for targets, needle in (("1.2,1.2", "must differ"), ("1.2,fast", "not a number"),
                             (",".join(str(1 + i / 10) for i in range(9)), "2 to 8 targets")):
         assert_user_error(run_cli(*common, "--space", str(TINY), "--target-ms", targets), "--target-ms", needle)
-    # The tiny space's supernet, for a family whose first target `auto` gives MobileNetV3-Small: the
-    # error names that target.
-    out, _ = family
-    assert_user_error(run_cli(*common, "--target-ms", "15,50", "--proxy", "supernet", "--supernet",
-                              str(out / "supernet-tiny")), str(out / "supernet-tiny"), "space tiny", "target 15 ms")
     assert not (tmp_path / "x").exists()
+
+
+def check_a_supernet_of_another_space_is_refused_naming_the_target(family, tmp_path, fashion_mnist):
+    """The tiny space's supernet, for a family whose first target `auto` gives MobileNetV3-Small."""
+    out, _ = family
+    assert_user_error(run_cli("nas.search", "--budget", "smoke", "--data", str(fashion_mnist), "--out",
+                              str(tmp_path / "y"), "--target-ms", "15,50", "--proxy", "supernet", "--supernet",
+                              str(out / "supernet-tiny")), str(out / "supernet-tiny"), "space tiny", "target 15 ms")
+    assert not (tmp_path / "y").exists()

@@ -96,3 +96,32 @@ def test_supernet_train_resumes_and_refuses_other_settings(tmp_path, fashion_mni
     assert done["finished"] and done["epochs"] == 2 and 0 <= done["smallest_accuracy"] <= 1
     assert_user_error(run_cli(*base[:4], "--epochs", "3", *base[6:], "--resume"), "epochs")
     assert_user_error(run_cli(*base), "--resume")
+
+
+def test_the_joint_tunas_search_trains_the_controller_with_the_supernet_then_continues_from_it(tmp_path,
+                                                                                              fashion_mnist):
+    import pickle
+
+    out = tmp_path / "tunas"
+    result = _json(run_cli("nas.search", "--target-ms", "1.2", "--space", str(TINY), "--budget", "smoke",
+                           "--algorithm", "tunas", "--samples", "16", "--cpus", "1", "--baselines", "none",
+                           "--deploy", "none", "--data", str(fashion_mnist), "--out", str(out), "--json",
+                           timeout=600))
+    stage = json.loads((out / "pipeline.json").read_text())["done"]["supernet"]
+    joint = stage["joint"]
+    # smoke: 2 epochs of 32 steps; the controller frozen for the first quarter, then one update a step
+    assert stage["steps"] == 64 and joint["warmup_steps"] == 16 and joint["updates"] == 48
+    assert json.loads((out / "summary.json").read_text())["proxy"] == "supernet" and result["predicted_ms"] <= 1.2
+    with open(out / "search" / "searcher.pkl", "rb") as f:
+        searcher = pickle.load(f)["own"]
+    # The search's controller went on from the joint one: 48 updates, then one per batch of 16 samples.
+    assert searcher["controller"]["updates"] == 48 + 1 and searcher["controller"]["config"]["algorithm"] == "reinforce"
+
+
+def test_tunas_takes_only_its_own_supernet(tmp_path, fashion_mnist):
+    common = ["nas.search", "--target-ms", "1.2", "--space", str(TINY), "--budget", "smoke", "--algorithm", "tunas",
+              "--data", str(fashion_mnist), "--out", str(tmp_path / "x")]
+    assert_user_error(run_cli(*common, "--proxy", "macs"), "--algorithm", "--proxy supernet")
+    assert_user_error(run_cli(*common, "--proxy", "supernet", "--supernet", str(tmp_path)), "--algorithm",
+                      "cannot reuse")
+    assert not (tmp_path / "x").exists()

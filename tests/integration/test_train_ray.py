@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from helpers import run_cli
+from helpers import DATA, run_cli
 from helpers.data import TINY
 from nas.core.spec import save_spec
 
@@ -27,3 +27,24 @@ def test_two_ray_train_workers(fashion_mnist, tmp_path):
     assert ckpt["epoch"] == 1 and ckpt["step"] == 10 and ckpt["identity"]["workers"] == 2
     for name in ("weights.pt", "model.onnx", "spec.yaml", "train.json"):
         assert (out / name).is_file(), name
+
+
+@pytest.mark.slow
+def test_a_supernet_on_two_ray_train_workers_resumes_in_one_process(fashion_mnist, tmp_path):
+    """Two data-parallel workers train epoch 1 (worker 0 writes the checkpoint); the same settings
+    resume it on the workers for epoch 2, and the result scores its paths."""
+    out = tmp_path / "sn"
+    base = ["nas.supernet", "train", "--space", str(DATA / "tiny_space.yaml"), "--epochs", "2", "--train-images",
+            "256", "--val-images", "64", "--batch-size", "32", "--paths", "2", "--bn-images", "32", "--threads", "1",
+            "--workers", "2", "--data", str(fashion_mnist), "--out", str(out), "--json"]
+    first = run_cli(*base, "--stop-after", "1", timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "training on 2 Ray Train workers (CPU, 16 images each per step)" in first.stderr
+    r = json.loads(first.stdout.strip().splitlines()[-1])
+    assert r["epochs"] == 1 and r["steps"] == 8 and r["workers"] == 2 and not r["finished"]
+    ckpt = torch.load(out / "supernet.pt", weights_only=True)
+    assert ckpt["epoch"] == 1 and ckpt["identity"]["workers"] == 2
+    done = run_cli(*base, "--resume", timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    r = json.loads(done.stdout.strip().splitlines()[-1])
+    assert r["finished"] and r["epochs"] == 2 and r["steps"] == 16 and 0 <= r["largest_accuracy"] <= 1
