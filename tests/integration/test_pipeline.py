@@ -21,6 +21,10 @@ from nas.core.spec import load_spec
 from helpers import ROOT, assert_user_error, check_user_error, run_cli, run_inprocess
 
 
+# Slow (about 5 minutes, the suite's longest test by 6x): the fast path keeps a whole smoke pipeline
+# in .ci/run's wheel check (`nas-search --budget smoke`) and, on the tiny space, in test_family.py and
+# test_supernet_search.py.
+@pytest.mark.slow
 def test_smoke_pipeline_end_to_end_and_resume(tmp_path, fashion_mnist):
     out = tmp_path / "run"
     proc = run_owning_its_run(["--target-ms", "50", "--budget", "smoke", "--out", str(out), "--json",
