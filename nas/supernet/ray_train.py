@@ -39,7 +39,7 @@ def supernet_worker_loop(config: dict[str, Any]) -> None:
 
     def on_epoch(t: SupernetTraining) -> None:
         if rank == 0:
-            save_checkpoint(t, out, config["identity"], config)
+            save_checkpoint(t, out, config["identity"], config["space"], config["data"])
         ray.train.report({"epoch": t.epoch, "failure": t.failure or ""})  # every rank: it is collective
 
     training.run(config["until"], on_epoch=on_epoch)

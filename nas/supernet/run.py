@@ -117,7 +117,8 @@ def train_supernet(req: SupernetRequest) -> dict[str, Any]:
 
             with tqdm(total=training.steps_per_epoch * until, initial=training.step, desc="supernet", unit="step",
                       leave=False, mininterval=1, disable=not req.progress) as bar:
-                training.run(until, on_epoch=lambda t: save_checkpoint(t, out, identity, req), on_step=bar.update)
+                training.run(until, on_epoch=lambda t: save_checkpoint(t, out, identity, space_source(req.space),
+                                                                  asdict(req.data)), on_step=bar.update)
         finished = training.failure is None and training.epoch >= c.epochs
         scores = {}
         if training.failure is None and training.epoch > 0:
@@ -140,12 +141,10 @@ def train_supernet(req: SupernetRequest) -> dict[str, Any]:
     return result
 
 
-def save_checkpoint(training, out: Path, identity: dict[str, Any], req_or_config) -> None:
+def save_checkpoint(training, out: Path, identity: dict[str, Any], space: str, data: dict[str, Any]) -> None:
     """OUT/supernet.pt, replaced whole: the training's state and what it was made from."""
     from nas.runtime.files import save_state
 
-    space, data = ((space_source(req_or_config.space), asdict(req_or_config.data))
-                   if isinstance(req_or_config, SupernetRequest) else (req_or_config["space"], req_or_config["data"]))
     save_state({"format": FORMAT, "kind": "supernet", "identity": identity, "space_source": space, "data": data,
                 **training.state_dict()}, Path(out) / CHECKPOINT)
 
