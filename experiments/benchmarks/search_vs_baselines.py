@@ -4,18 +4,21 @@ MobileNetV3, each trained with the final recipe at the budget's training seeds.
 
     .venv/bin/python experiments/benchmarks/search_vs_baselines.py [--targets small:15.8,large:51]
         [--search-seeds 3] [--budget default] [--device pixel1] [--cpus N] [--out experiments/runs/search_vs_baselines]
-        [--arms controller,random[,supernet]] [--supernet-samples 300]
+        [--arms controller,random[,supernet][,tunas]] [--supernet-samples 300]
 
-For every target and search seed s it runs `python -m nas.search --seed s` once with the
-controller and once with `--algorithm random` (an interrupted benchmark resumes each run with
-`--resume`; finished runs are reused). The controller run's compare stage trains its final network
-and the width-scaled MobileNetV3 (`--baselines width_scaled`), the random run's its final network
+For every target and search seed s it runs `python -m nas.search --seed s` once per arm: the
+controller, `--algorithm random`, the supernet (an interrupted benchmark resumes each run with
+`--resume`; finished runs are reused). The first arm's compare stage trains its final network and
+the width-scaled MobileNetV3 (`--baselines width_scaled`), the other arms' their final network
 alone (`--baselines none`: the same baseline twice would be wasted), each at training seeds
-s .. s+k-1, so the networks of one search seed share their training seeds. The k training seeds are averaged per search seed; differences are
-then paired across search seeds (n = search seeds, Student's t), which counts the search's own
-randomness as noise, not only the training's. The `supernet` arm is the controller scoring with
-the run's own weight-sharing supernet (`--proxy supernet`, trained at the search seed), at
-`--supernet-samples` samples; its final network trains at the same training seeds.
+s .. s+k-1, so the networks of one search seed share their training seeds. The k training seeds
+are averaged per search seed; differences are then paired across search seeds (n = search seeds,
+Student's t), which counts the search's own randomness as noise, not only the training's.
+
+The `supernet` arm is the controller scoring with the run's own weight-sharing supernet (`--proxy
+supernet`, trained at the search seed), the `tunas` arm TuNAS's joint search (`--algorithm tunas`:
+the controller learns while the supernet trains, then goes on with the trained one), both at
+`--supernet-samples` samples.
 """
 from __future__ import annotations
 
@@ -32,21 +35,21 @@ sys.path.insert(0, str(ROOT))
 
 from nas.accuracy.stats import paired_difference, verdict  # noqa: E402
 
-
-BASELINES = {"controller": "width_scaled", "random": "none", "supernet": "none"}
+ARMS = ("controller", "random", "supernet", "tunas")
 
 
 def run_pipeline(out: Path, target: float, space: str, seed: int, arm: str, budget: str, device: str,
-                 cpus: int | None, supernet_samples: int = 300) -> dict:
-    """One arm's run: controller or random search on the budget's proxy, or (`supernet`) the controller
-    scoring with the run's own supernet, at `supernet_samples` samples (a score costs ~0.6 s)."""
+                 cpus: int | None, baselines: str, supernet_samples: int = 300) -> dict:
+    """One arm's run: controller or random search on the budget's proxy; or, at `supernet_samples`
+    samples (a score costs ~0.4-2 s), the controller scoring with the run's own supernet (`supernet`)
+    or TuNAS's joint search, the controller trained with the supernet's weights (`tunas`)."""
     summary = out / "summary.json"
     algorithm = "controller" if arm == "supernet" else arm
-    extra = ["--proxy", "supernet", "--samples", str(supernet_samples)] if arm == "supernet" else []
+    extra = ["--proxy", "supernet", "--samples", str(supernet_samples)] if arm in ("supernet", "tunas") else []
     if not summary.exists():
         args = ["--resume", "--out", str(out)] if (out / "config.yaml").exists() else [
             "--target-ms", f"{target:g}", "--space", space, "--seed", str(seed), "--algorithm", algorithm,
-            "--budget", budget, "--device", device, "--baselines", BASELINES[arm], "--out", str(out), *extra]
+            "--budget", budget, "--device", device, "--baselines", baselines, "--out", str(out), *extra]
         args += ["--cpus", str(cpus)] if cpus else []
         started = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "nas.search", *args, "--quiet"], cwd=ROOT)
@@ -67,8 +70,9 @@ def main() -> None:
     p.add_argument("--budget", default="default")
     p.add_argument("--arms", default="controller,random",
                    help="searches beside the width-scaled baseline: controller, random, supernet (the controller "
-                        "scoring with the run's own supernet)")
-    p.add_argument("--supernet-samples", type=int, default=300, help="samples of the supernet arm")
+                        "scoring with the run's own supernet), tunas (the joint search); the first one's runs "
+                        "train the baseline")
+    p.add_argument("--supernet-samples", type=int, default=300, help="samples of the supernet and tunas arms")
     p.add_argument("--device", default="pixel1")
     p.add_argument("--cpus", type=int, help="CPUs each run may use (default: all; a resumed run may change it)")
     p.add_argument("--out", default=str(ROOT / "experiments/runs/search_vs_baselines"))
@@ -79,16 +83,17 @@ def main() -> None:
         family, ms = item.split(":")
         target, space = float(ms), f"mobilenetv3_{family}"
         arms = args.arms.split(",")
-        if "controller" not in arms:
-            sys.exit("--arms must include controller (its run trains the width-scaled baseline)")
+        if not arms or any(a not in ARMS for a in arms) or len(set(arms)) < len(arms):
+            sys.exit(f"--arms: distinct names out of {', '.join(ARMS)}, got {args.arms!r}")
         per_seed: dict[str, list[float]] = {a: [] for a in [*arms, "width_scaled"]}
         latency: dict[str, list[float]] = {k: [] for k in per_seed}
         wall: dict[str, list[float]] = {k: [] for k in arms}
         for seed in range(args.search_seeds):
             runs = {a: run_pipeline(Path(args.out) / f"{family}-{ms}ms" / f"{a}-seed{seed}", target, space, seed, a,
-                                    args.budget, args.device, args.cpus, args.supernet_samples) for a in arms}
+                                    args.budget, args.device, args.cpus, "width_scaled" if a == arms[0] else "none",
+                                    args.supernet_samples) for a in arms}
             for name, summary, kind in [*((a, runs[a], "final") for a in arms),
-                                        ("width_scaled", runs["controller"], "width_scaled")]:
+                                        ("width_scaled", runs[arms[0]], "width_scaled")]:
                 row = row_of(summary, kind)
                 per_seed[name].append(row["accuracy_mean"])
                 latency[name].append(row["latency_ms"])
