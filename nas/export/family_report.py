@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from nas.export.report import _accuracy, _difference, _fmt, _plt, _save
+from nas.export.report import accuracy_cell, difference_cell, fmt, pyplot, save_figure
 from nas.runtime.files import atomic_write_text
 
 
@@ -16,7 +16,7 @@ def _row(member: dict, kind: str) -> dict | None:
 def plot_family(members: list[dict], device: str, out: Path) -> Path:
     """Top-1 (final recipe, mean ± sd) against predicted latency: the family's final networks, and
     per space the width-scaled MobileNetV3 trained at the same targets (its curve)."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     members = sorted(members, key=lambda m: m["target_ms"])
     finals = [_row(m, "final") for m in members]
@@ -36,7 +36,7 @@ def plot_family(members: list[dict], device: str, out: Path) -> Path:
     ax.set_ylabel(f"top-1, final recipe (mean ± sd, {seeds}+ seeds)")
     ax.set_title("A family of targets against the width-scaled MobileNetV3")
     ax.legend(loc="lower right", fontsize=8)
-    return _save(plt, fig, out / "family.png")
+    return save_figure(plt, fig, out / "family.png")
 
 
 def write_family_report(run_dir: Path, device: str, members: list[dict], supernets: list[dict]) -> tuple[Path, Path]:
@@ -51,9 +51,9 @@ def write_family_report(run_dir: Path, device: str, members: list[dict], superne
     for m in members:
         final, scaled = _row(m, "final"), _row(m, "width_scaled")
         run = Path(m["run_dir"]).name
-        lines.append(f"| {m['target_ms']:g} | {m['space']} | {_fmt(m['predicted_ms'])} | {_accuracy(final)} "
-                     f"({final['seeds']} seeds) | {_accuracy(scaled) if scaled else '–'} | "
-                     f"{_difference(scaled) if scaled else '–'} | {_fmt(m['params'])} | {m['macs'] / 1e6:.1f}M | "
+        lines.append(f"| {m['target_ms']:g} | {m['space']} | {fmt(m['predicted_ms'])} | {accuracy_cell(final)} "
+                     f"({final['seeds']} seeds) | {accuracy_cell(scaled) if scaled else '–'} | "
+                     f"{difference_cell(scaled) if scaled else '–'} | {fmt(m['params'])} | {m['macs'] / 1e6:.1f}M | "
                      f"[{run}]({run}/report.md) |")
     lines += ["", f"![family]({plot.name})", ""]
     if supernets:
@@ -61,8 +61,8 @@ def write_family_report(run_dir: Path, device: str, members: list[dict], superne
                   "", "| space | targets (ms) | epochs | images | largest / smallest path top-1 | seconds |",
                   "| --- | --- | ---: | ---: | ---: | ---: |"]
         lines += [f"| {s['space']} | {', '.join(f'{t:g}' for t in s['targets'])} | {s['epochs']} | "
-                  f"{_fmt(s['train_images'])} | {s['largest_accuracy']:.3f} / {s['smallest_accuracy']:.3f} | "
-                  f"{_fmt(s.get('wall_s'), 0)} |" for s in supernets]
+                  f"{fmt(s['train_images'])} | {s['largest_accuracy']:.3f} / {s['smallest_accuracy']:.3f} | "
+                  f"{fmt(s.get('wall_s'), 0)} |" for s in supernets]
         lines.append("")
     for m in members:
         lines += section(m)
@@ -75,13 +75,13 @@ def section(m: dict[str, Any]) -> list[str]:
     """One target: its verdict, its comparison and the files to ship."""
     run = Path(m["run_dir"]).name
     out = [f"## {m['target_ms']:g} ms", "", f"**Verdict:** {m['verdict']}.", "",
-           f"Predicted {_fmt(m['predicted_ms'])} ms on {m['device']} "
+           f"Predicted {fmt(m['predicted_ms'])} ms on {m['device']} "
            f"({100 * (m['predicted_ms'] / m['target_ms'] - 1):+.1f}% from target), measured on this host "
-           f"{_fmt(m['measured_host_ms'], 3)} ms (ONNX Runtime, 1 thread); {m['samples']} samples, "
-           f"{m['netadapt_iterations']} NetAdapt iterations, {_fmt(m['wall_s'], 0)} s.", "",
+           f"{fmt(m['measured_host_ms'], 3)} ms (ONNX Runtime, 1 thread); {m['samples']} samples, "
+           f"{m['netadapt_iterations']} NetAdapt iterations, {fmt(m['wall_s'], 0)} s.", "",
            "| network | kind | predicted ms | top-1 (mean ± sd) | final − this, points [95% CI] |",
            "| --- | --- | ---: | ---: | ---: |"]
-    out += [f"| {r['name']} | {r['kind']} | {_fmt(r['latency_ms'])} | {_accuracy(r)} | {_difference(r)} |"
+    out += [f"| {r['name']} | {r['kind']} | {fmt(r['latency_ms'])} | {accuracy_cell(r)} | {difference_cell(r)} |"
             for r in m["comparison"]]
     out += ["", f"- spec: `{run}/final.yaml`; ONNX: `{run}/final.onnx`" +
             (f"; TFLite: `{run}/{Path(m['tflite']).name}`" if m.get("tflite") else ""),

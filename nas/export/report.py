@@ -9,7 +9,9 @@ import numpy as np
 from nas.runtime.files import atomic_write_text
 
 
-def _plt():
+# pyplot, save_figure and the cells below are shared with the family report (family_report.py).
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (reports are written without a display)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -18,7 +20,7 @@ def _plt():
     return plt
 
 
-def _save(plt, fig, path: Path) -> Path:
+def save_figure(plt, fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -41,7 +43,7 @@ def _rolling_median(x: np.ndarray, window: int) -> np.ndarray:
 
 
 def plot_search(samples: list[dict], target_ms: float, out: Path) -> Path:
-    plt = _plt()
+    plt = pyplot()
     reward = np.array([s["reward"] for s in samples])
     latency = np.array([s["latency_ms"] for s in samples])
     window = max(5, len(samples) // 25)
@@ -58,13 +60,13 @@ def plot_search(samples: list[dict], target_ms: float, out: Path) -> Path:
     b.set_xlabel("sample")
     b.legend(loc="upper right")
     fig.suptitle("The controller learning: reward and latency over samples")
-    return _save(plt, fig, out / "search_progress.png")
+    return save_figure(plt, fig, out / "search_progress.png")
 
 
 def plot_pareto(samples: list[dict], comparison: list[dict], target_ms: float, proxy: str, mapped: bool,
                 out: Path) -> Path:
     """Two quantities, two panels: what the search ranked by, and what the final recipe measured."""
-    plt = _plt()
+    plt = pyplot()
     lat = [s["latency_ms"] for s in samples]
     acc = [s["accuracy"] for s in samples]
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.5))
@@ -87,14 +89,14 @@ def plot_pareto(samples: list[dict], comparison: list[dict], target_ms: float, p
     b.set_ylabel(f"top-1, final recipe (mean ± sd, {seeds} seeds)")
     b.set_title("Trained and compared at the target")
     b.legend(loc="best", fontsize=7)
-    return _save(plt, fig, out / "pareto.png")
+    return save_figure(plt, fig, out / "pareto.png")
 
 
 def plot_netadapt(history: list[dict], target_ms: float, out: Path) -> Path | None:
     """`history`: NetAdapt's iteration records (iteration 0 is the seed)."""
     if not history:
         return None
-    plt = _plt()
+    plt = pyplot()
     lat = [h["latency_ms"] for h in history]
     acc = [h.get("accuracy") for h in history]
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -107,14 +109,14 @@ def plot_netadapt(history: list[dict], target_ms: float, out: Path) -> Path | No
     ax.set_ylabel("proxy accuracy after fine-tune")
     ax.set_title("NetAdapt trajectory (iteration numbers)")
     ax.legend()
-    return _save(plt, fig, out / "netadapt.png")
+    return save_figure(plt, fig, out / "netadapt.png")
 
 
 def plot_latency_check(points: list[dict], out: Path, title: str) -> Path | None:
     """Predicted vs measured (or published) latency, with the y = x line and +-5% band."""
     if not points:
         return None
-    plt = _plt()
+    plt = pyplot()
     pred = np.array([p["predicted_ms"] for p in points])
     meas = np.array([p["measured_ms"] for p in points])
     lo, hi = 0.9 * min(pred.min(), meas.min()), 1.1 * max(pred.max(), meas.max())
@@ -130,10 +132,11 @@ def plot_latency_check(points: list[dict], out: Path, title: str) -> Path | None
     ax.set_ylabel("predicted ms")
     ax.set_title(title)
     ax.legend(loc="upper left")
-    return _save(plt, fig, out / "latency_check.png")
+    return save_figure(plt, fig, out / "latency_check.png")
 
 
-def _fmt(x: Any, digits: int = 2) -> str:
+def fmt(x: Any, digits: int = 2) -> str:
+    """A table cell: floats to `digits` places, integers with thousands separators, None as a dash."""
     if x is None:
         return "–"
     if isinstance(x, float):
@@ -143,13 +146,13 @@ def _fmt(x: Any, digits: int = 2) -> str:
     return str(x)
 
 
-def _accuracy(row: dict) -> str:
+def accuracy_cell(row: dict) -> str:
     from nas.accuracy.stats import mean_sd
 
     return mean_sd(row["accuracy_mean"], row["accuracy_sd"])
 
 
-def _difference(row: dict) -> str:
+def difference_cell(row: dict) -> str:
     d = row.get("difference")
     if not d:
         return "–"
@@ -162,7 +165,7 @@ def _deploy_lines(summary: dict) -> list[str]:
     d = summary.get("deploy") or {}
     lines = ["## Deployment", "", f"- ONNX: `{summary['onnx']}`",
              f"- TFLite: `{d['tflite']}` (channels-last input; LiteRT vs torch max abs diff "
-             f"{_fmt(d.get('tflite_max_abs_diff'), 8)})" if d.get("tflite") else f"- TFLite: {d.get('tflite_note', '–')}",
+             f"{fmt(d.get('tflite_max_abs_diff'), 8)})" if d.get("tflite") else f"- TFLite: {d.get('tflite_note', '–')}",
              "- Both hold random weights: the architecture. Train it (MobileNetV3's recipe, writing trained "
              "ONNX and TFLite) with", "", f"      {summary['train_command']}", ""]
     int8 = d.get("int8") or {}
@@ -214,17 +217,17 @@ def write_report(run_dir: Path, summary: dict, samples: list[dict], netadapt_his
         "| | value |",
         "| --- | ---: |",
         f"| target latency (ms) | {target:g} |",
-        f"| predicted latency on {summary['device']} (ms) | {_fmt(summary['predicted_ms'])} "
-        f"({_fmt(100 * (summary['predicted_ms'] / target - 1), 1)}% from target) |",
-        f"| measured on this host, ONNX Runtime 1 thread (ms) | {_fmt(summary.get('measured_host_ms'), 3)} |",
-        f"| top-1, trained from scratch with the final recipe (mean ± sd, {seeds} seeds) | {_accuracy(rows[0])} |",
+        f"| predicted latency on {summary['device']} (ms) | {fmt(summary['predicted_ms'])} "
+        f"({fmt(100 * (summary['predicted_ms'] / target - 1), 1)}% from target) |",
+        f"| measured on this host, ONNX Runtime 1 thread (ms) | {fmt(summary.get('measured_host_ms'), 3)} |",
+        f"| top-1, trained from scratch with the final recipe (mean ± sd, {seeds} seeds) | {accuracy_cell(rows[0])} |",
         f"| top-1 after NetAdapt's fine-tuning (one seed, NetAdapt's short recipe) | "
-        f"{_fmt(summary.get('netadapt_accuracy'), 4)} |",
-        f"| parameters | {_fmt(summary['params'])} |",
+        f"{fmt(summary.get('netadapt_accuracy'), 4)} |",
+        f"| parameters | {fmt(summary['params'])} |",
         f"| multiply-adds | {summary['macs'] / 1e6:.1f}M |",
-        f"| ONNX Runtime vs torch, max abs diff | {_fmt(summary.get('max_abs_diff'), 8)} |",
+        f"| ONNX Runtime vs torch, max abs diff | {fmt(summary.get('max_abs_diff'), 8)} |",
         f"| samples evaluated | {summary['samples']} |",
-        f"| wall time (s) | {_fmt(summary['wall_s'], 0)} |",
+        f"| wall time (s) | {fmt(summary['wall_s'], 0)} |",
         "",
         f"## At equal latency (each trained from scratch with the final recipe, seeds paired)",
         "",
@@ -236,15 +239,15 @@ def write_report(run_dir: Path, summary: dict, samples: list[dict], netadapt_his
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in rows:
-        lines.append(f"| {r['name']} | {r['kind']} | {_fmt(r['latency_ms'])} | {r['latency_vs_target_pct']:+.1f}% | "
-                     f"{_accuracy(r)} | {_difference(r)} | {_fmt(r['params'])} | {r['macs'] / 1e6:.1f}M | "
+        lines.append(f"| {r['name']} | {r['kind']} | {fmt(r['latency_ms'])} | {r['latency_vs_target_pct']:+.1f}% | "
+                     f"{accuracy_cell(r)} | {difference_cell(r)} | {fmt(r['params'])} | {r['macs'] / 1e6:.1f}M | "
                      f"{r['note']} |")
     lines += ["", "## Final architecture", "", "```", *summary["block_strings"], "```", ""]
     lines += _deploy_lines(summary)
     stages = summary.get("stages", {})
     if stages:
         lines += ["## Stages", "", "| stage | seconds | note |", "| --- | ---: | --- |"]
-        lines += [f"| {k} | {_fmt(v.get('seconds'), 1)} | {v.get('note', '')} |" for k, v in stages.items()]
+        lines += [f"| {k} | {fmt(v.get('seconds'), 1)} | {v.get('note', '')} |" for k, v in stages.items()]
         lines.append("")
     lines += ["## Plots", ""]
     lines += [f"![{p.stem}]({p.name})" for p in plots if p is not None]
