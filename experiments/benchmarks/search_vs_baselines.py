@@ -7,8 +7,8 @@ MobileNetV3, each trained with the final recipe at the budget's training seeds.
         [--arms controller,random[,supernet][,tunas]] [--supernet-samples 300]
 
 For every target and search seed s it runs `python -m nas.search --seed s` once per arm: the
-controller, `--algorithm random`, the supernet (an interrupted benchmark resumes each run with
-`--resume`; finished runs are reused). The first arm's compare stage trains its final network and
+controller, `--algorithm random`, the supernet, the joint search (an interrupted benchmark resumes
+each run with `--resume`; finished runs are reused). The first arm's compare stage trains its final network and
 the width-scaled MobileNetV3 (`--baselines width_scaled`), the other arms' their final network
 alone (`--baselines none`: the same baseline twice would be wasted), each at training seeds
 s .. s+k-1, so the networks of one search seed share their training seeds. The k training seeds

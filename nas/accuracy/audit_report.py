@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.accuracy.audit import CASCADE_KEEP, rank_values
-from nas.runtime.files import atomic_write, atomic_write_text
+from nas.runtime.files import atomic_write_text
 
 
 KIND_COLOURS = {"zero-cost": "C0", "training": "C1", "cascade": "C2", "supernet": "C3"}
@@ -100,11 +100,9 @@ def write_report(audit: dict[str, Any], out_dir: Path) -> dict[str, str]:
 
 
 def _plots(summary: dict[str, Any], rows: list[dict[str, Any]], scatter: Path, fidelity: Path) -> None:
-    import matplotlib
+    from nas.runtime.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     ref = rank_values([r["reference"] for r in rows])
     table = [t for t in summary["table"] if t["kind"] != "cascade"]  # a cascade's scores live in no row
     cols = 4
@@ -119,9 +117,7 @@ def _plots(summary: dict[str, Any], rows: list[dict[str, Any]], scatter: Path, f
     for ax in list(axes.flat)[len(table):]:
         ax.axis("off")
     fig.suptitle(f"{summary['space']}: proxies against the reference ({summary['samples']} architectures)")
-    fig.tight_layout()
-    _save(fig, scatter)
-    plt.close(fig)
+    save_figure(fig, scatter)
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for t in table:
@@ -134,10 +130,4 @@ def _plots(summary: dict[str, Any], rows: list[dict[str, Any]], scatter: Path, f
     ax.set_ylabel("Kendall tau vs reference")
     ax.axhline(0, color="grey", lw=0.5)
     ax.set_title("fidelity against cost (blue: zero-cost, orange: training, green: cascade)", fontsize=9)
-    fig.tight_layout()
-    _save(fig, fidelity)
-    plt.close(fig)
-
-
-def _save(fig, path: Path) -> None:
-    atomic_write(path, lambda f: fig.savefig(f, format=path.suffix.lstrip(".") or "png", dpi=110))
+    save_figure(fig, fidelity)

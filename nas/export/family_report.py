@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from nas.export.report import accuracy_cell, difference_cell, fmt, pyplot, save_figure
+from nas.export.report import accuracy_cell, difference_cell, fmt
 from nas.runtime.files import atomic_write_text
+from nas.runtime.plots import pyplot, save_figure
 
 
 def _row(member: dict, kind: str) -> dict | None:
@@ -36,7 +37,7 @@ def plot_family(members: list[dict], device: str, out: Path) -> Path:
     ax.set_ylabel(f"top-1, final recipe (mean ± sd, {seeds}+ seeds)")
     ax.set_title("A family of targets against the width-scaled MobileNetV3")
     ax.legend(loc="lower right", fontsize=8)
-    return save_figure(plt, fig, out / "family.png")
+    return save_figure(fig, out / "family.png")
 
 
 def write_family_report(run_dir: Path, device: str, members: list[dict], supernets: list[dict]) -> tuple[Path, Path]:

@@ -7,24 +7,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from nas.runtime.files import atomic_write_text
-
-
-# pyplot, save_figure and the cells below are shared with the family report (family_report.py).
-def pyplot():
-    """matplotlib's pyplot on the Agg backend (reports are written without a display)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_figure(plt, fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+from nas.runtime.plots import pyplot, save_figure
 
 
 def pareto_front(latency: Sequence[float], accuracy: Sequence[float]) -> list[int]:
@@ -60,7 +43,7 @@ def plot_search(samples: list[dict], target_ms: float, out: Path) -> Path:
     b.set_xlabel("sample")
     b.legend(loc="upper right")
     fig.suptitle("The controller learning: reward and latency over samples")
-    return save_figure(plt, fig, out / "search_progress.png")
+    return save_figure(fig, out / "search_progress.png")
 
 
 def plot_pareto(samples: list[dict], comparison: list[dict], target_ms: float, proxy: str, mapped: bool,
@@ -89,7 +72,7 @@ def plot_pareto(samples: list[dict], comparison: list[dict], target_ms: float, p
     b.set_ylabel(f"top-1, final recipe (mean ± sd, {seeds} seeds)")
     b.set_title("Trained and compared at the target")
     b.legend(loc="best", fontsize=7)
-    return save_figure(plt, fig, out / "pareto.png")
+    return save_figure(fig, out / "pareto.png")
 
 
 def plot_netadapt(history: list[dict], target_ms: float, out: Path) -> Path | None:
@@ -109,7 +92,7 @@ def plot_netadapt(history: list[dict], target_ms: float, out: Path) -> Path | No
     ax.set_ylabel("proxy accuracy after fine-tune")
     ax.set_title("NetAdapt trajectory (iteration numbers)")
     ax.legend()
-    return save_figure(plt, fig, out / "netadapt.png")
+    return save_figure(fig, out / "netadapt.png")
 
 
 def plot_latency_check(points: list[dict], out: Path, title: str) -> Path | None:
@@ -132,9 +115,10 @@ def plot_latency_check(points: list[dict], out: Path, title: str) -> Path | None
     ax.set_ylabel("predicted ms")
     ax.set_title(title)
     ax.legend(loc="upper left")
-    return save_figure(plt, fig, out / "latency_check.png")
+    return save_figure(fig, out / "latency_check.png")
 
 
+# fmt and the cells below are shared with the family report (family_report.py).
 def fmt(x: Any, digits: int = 2) -> str:
     """A table cell: floats to `digits` places, integers with thousands separators, None as a dash."""
     if x is None:
