@@ -40,19 +40,52 @@ from nas.core.spec import ArchSpec
 
 def sample_specs(space_name: str, samples: int, seed: int) -> list[ArchSpec]:
     """`samples` distinct architectures of a search space, drawn with `seed`."""
+    specs = _distinct_draws(space_name, samples, seed)
+    if len(specs) < samples:
+        raise UserError(f"the space holds fewer than {samples} distinct architectures", field="--samples")
+    return specs
+
+
+def _distinct_draws(space_name: str, samples: int, seed: int) -> list[ArchSpec]:
+    """Up to `samples` distinct random architectures: fewer when 100 draws per architecture, or
+    1,000 draws in a row, find no new one (a small space is exhausted)."""
     from nas.core.space import load_space
 
     space = load_space(space_name)
     rng = np.random.default_rng(seed)
     specs: dict[str, ArchSpec] = {}
+    misses = 0
     for _ in range(100 * samples):
-        if len(specs) == samples:
+        if len(specs) == samples or misses == 1000:
             break
         spec = space.sample_spec(rng)
+        misses = 0 if spec.content_hash() not in specs else misses + 1
         specs.setdefault(spec.content_hash(), spec)
-    if len(specs) < samples:
-        raise UserError(f"the space holds fewer than {samples} distinct architectures", field="--samples")
     return list(specs.values())
+
+
+def stratified_specs(space_name: str, samples: int, seed: int, pool: int = 100) -> list[ArchSpec]:
+    """`samples` architectures spread evenly in log predicted Pixel-1 latency over the space.
+
+    Random draws crowd the middle of a space (each network sums many per-layer choices), where
+    networks differ least; the search, though, ranks networks from the space's small end to its
+    large one. Among `pool` x `samples` random draws, the one nearest each of `samples` points
+    evenly spaced in log latency between the 1st and 99th percentile is taken (each once)."""
+    candidates = _distinct_draws(space_name, pool * samples, seed)
+    if len(candidates) < samples:
+        raise UserError(f"the space holds fewer than {samples} distinct architectures", field="--samples")
+    log_ms = np.log(predicted_latency_ms(candidates))
+    targets = np.linspace(*np.percentile(log_ms, [1, 99]), samples)
+    free = np.ones(len(candidates), dtype=bool)
+    chosen = []
+    for t in targets:
+        i = int(np.argmin(np.where(free, np.abs(log_ms - t), np.inf)))
+        free[i] = False
+        chosen.append(candidates[i])
+    return chosen
+
+
+POPULATIONS = {"random": sample_specs, "stratified": stratified_specs}
 
 
 # ---- resumable results ----------------------------------------------------------------------
@@ -100,6 +133,7 @@ class AuditConfig:
     ray_cpus: int | None = None  # a local Ray with this many CPUs for them
     trial_retries: int = TRIAL_RETRIES  # reruns of a reference trial that raised or lost its worker
     reference_seeds: int = 2  # R: the reference is the mean of R trainings, seeds seed .. seed + R - 1
+    population: str = "random"  # how the N architectures are drawn (POPULATIONS)
     published: bool = True  # also rank the zoo's networks against their published ImageNet top-1
     supernet: bool = True  # also train the space's supernet (the budget's recipe) and audit its scores
 
@@ -107,6 +141,12 @@ class AuditConfig:
         if isinstance(self.reference_seeds, bool) or not isinstance(self.reference_seeds, int) \
                 or self.reference_seeds < 1:
             raise UserError(f"must be an integer >= 1, got {self.reference_seeds!r}", field="--reference-seeds")
+        if self.population not in POPULATIONS:
+            raise UserError(f"must be one of {', '.join(POPULATIONS)}, got {self.population!r}", field="--population")
+
+    def sample(self) -> list[ArchSpec]:
+        """The audit's architectures: its population's `samples` draws with its seed."""
+        return POPULATIONS[self.population](self.space, self.samples, self.seed)
 
 
 def reference_proxies(config: AuditConfig) -> list[TrainingProxy]:
@@ -131,7 +171,7 @@ def run_audit(config: AuditConfig, out_dir: Path, progress: bool = True,
     """Evaluate (or reload) every reference and proxy result, then compute the rank correlations."""
     start = time.perf_counter()
     if specs is None:  # the command samples first, to fail on a bad space before it writes
-        specs = sample_specs(config.space, config.samples, config.seed)
+        specs = config.sample()
     published = load_published() if config.published else []
     published_specs = [p.spec() for p in published]
     cache = ResultCache(out_dir / "results.jsonl")
@@ -163,9 +203,10 @@ def run_audit(config: AuditConfig, out_dir: Path, progress: bool = True,
         return cache.get(spec.content_hash(), proxy.name, proxy.fingerprint())
 
     rows = []
-    for s in specs:
+    for s, ms in zip(specs, predicted_latency_ms(specs, LATENCY_DEVICE)):
         seeds = [result(s, p) for p in references]
-        rows.append({"arch_hash": s.content_hash(), "arch": s.to_string(), "reference": combine_seeds(seeds),
+        rows.append({"arch_hash": s.content_hash(), "arch": s.to_string(), "latency_ms": ms,
+                     "reference": combine_seeds(seeds),
                      "reference_seeds": seeds, **{p.name: result(s, p) for p in proxies}})
     summary = summarise(rows, [p.name for p in proxies], [p.cheap for p in proxies])
     if supernet is not None:
@@ -181,7 +222,7 @@ def run_audit(config: AuditConfig, out_dir: Path, progress: bool = True,
     used = [result(s, p) for s in specs for p in (*references, *proxies)]
     used += [result(s, p) for s in published_specs for p in on_published]
     compute = sum(r["seconds"] or 0.0 for r in used if r)
-    summary.update(space=config.space, samples=len(specs), budget=config.budget.name, seed=config.seed,
+    summary.update(space=config.space, samples=len(specs), population=config.population, budget=config.budget.name, seed=config.seed,
                    data=asdict(config.data), reference_recipe=asdict(config.budget.reference),
                    proxy_recipe=asdict(config.budget.proxy), zero_cost_batch=config.budget.zero_cost_batch,
                    wall_s=round(time.perf_counter() - start, 2), compute_s=round(compute, 2), out=str(out_dir))
@@ -272,6 +313,13 @@ def summarise(rows: list[dict[str, Any]], names: Sequence[str], cheap: Sequence[
     """Correlations and costs of every proxy, and of each zero-cost>training cascade they allow."""
     ref_results = [r["reference"] for r in rows]
     ref = rank_values(ref_results)
+    latency = [r.get("latency_ms") for r in rows]
+    if any(ms is None for ms in latency):  # rows of an older audit
+        latency = None
+
+    def at_equal_latency(scores):
+        return None if latency is None else partial_correlation(ref, scores, latency)["partial_tau"]
+
     table = []
     for name, is_cheap in zip(names, cheap):
         results = [r[name] for r in rows]
@@ -279,14 +327,15 @@ def summarise(rows: list[dict[str, Any]], names: Sequence[str], cheap: Sequence[
         seconds = [r["seconds"] for r in results if r and r.get("seconds") is not None]
         kind = "supernet" if name == "supernet" else "zero-cost" if is_cheap else "training"
         table.append({"proxy": name, "kind": kind, "kendall_tau": tau,
-                      "spearman": rho, "seconds": statistics.median(seconds) if seconds else None,
+                      "spearman": rho, "partial_tau": at_equal_latency(rank_values(results)),
+                      "seconds": statistics.median(seconds) if seconds else None,
                       "failed": sum(bool(r and r.get("failed")) for r in results)})
     trainings = [n for n, c in zip(names, cheap) if not c and n != "supernet"]
     for first in [n for n, c in zip(names, cheap) if c and n not in BASELINES] if trainings else []:
         scores, seconds = steady_state([r[first] for r in rows], [r[trainings[0]] for r in rows], keep)
         tau, rho = correlation(ref, scores)
         table.append({"proxy": f"{first}>{trainings[0]}", "kind": "cascade", "kendall_tau": tau, "spearman": rho,
-                      "seconds": seconds, "failed": 0})
+                      "partial_tau": at_equal_latency(scores), "seconds": seconds, "failed": 0})
     # Per training, not per architecture: a row's reference sums its seeds' seconds.
     ref_seconds = [r["seconds"] for row in rows for r in row.get("reference_seeds") or [row["reference"]]
                    if r and r.get("seconds") is not None]
@@ -297,6 +346,8 @@ def summarise(rows: list[dict[str, Any]], names: Sequence[str], cheap: Sequence[
     return {
         "kendall_tau": {t["proxy"]: t["kendall_tau"] for t in table},
         "spearman": {t["proxy"]: t["spearman"] for t in table},
+        "partial_tau": {t["proxy"]: t["partial_tau"] for t in table},
+        "latency_kendall_tau": None if latency is None else correlation(ref, latency)[0],
         "seconds": {t["proxy"]: t["seconds"] for t in table},
         "table": table,
         "tau_standard_error": tau_standard_error(len(rows)) if len(rows) > 1 else None,
@@ -313,17 +364,43 @@ def summarise(rows: list[dict[str, Any]], names: Sequence[str], cheap: Sequence[
 def reference_ceiling(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Kendall tau between the reference's seeds across the architectures (the mean over pairs of
     seeds): how well one reference training ranks like another, the most a proxy can be expected to
-    reach. None with one seed (or rows without seeds) or where every pair is undefined."""
+    reach. None with one seed (or rows without seeds) or where every pair is undefined. With the
+    rows' predicted latencies, also the same at equal latency (the seeds' partial tau)."""
     seeds = [row.get("reference_seeds") or [] for row in rows]
     r = min((len(s) for s in seeds), default=0)
-    pairs = []
+    latency = [row.get("latency_ms") for row in rows]
+    pairs, partial = [], []
     for i, j in itertools.combinations(range(r), 2):
-        tau, _ = correlation(rank_values([s[i] for s in seeds]), rank_values([s[j] for s in seeds]))
-        pairs.append(tau)
+        a, b = rank_values([s[i] for s in seeds]), rank_values([s[j] for s in seeds])
+        pairs.append(correlation(a, b)[0])
+        if None not in latency:
+            partial.append(partial_correlation(a, b, latency)["partial_tau"])
     defined = [t for t in pairs if t is not None]
     single = statistics.fmean(defined) if defined else None
+    partial = [t for t in partial if t is not None]
     return {"reference_ceiling_tau": single, "reference_seed_pair_taus": pairs,
-            "reference_mean_ceiling_tau": mean_ceiling(single, r)}
+            "reference_mean_ceiling_tau": mean_ceiling(single, r),
+            "reference_half_ceiling_tau": half_ceiling(seeds, r),
+            "reference_partial_ceiling_tau": statistics.fmean(partial) if partial else None}
+
+
+def half_ceiling(seeds: Sequence[Sequence[dict[str, Any]]], r: int) -> float | None:
+    """Measured, not estimated: Kendall tau between the means of two disjoint halves of the seeds
+    (r // 2 each; the mean over the ways to split them), the ceiling of a reference of r // 2 seeds.
+    None below 4 seeds or where every split is undefined."""
+    if r < 4:
+        return None
+    half = r // 2
+    taus = []
+    for first in itertools.combinations(range(r), half):
+        if 0 not in first:  # each split once
+            continue
+        second = [i for i in range(r) if i not in first][:half]
+        mean = lambda idx, s: statistics.fmean(s[i].get("accuracy") or 0.0 for i in idx)  # noqa: E731
+        tau, _ = correlation([mean(first, s) for s in seeds], [mean(second, s) for s in seeds])
+        taus.append(tau)
+    defined = [t for t in taus if t is not None]
+    return statistics.fmean(defined) if defined else None
 
 
 def mean_ceiling(single_tau: float | None, seeds: int) -> float | None:

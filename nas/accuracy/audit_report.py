@@ -19,8 +19,8 @@ def _num(v: float | None, fmt: str) -> str:
 def markdown_table(summary: dict[str, Any]) -> str:
     ref = summary["reference"]
     lines = [
-        f"# Proxy fidelity audit: {summary['space']}, {summary['samples']} architectures, "
-        f"budget {summary['budget']}, seed {summary['seed']}",
+        f"# Proxy fidelity audit: {summary['space']}, {summary['samples']} architectures "
+        f"({summary.get('population', 'random')}), budget {summary['budget']}, seed {summary['seed']}",
         "",
         f"Reference: {summary['reference_recipe']['epochs']} epochs on {summary['reference_recipe']['train_images']} "
         f"{summary['data']['dataset']} images at {summary['data']['resolution']}x{summary['data']['resolution']}, "
@@ -29,15 +29,16 @@ def markdown_table(summary: dict[str, Any]) -> str:
         f"(mean {_num(ref['accuracy_mean'], '.3f')}), {_num(ref['seconds'], '.1f')} s per training (median).",
         "",
         *_ceiling_lines(summary),
-        "| proxy | kind | Kendall tau | Spearman rho | seconds / arch | failed |",
-        "|---|---|---:|---:|---:|---:|",
+        "| proxy | kind | Kendall tau | Spearman rho | partial tau at equal latency | seconds / arch | failed |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for t in summary["table"]:
         marks = [label for label, key in (("recommended", "recommended"), ("for the reward", "recommended_for_reward"))
                  if summary.get(key) == t["proxy"]]
         mark = f" ({', '.join(marks)})" if marks else ""
         lines.append(f"| {t['proxy']}{mark} | {t['kind']} | {_num(t['kendall_tau'], '+.3f')} | "
-                     f"{_num(t['spearman'], '+.3f')} | {_num(t['seconds'], '.3f')} | {t['failed']} |")
+                     f"{_num(t['spearman'], '+.3f')} | {_num(t.get('partial_tau'), '+.3f')} | "
+                     f"{_num(t['seconds'], '.3f')} | {t['failed']} |")
     se = summary["tau_standard_error"]
     lines += ["", f"Kendall tau of unrelated rankings has standard deviation {_num(se, '.3f')} at this N; "
               "the recommendation is the cheapest non-baseline proxy within that of the best tau, and the one "
@@ -45,7 +46,11 @@ def markdown_table(summary: dict[str, Any]) -> str:
               f"A cascade trains the top {CASCADE_KEEP:.0%} by its zero-cost score and gives the rest the "
               "lowest trained accuracy; its seconds are the zero-cost score plus that share of a training.",
               f"Compute in these results: {summary['compute_s']:.0f} s; wall time of the run that wrote this "
-              f"report: {summary['wall_s']:.0f} s (results computed earlier are reloaded, not recomputed)."]
+              f"report: {summary['wall_s']:.0f} s (results computed earlier are reloaded, not recomputed).",
+              "Partial tau at equal latency: the reference's and the proxy's ranks, each regressed on the rank of "
+              "log predicted Pixel-1 latency, Kendall tau of the residuals (as against published top-1 below): "
+              "what a search at a latency target needs. Predicted latency alone has Kendall tau "
+              f"{_num(summary.get('latency_kendall_tau'), '+.3f')} with the reference."]
     lines += _published_lines(summary.get("published"))
     return "\n".join(lines) + "\n"
 
@@ -62,7 +67,19 @@ def _ceiling_lines(summary: dict[str, Any]) -> list[str]:
             + f"; tau of unrelated rankings has standard deviation {_num(summary['tau_standard_error'], '.3f')} "
               "at this N. Averaging the seeds cuts the reference's noise: two independent means of "
               f"{len(seeds)} seeds would rank with tau about {_num(summary.get('reference_mean_ceiling_tau'), '+.3f')} "
-              "(Spearman-Brown on one training's reliability; an estimate).", ""]
+              "(Spearman-Brown on one training's reliability; an estimate)."
+            + _half_line(summary, len(seeds))
+            + (f" At equal latency the seeds agree with partial tau "
+               f"{_num(summary['reference_partial_ceiling_tau'], '+.3f')} (one seed against another)."
+               if summary.get("reference_partial_ceiling_tau") is not None else ""), ""]
+
+
+def _half_line(summary: dict[str, Any], seeds: int) -> str:
+    half = summary.get("reference_half_ceiling_tau")
+    if half is None:
+        return ""
+    return (f" Measured: the means of two disjoint halves of the seeds ({seeds // 2} each) rank with tau "
+            f"{_num(half, '+.3f')}, the ceiling of a {seeds // 2}-seed reference; the {seeds}-seed mean ranks better.")
 
 
 def _published_lines(pub: dict[str, Any] | None) -> list[str]:

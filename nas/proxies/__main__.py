@@ -3,7 +3,8 @@
     python -m nas.proxies train --spec SPEC.yaml [--epochs E | --steps S] [--data PATH] [--json]
     python -m nas.proxies score --spec SPEC.yaml --proxy naswot|synflow|grad_norm|zen|params|macs|all [--json]
     python -m nas.proxies audit --space S --samples N [--budget smoke|default|paper] [--reference-seeds R]
-                                [--no-published] [--no-supernet] [--out DIR] [--json]
+                                [--population random|stratified] [--no-published] [--no-supernet]
+                                [--out DIR] [--json]
 """
 from __future__ import annotations
 
@@ -104,6 +105,9 @@ def _parser() -> ArgumentParser:
     a.add_argument("--reference-seeds", type=positive_int, default=2,
                    help="train the reference at N seeds: its mean is the reference, the seed-to-seed tau the "
                         "ceiling (default 2)")
+    a.add_argument("--population", choices=("random", "stratified"), default="random",
+                   help="random draws from the space (default), or stratified: spread evenly in log predicted "
+                        "Pixel-1 latency from the space's small end to its large one")
     a.add_argument("--published", action=argparse.BooleanOptionalAction, default=True,
                    help="also rank the reference zoo against its published ImageNet top-1 (default: on)")
     a.add_argument("--supernet", action=argparse.BooleanOptionalAction, default=True,
@@ -194,14 +198,14 @@ def cmd_audit(args) -> dict:
     config = AuditConfig(space=args.space, samples=args.samples, budget=get_budget(args.budget).accuracy, data=data,
                          seed=args.seed, device=args.device, threads=args.threads, address=args.address,
                          ray_cpus=args.ray_cpus, trial_retries=args.trial_retries,
-                         reference_seeds=args.reference_seeds, published=args.published, supernet=args.supernet)
+                         reference_seeds=args.reference_seeds, population=args.population, published=args.published,
+                         supernet=args.supernet)
     set_resume_hint(resume_command("python -m nas.proxies", args.argv) + f"  (results kept in {out})")
     from nas.runtime.log import progress_enabled
 
-    from nas.accuracy.audit import sample_specs
     from nas.runtime.lock import run_lock
 
-    specs = sample_specs(config.space, config.samples, config.seed)  # a bad space fails before the lock makes `out`
+    specs = config.sample()  # a bad space fails before the lock makes `out`
     with run_lock(out, what="proxy audit", resume_hint="wait for it to finish, or stop it (Ctrl-C) and run "
                                                        "this command again: it resumes from the results kept"):
         audit = run_audit(config, out, progress=not args.no_progress and progress_enabled(), specs=specs)
@@ -222,7 +226,10 @@ def _human_audit(r: dict) -> str:
     if len(seeds) > 1:
         lines.append(f"reference ceiling (seed-to-seed Kendall tau, {len(seeds)} seeds): "
                      f"{_fmt(r['reference_ceiling_tau'])} (unrelated rankings: sd {_fmt(r['tau_standard_error'], '.3f')}); "
-                     f"of the {len(seeds)}-seed mean, estimated: {_fmt(r.get('reference_mean_ceiling_tau'))}")
+                     f"of the {len(seeds)}-seed mean, estimated: {_fmt(r.get('reference_mean_ceiling_tau'))}"
+                     + (f"; of a {len(seeds) // 2}-seed mean, measured (two halves of the seeds): "
+                        f"{_fmt(r['reference_half_ceiling_tau'])}" if r.get("reference_half_ceiling_tau") is not None
+                        else ""))
     pub = r.get("published")
     if pub:
         ranked = sorted(pub["table"], key=lambda t: -math.inf if t["kendall_tau"] is None else t["kendall_tau"],

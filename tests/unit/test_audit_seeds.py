@@ -73,18 +73,38 @@ def test_ceiling_is_the_seed_to_seed_tau():
     assert reference_ceiling([{"reference": {"score": 1}}])["reference_ceiling_tau"] is None  # an old row
 
 
+def test_the_half_ceiling_measures_how_the_means_of_two_halves_of_the_seeds_agree():
+    from nas.accuracy.audit import half_ceiling
+
+    agree = _seed_rows([[1, 2, 3, 4]] * 4)
+    assert reference_ceiling(agree)["reference_half_ceiling_tau"] == pytest.approx(1.0)
+    # Seeds 0, 1 against 2, 3 reverse the order (tau -1); the other two splits average to a constant
+    # ranking, undefined, and are left out of the mean.
+    split = _seed_rows([[1, 2, 3, 4], [1, 2, 3, 4], [4, 3, 2, 1], [4, 3, 2, 1]])
+    assert reference_ceiling(split)["reference_half_ceiling_tau"] == pytest.approx(-1.0)
+    assert reference_ceiling(_seed_rows([[1, 2, 3, 4]] * 3))["reference_half_ceiling_tau"] is None
+    rng = np.random.default_rng(1)
+    runs = rng.normal(size=(5, 12))  # five seeds: halves of two, each split once
+    rows = _seed_rows(runs.tolist())
+    seeds = [row["reference_seeds"] for row in rows]
+    assert -1 <= half_ceiling(seeds, 5) <= 1
+
+
 def test_the_mean_ceiling_predicts_how_two_averaged_references_agree():
     from scipy.stats import kendalltau
 
-    from nas.accuracy.audit import mean_ceiling
+    from nas.accuracy.audit import half_ceiling, mean_ceiling
 
     rng = np.random.default_rng(0)
-    single, averaged = [], []
+    single, averaged, halves = [], [], []
     for _ in range(400):  # 20 networks; training noise as large as the networks' spread
         truth = rng.normal(size=20)
         runs = truth + rng.normal(size=(6, 20))
         single.append(kendalltau(runs[0], runs[1])[0])
         averaged.append(kendalltau(runs[:3].mean(0), runs[3:].mean(0))[0])
+        if len(single) <= 100:  # the measured half ceiling of the same six seeds: the same quantity
+            halves.append(half_ceiling([[{"accuracy": a} for a in col] for col in runs.T], 6))
+    assert abs(np.mean(halves) - np.mean(averaged)) < 0.05
     assert np.mean(averaged) - np.mean(single) > 0.15  # averaging really helps, so the check can fail
     assert mean_ceiling(float(np.mean(single)), 3) == pytest.approx(np.mean(averaged), abs=0.03)
     assert mean_ceiling(0.5, 1) is None and mean_ceiling(-0.1, 2) is None and mean_ceiling(None, 2) is None

@@ -5,8 +5,10 @@ import math
 import numpy as np
 import pytest
 
-from nas.accuracy.audit import (ResultCache, correlation, rank_values, recommend, sample_specs, summarise,
-                               tau_standard_error)
+from nas.accuracy.audit import (AuditConfig, ResultCache, correlation, rank_values, recommend, reference_ceiling,
+                               sample_specs, stratified_specs, summarise, tau_standard_error)
+from nas.accuracy.published import predicted_latency_ms
+from nas.runtime.errors import UserError
 
 
 def test_sample_specs_are_distinct_and_repeatable():
@@ -15,6 +17,30 @@ def test_sample_specs_are_distinct_and_repeatable():
     assert [s.content_hash() for s in sample_specs("mobilenetv3_small", 5, seed=0)] == [s.content_hash() for s in a]
     # A larger audit with the same seed extends a smaller one: its cached results are reused.
     assert [s.content_hash() for s in sample_specs("mobilenetv3_small", 8, seed=0)][:5] == [s.content_hash() for s in a]
+
+
+def test_the_stratified_population_spans_the_space_evenly_in_log_latency():
+    n = 10
+    strat = stratified_specs("mobilenetv3_small", n, seed=0)
+    assert len({s.content_hash() for s in strat}) == n
+    assert [s.content_hash() for s in stratified_specs("mobilenetv3_small", n, seed=0)] == [s.content_hash() for s in strat]
+    log_ms = np.log(predicted_latency_ms(strat))
+    steps = np.diff(log_ms)
+    assert np.all(steps > 0)  # from the small end to the large one, each step close to the even one
+    assert np.all(np.abs(steps - steps.mean()) < 0.5 * steps.mean())
+    random_ms = np.log(predicted_latency_ms(sample_specs("mobilenetv3_small", 200, seed=0)))
+    assert log_ms.std() > 1.3 * random_ms.std()  # spread wider than random draws crowd
+    assert log_ms[0] < np.percentile(random_ms, 5) and log_ms[-1] > np.percentile(random_ms, 95)
+
+
+def test_a_population_the_space_cannot_fill_is_refused(tmp_path):
+    from pathlib import Path
+
+    tiny = str(Path(__file__).parents[1] / "data" / "micro_space.yaml")
+    with pytest.raises(UserError, match="fewer than 100000 distinct"):
+        stratified_specs(tiny, 100000, seed=0, pool=1)
+    with pytest.raises(UserError, match="--population"):
+        AuditConfig(space=tiny, samples=3, budget=None, data=None, population="sorted")
 
 
 def test_correlation_and_undefined_cases():
@@ -109,6 +135,37 @@ def test_summarise_reports_every_proxy():
     assert summary["reference"]["accuracy_mean"] == pytest.approx(0.6)
     assert summary["recommended"] == "naswot"
     json.dumps(summary, allow_nan=False)
+
+
+def test_partial_tau_at_equal_latency_separates_a_size_score_from_one_that_ranks_within_a_latency():
+    # Accuracy = a trend on latency plus a part of its own; "macs" follows latency alone, "naswot" the
+    # reference's own part: both rank well overall, only naswot at equal latency.
+    rng = np.random.default_rng(3)
+    ms = np.geomspace(8, 25, 16)
+    own = rng.normal(size=16)
+    acc = 0.85 + 0.01 * np.log(ms) + 0.002 * own
+    rows = [{"latency_ms": float(m), "reference": {"score": float(a), "accuracy": float(a)},
+             "macs": {"score": float(m) ** 1.3}, "naswot": {"score": float(a + 0.0003 * rng.normal())}}
+            for m, a in zip(ms, acc)]
+    summary = summarise(rows, ["macs", "naswot"], [True, True])
+    assert summary["kendall_tau"]["macs"] > 0.3 and summary["kendall_tau"]["naswot"] > 0.8
+    assert summary["partial_tau"]["macs"] == 0.0  # a function of latency alone
+    assert summary["partial_tau"]["naswot"] > 0.6
+    assert summary["latency_kendall_tau"] == pytest.approx(summary["kendall_tau"]["macs"])
+    del rows[0]["latency_ms"]  # an older audit's rows: nothing to regress on
+    assert summarise(rows, ["macs"], [True])["partial_tau"]["macs"] is None
+
+
+def test_the_reference_ceiling_at_equal_latency():
+    ms = [8.0, 10.0, 12.0, 14.0, 16.0, 18.0]
+    trend = [0.80, 0.81, 0.82, 0.83, 0.84, 0.85]
+    own = [0.006, -0.006, 0.006, -0.006, 0.006, -0.006]  # swaps each pair of neighbours
+    # Seed 1 keeps the trend and flips each network's own part: overall they agree, at equal latency not.
+    rows = [{"latency_ms": m, "reference_seeds": [{"score": t + o, "accuracy": t + o}, {"score": t - o, "accuracy": t - o}]}
+            for m, t, o in zip(ms, trend, own)]
+    ceiling = reference_ceiling(rows)
+    assert ceiling["reference_ceiling_tau"] > 0.3
+    assert ceiling["reference_partial_ceiling_tau"] < -0.5
 
 
 def test_result_cache_survives_a_torn_line(tmp_path):
