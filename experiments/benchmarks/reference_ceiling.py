@@ -7,7 +7,7 @@ Kendall tau >= 0.7.
         [--val-images 10000] [--workers 2] [--out experiments/runs/reference_ceiling]
 
 `--networks` architectures of the space (`random` draws, or `stratified`: spread evenly in log
-predicted Pixel-1 latency, `nas.accuracy.audit.stratified_specs`) are each trained with the budget's
+predicted Pixel-1 latency, `nas.accuracy.population.stratified_specs`) are each trained with the budget's
 reference recipe at `--seeds` seeds, on `--workers` processes of one thread. From the seeds'
 disagreement on each network comes one training's noise variance; the variance of the networks'
 means, less its share of that noise, is their true spread. The measured seed-to-seed tau (mean over
@@ -32,7 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from nas.accuracy.audit import POPULATIONS, correlation, mean_ceiling, tau_of_reliability  # noqa: E402
+from nas.accuracy.audit import correlation, mean_ceiling, tau_of_reliability  # noqa: E402
+from nas.accuracy.population import POPULATIONS  # noqa: E402
 from nas.accuracy.config import DataConfig  # noqa: E402
 from nas.accuracy.published import predicted_latency_ms  # noqa: E402
 from nas.budgets import get_budget  # noqa: E402

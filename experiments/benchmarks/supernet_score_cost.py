@@ -49,7 +49,7 @@ def cost(space_name: str, out: Path, paths: int, repeats: int, threads: int) -> 
         train_supernet(SupernetRequest(space=space_name, data=DataConfig(), out=folder, config=config,
                                        threads=threads))
     proxy = SupernetProxy(folder / CHECKPOINT, "cpu", threads)
-    net, data, c = proxy._load()
+    net, data, c = proxy.load()
     sc = SupernetConfig(**c)
     space = load_space(space_name)
     rng = np.random.default_rng(0)

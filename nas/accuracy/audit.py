@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 from scipy import stats
 from tqdm import tqdm
 
@@ -31,61 +30,10 @@ from nas.budgets import AccuracyBudget
 from nas.accuracy.proxy import Proxy, TrainingProxy, audit_proxies, make_proxy
 from nas.accuracy.published import (LATENCY_DEVICE, load_published, partial_correlation,
                                     partial_tau_standard_error, predicted_latency_ms)
+from nas.accuracy.population import POPULATIONS
 from nas.accuracy.stats import seed_summary
 from nas.runtime.tune import TRIAL_RETRIES
 from nas.core.spec import ArchSpec
-
-
-# ---- sampling -------------------------------------------------------------------------------
-
-def sample_specs(space_name: str, samples: int, seed: int) -> list[ArchSpec]:
-    """`samples` distinct architectures of a search space, drawn with `seed`."""
-    specs = _distinct_draws(space_name, samples, seed)
-    if len(specs) < samples:
-        raise UserError(f"the space holds fewer than {samples} distinct architectures", field="--samples")
-    return specs
-
-
-def _distinct_draws(space_name: str, samples: int, seed: int) -> list[ArchSpec]:
-    """Up to `samples` distinct random architectures: fewer when 100 draws per architecture, or
-    1,000 draws in a row, find no new one (a small space is exhausted)."""
-    from nas.core.space import load_space
-
-    space = load_space(space_name)
-    rng = np.random.default_rng(seed)
-    specs: dict[str, ArchSpec] = {}
-    misses = 0
-    for _ in range(100 * samples):
-        if len(specs) == samples or misses == 1000:
-            break
-        spec = space.sample_spec(rng)
-        misses = 0 if spec.content_hash() not in specs else misses + 1
-        specs.setdefault(spec.content_hash(), spec)
-    return list(specs.values())
-
-
-def stratified_specs(space_name: str, samples: int, seed: int, pool: int = 100) -> list[ArchSpec]:
-    """`samples` architectures spread evenly in log predicted Pixel-1 latency over the space.
-
-    Random draws crowd the middle of a space (each network sums many per-layer choices), where
-    networks differ least; the search, though, ranks networks from the space's small end to its
-    large one. Among `pool` x `samples` random draws, the one nearest each of `samples` points
-    evenly spaced in log latency between the 1st and 99th percentile is taken (each once)."""
-    candidates = _distinct_draws(space_name, pool * samples, seed)
-    if len(candidates) < samples:
-        raise UserError(f"the space holds fewer than {samples} distinct architectures", field="--samples")
-    log_ms = np.log(predicted_latency_ms(candidates))
-    targets = np.linspace(*np.percentile(log_ms, [1, 99]), samples)
-    free = np.ones(len(candidates), dtype=bool)
-    chosen = []
-    for t in targets:
-        i = int(np.argmin(np.where(free, np.abs(log_ms - t), np.inf)))
-        free[i] = False
-        chosen.append(candidates[i])
-    return chosen
-
-
-POPULATIONS = {"random": sample_specs, "stratified": stratified_specs}
 
 
 # ---- resumable results ----------------------------------------------------------------------
@@ -222,7 +170,8 @@ def run_audit(config: AuditConfig, out_dir: Path, progress: bool = True,
     used = [result(s, p) for s in specs for p in (*references, *proxies)]
     used += [result(s, p) for s in published_specs for p in on_published]
     compute = sum(r["seconds"] or 0.0 for r in used if r)
-    summary.update(space=config.space, samples=len(specs), population=config.population, budget=config.budget.name, seed=config.seed,
+    summary.update(space=config.space, samples=len(specs), population=config.population,
+                   budget=config.budget.name, seed=config.seed,
                    data=asdict(config.data), reference_recipe=asdict(config.budget.reference),
                    proxy_recipe=asdict(config.budget.proxy), zero_cost_batch=config.budget.zero_cost_batch,
                    wall_s=round(time.perf_counter() - start, 2), compute_s=round(compute, 2), out=str(out_dir))
@@ -391,14 +340,15 @@ def half_ceiling(seeds: Sequence[Sequence[dict[str, Any]]], r: int) -> float | N
     if r < 4:
         return None
     half = r // 2
+
+    def means(idx):  # a diverged seed counts with its accuracy 0, as in combine_seeds
+        return [statistics.fmean(s[i].get("accuracy") or 0.0 for i in idx) for s in seeds]
+
     taus = []
-    for first in itertools.combinations(range(r), half):
-        if 0 not in first:  # each split once
-            continue
+    for rest in itertools.combinations(range(1, r), half - 1):  # each split once: seed 0 in the first half
+        first = (0, *rest)
         second = [i for i in range(r) if i not in first][:half]
-        mean = lambda idx, s: statistics.fmean(s[i].get("accuracy") or 0.0 for i in idx)  # noqa: E731
-        tau, _ = correlation([mean(first, s) for s in seeds], [mean(second, s) for s in seeds])
-        taus.append(tau)
+        taus.append(correlation(means(first), means(second))[0])
     defined = [t for t in taus if t is not None]
     return statistics.fmean(defined) if defined else None
 

@@ -24,6 +24,7 @@ from nas.runtime.cli import (ArgumentParser, emit, non_negative_int, positive_in
                      set_resume_hint)
 from nas.runtime.errors import UserError
 from nas.runtime.paths import RUNS_DIR
+from nas.accuracy.population import POPULATIONS
 from nas.accuracy.config import DATASETS, OPTIMIZERS, ZERO_COST_NAMES, data_from_flags, stem_stride_flag
 from nas.budgets import BUDGETS, get_budget
 from nas.runtime.tune import TRIAL_RETRIES
@@ -105,7 +106,7 @@ def _parser() -> ArgumentParser:
     a.add_argument("--reference-seeds", type=positive_int, default=2,
                    help="train the reference at N seeds: its mean is the reference, the seed-to-seed tau the "
                         "ceiling (default 2)")
-    a.add_argument("--population", choices=("random", "stratified"), default="random",
+    a.add_argument("--population", choices=sorted(POPULATIONS), default="random",
                    help="random draws from the space (default), or stratified: spread evenly in log predicted "
                         "Pixel-1 latency from the space's small end to its large one")
     a.add_argument("--published", action=argparse.BooleanOptionalAction, default=True,

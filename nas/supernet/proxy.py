@@ -40,7 +40,8 @@ class SupernetProxy(Proxy):
 
         return hashlib.sha256(f"supernet:{file_digest(self.checkpoint)}".encode()).hexdigest()[:12]
 
-    def _load(self):
+    def load(self):
+        """The supernet (loaded once per process), its scoring images and its recorded config."""
         if self.checkpoint is None:
             raise UserError("the supernet proxy has no trained supernet: train one with `python -m nas.supernet "
                             "train` and give it with --supernet", field="--supernet")
@@ -63,7 +64,7 @@ class SupernetProxy(Proxy):
 
         set_threads(self.threads)
         start = time.perf_counter()
-        net, data, c = self._load()
+        net, data, c = self.load()
         path = net.adapt(spec)
         net.layout(path)  # a spec the supernet cannot run is the caller's error, not a failed network
         accuracy = evaluate_path(net, path, data, SupernetConfig(**c))

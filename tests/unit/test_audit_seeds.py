@@ -9,7 +9,8 @@ import pytest
 
 from nas.accuracy import audit as audit_module
 from nas.accuracy.audit import (AuditConfig, ResultCache, combine_seeds, reference_ceiling, reference_proxies,
-                               run_audit, sample_specs)
+                               run_audit)
+from nas.accuracy.population import sample_specs
 from nas.accuracy.audit_report import markdown_table
 from nas.accuracy.config import DataConfig
 from nas.accuracy.proxy import TrainingProxy, ZeroCostScorer

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from nas.accuracy.audit import (AuditConfig, ResultCache, correlation, rank_values, recommend, reference_ceiling,
-                               sample_specs, stratified_specs, summarise, tau_standard_error)
+                               summarise, tau_standard_error)
+from nas.accuracy.population import sample_specs, stratified_specs
 from nas.accuracy.published import predicted_latency_ms
 from nas.runtime.errors import UserError
 
