@@ -5,7 +5,8 @@ Names: the zero-cost scores of `ZERO_COST` (cheap: no training); the training pr
 "reference" (the budget's long reference training, as in the audit); "supernet", a network's
 top-1 with weights inherited from one trained weight-sharing supernet (`nas.supernet`); and cascades
 "<zero-cost>><training>", e.g. "zen>train", which train only what the zero-cost score lets
-through (`nas.accuracy.cascade`).
+through (`nas.accuracy.cascade`); and "ofa-imagenet" / "accel-imagenet", ImageNet top-1 predicted by
+others' models for their own spaces (`nas.groundtruth.proxy`).
 
 `evaluate` returns a dict with at least `proxy`, `score` (higher is better; what a ranking
 uses), `accuracy` (validation top-1 in [0, 1] for training proxies, None for zero-cost ones),
@@ -34,6 +35,7 @@ from nas.core.spec import ArchSpec
 
 _LENGTH = re.compile(r"train-(\d+)(ep|steps)")
 TRAINING_NAMES = ("train", "train-<E>ep", "train-<S>steps", "reference")
+IMAGENET_PROXIES = ("ofa-imagenet", "accel-imagenet")  # nas.groundtruth.proxy: predicted ImageNet top-1
 # The N=20 audit's pick by fidelity per second (docs/accuracy.md, "The default proxy"): the
 # search ranks with MACs and spends training on NetAdapt.
 DEFAULT_PROXY = "macs"
@@ -44,6 +46,7 @@ class Proxy(ABC):
 
     name: str
     cheap: bool
+    predicts_accuracy: bool = False  # its score is a top-1 itself (the ImageNet proxies): no score map
 
     @abstractmethod
     def evaluate(self, spec: ArchSpec) -> dict[str, Any]:
@@ -153,6 +156,10 @@ def make_proxy(name: str, budget: str | Budget | AccuracyBudget = "default", dat
         from nas.supernet.proxy import SupernetProxy
 
         return SupernetProxy(device=device, threads=threads)
+    if name in IMAGENET_PROXIES:
+        from nas.groundtruth.proxy import ground_truth_proxy
+
+        return ground_truth_proxy(name)
     if name in ZERO_COST:
         return ZeroCostScorer(get_zero_cost(name), data, budget.zero_cost_batch, seed, device, threads)
     config = train or training_config(name, budget)
@@ -160,7 +167,7 @@ def make_proxy(name: str, budget: str | Budget | AccuracyBudget = "default", dat
 
 
 def proxy_names() -> list[str]:
-    return [*ZERO_COST, *TRAINING_NAMES, "supernet", "<zero-cost>><training>"]
+    return [*ZERO_COST, *TRAINING_NAMES, "supernet", *IMAGENET_PROXIES, "<zero-cost>><training>"]
 
 
 def audit_proxies(budget: AccuracyBudget, data: DataConfig, seed: int = 0, device: str = "auto",

@@ -4,7 +4,13 @@ A space is a fixed sequence of stages. Each stage repeats one layer `layers` tim
 layer has the stage's stride. Per stage the controller picks, by default: layers as base + {-1, 0,
 +1}, kernel, expansion ratio, SE, non-linearity, output filters as a multiple of the base rounded
 to 8 (and optionally the skip). A token sequence holds one index per decision; `decode` turns any
-valid token sequence into a valid ArchSpec.
+valid token sequence into a valid ArchSpec, and `encode` turns a network of the space back into
+its tokens (or names the first field where it leaves the space).
+
+Two extensions carry once-for-all's space: a stage may decide some kinds per layer (`per_layer:
+[k, exp]`: one decision per layer slot up to the stage's deepest option; slots beyond the chosen
+depth are ignored, as OFA's encoding zeroes them), and the input resolution may be a decision
+(`choices: {resolution: [...]}`).
 """
 from __future__ import annotations
 
@@ -18,13 +24,15 @@ import numpy as np
 
 from nas.runtime.errors import UserError
 from nas.runtime.paths import SPACES_DIR, resolve_builtin
-from nas.core.check import MAX_BLOCKS, Checker
+from nas.core.check import MAX_BLOCKS, MAX_RESOLUTION, MIN_RESOLUTION, Checker
 from nas.core.spec import (ACTIVATIONS, SE_STYLES, ArchSpec, BlockSpec, HeadSpec, StemSpec, conv_out_size,
                            make_divisible, spec_from_dict)
 from nas.runtime.files import load_yaml_file
 
 # Decision kinds in the order a stage's tokens appear.
 KINDS = ("layers", "k", "exp", "se", "act", "width", "skip")
+PER_LAYER_KINDS = ("k", "exp", "se", "act")  # what one layer may choose apart from its stage
+RESOLUTION = "resolution"  # the decision kind of the input resolution (one per space, first)
 DEFAULT_CHOICES: dict[str, list] = {
     "layers": [-1, 0, 1], "k": [3, 5], "exp": [3, 6], "se": [False, True],
     "act": ["relu", "hswish"], "width": [0.75, 1.0, 1.25], "skip": [True],
@@ -34,10 +42,11 @@ MAX_LAYERS_PER_STAGE = 16
 
 @dataclass(frozen=True)
 class Decision:
-    name: str      # e.g. "stage3.k"
-    kind: str      # one of KINDS: the controller shares a softmax head per kind
-    stage: int
+    name: str      # e.g. "stage3.k", "stage3.layer2.k" or "resolution"
+    kind: str      # one of KINDS or RESOLUTION: the controller shares a softmax head per kind
+    stage: int     # -1 for the resolution
     choices: tuple
+    layer: int | None = None  # the layer slot of a per-layer decision
 
 
 @dataclass(frozen=True)
@@ -47,18 +56,33 @@ class Stage:
     s: int                        # stride of the first layer
     seed: dict                    # the seed architecture's value of every kind
     choices: dict                 # kind -> tuple of options (one option = not a decision)
+    per_layer: tuple = ()         # kinds decided per layer slot, not once for the stage
+
+    @property
+    def max_layers(self) -> int:
+        return self.layers + max(self.choices["layers"])
 
 
 class SearchSpace:
     def __init__(self, name: str, family: str, resolution: int, num_classes: int, se_style: str,
-                 stem: StemSpec, stages: Sequence[Stage], head: HeadSpec, reward_w: float):
+                 stem: StemSpec, stages: Sequence[Stage], head: HeadSpec, reward_w: float,
+                 resolutions: Sequence[int] | None = None):
         self.name, self.family = name, family
         self.resolution, self.num_classes, self.se_style = resolution, num_classes, se_style
+        self.resolutions = tuple(resolutions or (resolution,))  # the seed's `resolution` is among them
         self.stem, self.stages, self.head, self.reward_w = stem, tuple(stages), head, reward_w
-        self.decisions = tuple(
-            Decision(f"stage{i + 1}.{kind}", kind, i, stage.choices[kind])
-            for i, stage in enumerate(self.stages) for kind in KINDS if len(stage.choices[kind]) > 1
-        )
+        decisions = [Decision(RESOLUTION, RESOLUTION, -1, self.resolutions)] if len(self.resolutions) > 1 else []
+        for i, stage in enumerate(self.stages):
+            for kind in KINDS:
+                options = stage.choices[kind]
+                if len(options) < 2:
+                    continue
+                if kind in stage.per_layer:
+                    decisions += [Decision(f"stage{i + 1}.layer{j + 1}.{kind}", kind, i, options, j)
+                                  for j in range(stage.max_layers)]
+                else:
+                    decisions.append(Decision(f"stage{i + 1}.{kind}", kind, i, options))
+        self.decisions = tuple(decisions)
 
     # ---- size and tokens ---------------------------------------------------------------------
     @property
@@ -70,7 +94,8 @@ class SearchSpace:
         return math.prod(self.num_choices)
 
     def seed_tokens(self) -> list[int]:
-        return [d.choices.index(self.stages[d.stage].seed[d.kind]) for d in self.decisions]
+        return [d.choices.index(self.resolution if d.kind == RESOLUTION else self.stages[d.stage].seed[d.kind])
+                for d in self.decisions]
 
     def sample(self, rng: np.random.Generator) -> list[int]:
         return [int(rng.integers(n)) for n in self.num_choices]
@@ -79,31 +104,115 @@ class SearchSpace:
         return self.decode(self.sample(rng))
 
     def stage_values(self, tokens: Sequence[int]) -> list[dict]:
-        """The chosen value of every kind, per stage."""
+        """The chosen value of every kind, per stage; a per-layer kind holds a list, one value per slot."""
+        return self._values(tokens)[1]
+
+    def _values(self, tokens: Sequence[int]) -> tuple[int, list[dict]]:
         if len(tokens) != len(self.decisions):
             raise UserError(f"expected {len(self.decisions)} tokens, got {len(tokens)}", source=f"space {self.name}")
-        values = [{kind: st.choices[kind][0] for kind in KINDS} for st in self.stages]
+        values = [{kind: ([st.choices[kind][0]] * st.max_layers if kind in st.per_layer else st.choices[kind][0])
+                   for kind in KINDS} for st in self.stages]
+        resolution = self.resolution if len(self.resolutions) < 2 else self.resolutions[0]
         for d, t in zip(self.decisions, tokens):
             if isinstance(t, bool) or not 0 <= int(t) < len(d.choices) or int(t) != t:
                 raise UserError(f"token {t!r} out of range 0..{len(d.choices) - 1}", source=f"space {self.name}",
                                 field=d.name)
-            values[d.stage][d.kind] = d.choices[int(t)]
-        return values
+            if d.kind == RESOLUTION:
+                resolution = d.choices[int(t)]
+            elif d.layer is None:
+                values[d.stage][d.kind] = d.choices[int(t)]
+            else:
+                values[d.stage][d.kind][d.layer] = d.choices[int(t)]
+        return resolution, values
 
     # ---- decoding ----------------------------------------------------------------------------
     def decode(self, tokens: Sequence[int], name: str | None = None) -> ArchSpec:
         blocks: list[BlockSpec] = []
         cin = self.stem.out
-        for stage, v in zip(self.stages, self.stage_values(tokens)):
+        resolution, values = self._values(tokens)
+        for stage, v in zip(self.stages, values):
             out = stage_width(stage.out, v["width"])
             for i in range(stage.layers + v["layers"]):
                 layer_in = cin if i == 0 else out
-                blocks.append(BlockSpec(k=v["k"], exp=expanded(layer_in, v["exp"]), out=out, se=v["se"],
-                                        act=v["act"], s=stage.s if i == 0 else 1, skip=v["skip"]))
+                at = {kind: v[kind][i] if kind in stage.per_layer else v[kind] for kind in PER_LAYER_KINDS}
+                blocks.append(BlockSpec(k=at["k"], exp=expanded(layer_in, at["exp"]), out=out, se=at["se"],
+                                        act=at["act"], s=stage.s if i == 0 else 1, skip=v["skip"]))
             cin = out
-        return ArchSpec(name=name or f"{self.name}-" + "".join(map(str, tokens))[:40], resolution=self.resolution,
+        return ArchSpec(name=name or f"{self.name}-" + "".join(map(str, tokens))[:40], resolution=resolution,
                         num_classes=self.num_classes, stem=self.stem, blocks=tuple(blocks), head=self.head,
                         se_style=self.se_style)
+
+    def encode(self, spec: ArchSpec) -> list[int]:
+        """The tokens of a network of this space (ignored per-layer slots get their first option).
+
+        Raises a UserError naming the field (`resolution`, `stem`, `head`, `blocks[i].k`, ...) where the
+        network leaves the space, so a model of the space refuses anything else clearly.
+        """
+        src = f"network {spec.name!r} (space {self.name})"
+
+        def fail(field: str, message: str) -> UserError:
+            return UserError(message, source=src, field=field)
+
+        if spec.resolution not in self.resolutions:
+            raise fail("resolution", f"{spec.resolution} is not one of the space's {list(self.resolutions)}")
+        for field, mine, theirs in (("stem", self.stem, spec.stem), ("head", self.head, spec.head),
+                                    ("num_classes", self.num_classes, spec.num_classes),
+                                    ("se_style", self.se_style, spec.se_style)):
+            if mine != theirs:
+                raise fail(field, f"{theirs} differs from the space's {mine}")
+        tokens = {}
+        if len(self.resolutions) > 1:
+            tokens[RESOLUTION] = self.resolutions.index(spec.resolution)
+        blocks, at, cin = spec.blocks, 0, self.stem.out
+        for i, stage in enumerate(self.stages):
+            widths = {stage_width(stage.out, w): w for w in stage.choices["width"]}
+            if at >= len(blocks):
+                raise fail("blocks", f"{len(blocks)} blocks end before stage {i + 1}")
+            first = blocks[at]
+            if first.out not in widths or first.s != stage.s:
+                raise fail(f"blocks[{at}]", f"stage {i + 1} starts with {stage.s} stride and one of "
+                           f"{sorted(widths)} channels, got {first.to_string()}")
+            n = 1  # greedy: a stage takes every following stride-1 layer of its width (decode checks it)
+            while (n < stage.max_layers and at + n < len(blocks) and blocks[at + n].s == 1
+                   and blocks[at + n].out == first.out):
+                n += 1
+            layer_values: dict[str, list] = {kind: [] for kind in PER_LAYER_KINDS}
+            for j in range(n):
+                b, b_in = blocks[at + j], (cin if j == 0 else first.out)
+                for kind in PER_LAYER_KINDS:
+                    value = _block_value(b, b_in, kind, stage.choices[kind])
+                    if value is None:
+                        raise fail(f"blocks[{at + j}].{kind}", f"{_shown(b, b_in, kind)} is not among stage {i + 1}'s "
+                                   f"options {list(stage.choices[kind])}")
+                    layer_values[kind].append(value)
+            whole = {"layers": n - stage.layers, "width": widths[first.out], "skip": blocks[at].skip}
+            for kind, value in whole.items():
+                if value not in stage.choices[kind]:
+                    raise fail(f"blocks[{at}].{kind}", f"{value!r} is not among stage {i + 1}'s options "
+                               f"{list(stage.choices[kind])}")
+            for kind in PER_LAYER_KINDS:
+                vals = layer_values[kind]
+                if kind in stage.per_layer:
+                    whole[kind] = vals + [stage.choices[kind][0]] * (stage.max_layers - n)
+                elif len(set(map(repr, vals))) > 1:
+                    raise fail(f"blocks[{at}].{kind}", f"stage {i + 1} decides {kind} once for all its layers, "
+                               f"got {vals}")
+                else:
+                    whole[kind] = vals[0]
+            tokens[i] = whole
+            at, cin = at + n, first.out
+        if at != len(blocks):
+            raise fail(f"blocks[{at}]", f"{len(blocks) - at} block(s) beyond the space's last stage")
+        out = []
+        for d in self.decisions:
+            value = tokens[RESOLUTION] if d.kind == RESOLUTION else None
+            if d.kind != RESOLUTION:
+                v = tokens[d.stage][d.kind]
+                value = d.choices.index(v[d.layer] if d.layer is not None else v)
+            out.append(value)
+        if self.decode(out).content_hash() != spec.content_hash():  # e.g. a greedy stage took the next one's layer
+            raise fail("blocks", "is not a network of this space (its layers do not decode back to it)")
+        return out
 
     def seed_spec(self) -> ArchSpec:
         return self.decode(self.seed_tokens(), name=f"{self.name}-seed")
@@ -111,9 +220,13 @@ class SearchSpace:
     # ---- what the space can produce (for latency tables) -------------------------------------
     def possible_layers(self) -> Iterator[tuple[BlockSpec, int, int]]:
         """Every distinct (block, input channels, input size) any network of the space contains."""
-        seen = set()
+        seen: set = set()
+        for resolution in self.resolutions:
+            yield from self._possible_layers(resolution, seen)
+
+    def _possible_layers(self, resolution: int, seen: set) -> Iterator[tuple[BlockSpec, int, int]]:
         in_widths = {self.stem.out}
-        hw = conv_out_size(self.resolution, self.stem.k, self.stem.s)
+        hw = conv_out_size(resolution, self.stem.k, self.stem.s)
         for stage in self.stages:
             c = stage.choices
             outs = sorted({stage_width(stage.out, w) for w in c["width"]})
@@ -135,6 +248,18 @@ class SearchSpace:
         return sorted({stage_width(last.out, w) for w in last.choices["width"]})
 
 
+def _block_value(b: BlockSpec, cin: int, kind: str, options: tuple) -> Any:
+    """The option of `kind` that block `b` (with `cin` input channels) took, or None if none did."""
+    if kind == "exp":
+        return next((r for r in options if expanded(cin, r) == b.exp), None)
+    value = getattr(b, kind)
+    return value if value in options else None
+
+
+def _shown(b: BlockSpec, cin: int, kind: str) -> str:
+    return f"expansion {b.exp}/{cin}" if kind == "exp" else f"{kind} {getattr(b, kind)!r}"
+
+
 def stage_width(base: int, multiple: float) -> int:
     return base if multiple == 1 else make_divisible(base * multiple)
 
@@ -148,7 +273,7 @@ def expanded(cin: int, ratio: float) -> int:
 
 _SPACE_KEYS = ("name", "family", "resolution", "num_classes", "se_style", "stem", "choices", "stages", "head",
                "reward_w")
-_STAGE_KEYS = ("out", "layers", "s", "k", "exp", "se", "act", "skip", "fixed", "choices")
+_STAGE_KEYS = ("out", "layers", "s", "k", "exp", "se", "act", "skip", "fixed", "choices", "per_layer")
 
 
 def load_space(name_or_path: str | os.PathLike) -> SearchSpace:
@@ -198,7 +323,16 @@ def space_from_dict(data: Any, source: str = "<space>") -> SearchSpace:
     spec_from_dict(probe, source=source)
 
     defaults = dict(DEFAULT_CHOICES)
-    top = c.mapping(d.get("choices", {}), "choices", KINDS, ())
+    top = dict(c.mapping(d.get("choices", {}), "choices", (*KINDS, RESOLUTION), ()))
+    resolutions = top.pop(RESOLUTION, None)
+    if resolutions is not None:
+        if not isinstance(resolutions, list) or not resolutions or len(set(map(repr, resolutions))) != len(resolutions):
+            raise c.fail("choices.resolution", f"expected a non-empty list of distinct resolutions, got {resolutions!r}")
+        for i, r in enumerate(resolutions):
+            c.integer(r, f"choices.resolution[{i}]", MIN_RESOLUTION, MAX_RESOLUTION)
+        if d["resolution"] not in resolutions:
+            raise c.fail("resolution", f"the seed's resolution {d['resolution']!r} is not among choices.resolution "
+                         f"{resolutions}")
     for kind, value in top.items():
         defaults[kind] = list(_option_list(c, value, f"choices.{kind}", kind))
 
@@ -232,7 +366,14 @@ def space_from_dict(data: Any, source: str = "<space>") -> SearchSpace:
                 raise c.fail(f"{f}.{kind}", f"seed value {seed[kind]!r} is not among the options {list(choices[kind])}")
             if kind == "layers" and layers + min(choices[kind]) < 1:
                 raise c.fail(f"{f}.layers", f"base {layers} with delta {min(choices[kind])} leaves no layer")
-        stages.append(Stage(out=out, layers=layers, s=s, seed=seed, choices=choices))
+        per_layer = r.get("per_layer", [])
+        if not isinstance(per_layer, list):
+            raise c.fail(f"{f}.per_layer", f"expected a list of kinds among {', '.join(PER_LAYER_KINDS)}, "
+                         f"got {per_layer!r}")
+        for j, kind in enumerate(per_layer):
+            c.choice(kind, f"{f}.per_layer[{j}]", PER_LAYER_KINDS)
+        stages.append(Stage(out=out, layers=layers, s=s, seed=seed, choices=choices,
+                            per_layer=tuple(dict.fromkeys(per_layer))))
 
     base = spec_from_dict({**probe, "head": d["head"]}, source=source)
     max_blocks = sum(st.layers + max(st.choices["layers"]) for st in stages)
@@ -240,4 +381,4 @@ def space_from_dict(data: Any, source: str = "<space>") -> SearchSpace:
         raise c.fail("stages", f"up to {max_blocks} blocks, at most {MAX_BLOCKS}")
     return SearchSpace(name=d["name"].strip(), family=family, resolution=base.resolution,
                        num_classes=base.num_classes, se_style=base.se_style, stem=base.stem, stages=stages,
-                       head=base.head, reward_w=float(reward_w))
+                       head=base.head, reward_w=float(reward_w), resolutions=resolutions)

@@ -1,13 +1,14 @@
 """Latency devices by name: `host` and `host-litert` (this machine with ONNX Runtime or the LiteRT
 interpreter, measured lazily; `:int8` for int8 models), `pixel1` (calibrated from the paper's
-end-to-end timings) and any table or calibrated model under latency_tables/."""
+end-to-end timings), `note10` (a phone's measured per-layer tables, one per input resolution) and
+any table or calibrated model under latency_tables/."""
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -92,6 +93,71 @@ class TableDevice:
     def predict(self, spec: ArchSpec) -> Prediction:
         ms, p10, p90 = self.predict_many([spec])[0]
         return Prediction(float(ms), float(p10), float(p90))
+
+
+class ResolutionTableDevice:
+    """Measured per-layer tables, one per input resolution: a network's latency is the sum of its layers
+    in the table of its resolution (as once-for-all predicts its Note10 networks). The same layer
+    geometry occurs at neighbouring resolutions and was timed in each, so the tables are not merged."""
+
+    measure_missing = None  # a phone's tables: nothing is measured here
+
+    def __init__(self, name: str, tables: Mapping[int, TableDevice], source: str):
+        self.name, self.tables, self.source = name, dict(tables), source
+
+    @property
+    def resolutions(self) -> tuple[int, ...]:
+        return tuple(sorted(self.tables))
+
+    def table_for(self, resolution: int) -> TableDevice:
+        if resolution not in self.tables:
+            raise UserError(f"no table at input resolution {resolution} (tables: {list(self.resolutions)})",
+                            source=self.source, field="resolution")
+        return self.tables[resolution]
+
+    def ensure_ops(self, ops: Sequence[Op]) -> list[Op]:
+        """Refuse ops that no resolution's table holds (a stem names its resolution, so it is exact)."""
+        known = set().union(*(t.table.ops for t in self.tables.values()))
+        missing = [op for op in ops if op.key not in known]
+        if missing:
+            raise UserError(f"{len(missing)} op(s) are in none of its tables, e.g. {missing[0].key!r}",
+                            source=self.source)
+        return []
+
+    def ensure(self, specs: Sequence[ArchSpec]) -> list[Op]:
+        for spec in specs:
+            self.table_for(spec.resolution).ensure([spec])
+        return []
+
+    def predict_many(self, specs: Sequence[ArchSpec]) -> np.ndarray:
+        out = np.zeros((len(specs), 3))
+        for i, spec in enumerate(specs):
+            out[i] = self.table_for(spec.resolution).raw_sum(spec)
+        return out
+
+    def predict(self, spec: ArchSpec) -> Prediction:
+        ms, p10, p90 = self.predict_many([spec])[0]
+        return Prediction(float(ms), float(p10), float(p90))
+
+
+def load_resolution_device(path: Path, data: Mapping) -> ResolutionTableDevice:
+    from nas.core.check import MAX_RESOLUTION, MIN_RESOLUTION, Checker
+
+    c = Checker(str(path))
+    d = c.mapping(data, "", ("kind", "device", "unit", "tables", "n_tables"), ("kind", "device", "tables", "n_tables"))
+    tables = c.mapping(d["tables"], "tables", tuple(d["tables"]) if isinstance(d["tables"], Mapping) else (), ())
+    if d["n_tables"] != len(tables) or not tables:
+        raise c.fail("n_tables", f"says {d['n_tables']!r} tables but the file lists {len(tables)} (truncated?)")
+    loaded = {}
+    for r, rel in tables.items():
+        c.integer(r, f"tables.{r}", MIN_RESOLUTION, MAX_RESOLUTION)
+        if not isinstance(rel, str) or Path(rel).is_absolute() or ".." in Path(rel).parts:
+            raise c.fail(f"tables.{r}", f"expected a path inside {path.parent}, got {rel!r}")
+        table = LatencyTable.load(path.parent / rel)
+        if not table.calibration or table.calibration != {"scale": 1.0, "offset_ms": 0.0}:
+            raise c.fail(f"tables.{r}", "a measured per-layer table sums its layers (calibration scale 1, offset 0)")
+        loaded[r] = TableDevice(f"{path.stem}@{r}", table)
+    return ResolutionTableDevice(path.stem, loaded, str(path))
 
 
 def _build_command(backend: Backend | None) -> str:
@@ -204,5 +270,7 @@ def get_device(name: str, threads: int = 1):
               else "calibrated model", path)
     if isinstance(data, dict) and "ops" in data:
         return TableDevice(path.stem, LatencyTable.from_dict(data, source=str(path)))
+    if isinstance(data, dict) and data.get("kind") == "per_resolution":
+        return load_resolution_device(path, data)
     from nas.latency.calibrated import load_calibrated_device
     return load_calibrated_device(path)

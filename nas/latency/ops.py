@@ -7,7 +7,7 @@ classifier). Keys follow the once-for-all project's LUT keys, e.g.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from torch import nn
@@ -78,12 +78,14 @@ def ops_of(spec: ArchSpec) -> list[Op]:
 
 
 def space_ops(space) -> list[Op]:
-    """Every op any network of a search space contains: stem, each possible layer, each head."""
-    ops = [stem_op(space.stem, space.resolution)]
+    """Every op any network of a search space contains: stem, each possible layer, each head, at every
+    input resolution the space allows."""
+    ops = [stem_op(space.stem, r) for r in space.resolutions]
     ops += [bneck_op(b, cin, hw, space.se_style) for b, cin, hw in space.possible_layers()]
-    probe = space.seed_spec()
-    _, hw = probe.head_input()
-    ops += [head_op(space.head, cin, hw, space.num_classes) for cin in space.possible_head_inputs()]
+    for r in space.resolutions:
+        probe = replace(space.seed_spec(), resolution=r)
+        _, hw = probe.head_input()
+        ops += [head_op(space.head, cin, hw, space.num_classes) for cin in space.possible_head_inputs()]
     return list({op.key: op for op in ops}.values())
 
 

@@ -1,0 +1,10 @@
+"""Ground truth measured by others, shipped with the package (nas/data/groundtruth/, licences beside it).
+
+- `accel`: Accel-NASBench's MnasNet-space networks trained on ImageNet (top-1, FPGA latencies) and a
+  surrogate of them for the rest of the space;
+- `ofa`: once-for-all's MobileNetV3-space ImageNet accuracy predictor and its specialised networks;
+- `proxy`: both as accuracy proxies (`accel-imagenet`, `ofa-imagenet`).
+
+Every number from here is someone else's measurement or model: outputs say which, and never call a
+predicted top-1 measured.
+"""

@@ -1,0 +1,69 @@
+"""ImageNet top-1 from others' models as accuracy proxies: `ofa-imagenet` and `accel-imagenet`.
+
+Each knows one space and refuses any other network, naming the field where it leaves the space.
+Its `accuracy` is a *predicted* ImageNet top-1 (a fraction), never a measurement: every result
+carries `accuracy_source` saying which model gave it. Queries cost microseconds, so `evaluate_many`
+scores a whole batch in one pass.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from nas.accuracy.proxy import Proxy
+from nas.core.spec import ArchSpec
+from nas.groundtruth.data import ACCEL_SOURCE, OFA_SOURCE
+from nas.runtime.errors import UserError
+
+
+class GroundTruthProxy(Proxy):
+    cheap = True
+    predicts_accuracy = True  # the score is a top-1 already: no map from scores onto accuracy
+
+    def __init__(self, name: str, space: str, source: str, predict: Callable[[Sequence[ArchSpec]], np.ndarray],
+                 label: str):
+        self.name, self.space, self.source, self._predict, self.label = name, space, source, predict, label
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(f"{self.name}:{self.source}".encode()).hexdigest()[:12]
+
+    def evaluate_many(self, specs: Sequence[ArchSpec]) -> list[dict[str, Any]]:
+        start = time.perf_counter()
+        top1 = self._predict(list(specs))
+        seconds = (time.perf_counter() - start) / max(1, len(specs))
+        return [{"proxy": self.name, "score": float(a), "accuracy": float(a), "seconds": seconds, "failed": False,
+                 "reason": None, "accuracy_source": self.label, "arch_hash": s.content_hash()}
+                for s, a in zip(specs, top1)]
+
+    def evaluate(self, spec: ArchSpec) -> dict[str, Any]:
+        return self.evaluate_many([spec])[0]
+
+
+def _ofa_predict(specs: Sequence[ArchSpec]) -> np.ndarray:
+    from nas.groundtruth.ofa import config_of, ofa_space, predict_top1
+
+    space = ofa_space()
+    return predict_top1([config_of(s, space) for s in specs])
+
+
+def _accel_predict(specs: Sequence[ArchSpec]) -> np.ndarray:
+    from nas.groundtruth.accel import predict_top1
+
+    return predict_top1(specs)
+
+
+GROUND_TRUTH = {
+    "ofa-imagenet": lambda: GroundTruthProxy("ofa-imagenet", "ofa_mobilenetv3", OFA_SOURCE, _ofa_predict,
+                                             "predicted ImageNet top-1 (OFA's accuracy predictor)"),
+    "accel-imagenet": lambda: GroundTruthProxy("accel-imagenet", "accel_mnasnet", ACCEL_SOURCE, _accel_predict,
+                                               "predicted ImageNet top-1 (surrogate of Accel-NASBench's records)"),
+}
+
+
+def ground_truth_proxy(name: str) -> GroundTruthProxy:
+    if name not in GROUND_TRUTH:
+        raise UserError(f"unknown ImageNet proxy {name!r} (one of {', '.join(GROUND_TRUTH)})", field="proxy")
+    return GROUND_TRUTH[name]()
