@@ -56,8 +56,10 @@ def plot_pareto(samples: list[dict], comparison: list[dict], target_ms: float, p
     a.scatter(lat, acc, s=6, alpha=0.3, label="samples")
     front = pareto_front(lat, acc)
     a.plot([lat[i] for i in front], [acc[i] for i in front], "-", color="tab:green", lw=1.5, label="Pareto front")
-    a.set_ylabel(f"{proxy} score mapped onto an accuracy scale" if mapped else f"{proxy} accuracy (one seed)")
-    a.set_title("What the search ranked by (not a measured accuracy)" if mapped else "What the search measured")
+    label = comparison[0].get("accuracy_label") if comparison else None
+    a.set_ylabel(f"{proxy} score mapped onto an accuracy scale" if mapped else
+                 f"{proxy}: {label}" if label else f"{proxy} accuracy (one seed)")
+    a.set_title("What the search ranked by (not a measured accuracy)" if mapped or label else "What the search measured")
     for ax in (a, b):
         ax.axvline(target_ms, color="k", ls="--", lw=1)
         ax.set_xlabel("predicted latency (ms)")
@@ -69,8 +71,8 @@ def plot_pareto(samples: list[dict], comparison: list[dict], target_ms: float, p
     seeds = comparison[0]["seeds"] if comparison else 0
     xs = [r["latency_ms"] for r in comparison] + [0.96 * target_ms, 1.04 * target_ms]
     b.set_xlim(min(xs), max(xs))  # at least +-4% around the target: the baselines sit within 2% of it
-    b.set_ylabel(f"top-1, final recipe (mean ± sd, {seeds} seeds)")
-    b.set_title("Trained and compared at the target")
+    b.set_ylabel("top-1 (each row's source in report.md)" if label else f"top-1, final recipe (mean ± sd, {seeds} seeds)")
+    b.set_title("Beside others' networks of the space" if label else "Trained and compared at the target")
     b.legend(loc="best", fontsize=7)
     return save_figure(fig, out / "pareto.png")
 
@@ -133,7 +135,13 @@ def fmt(x: Any, digits: int = 2) -> str:
 def accuracy_cell(row: dict) -> str:
     from nas.accuracy.stats import mean_sd
 
+    if row.get("accuracy_label"):  # a model's prediction or a published figure: one value, no seeds
+        return f"{row['accuracy_mean']:.4f}"
     return mean_sd(row["accuracy_mean"], row["accuracy_sd"])
+
+
+def macs_cell(macs: int | None) -> str:
+    return "–" if macs is None else f"{macs / 1e6:.1f}M"
 
 
 def difference_cell(row: dict) -> str:
@@ -190,6 +198,17 @@ def write_report(run_dir: Path, summary: dict, samples: list[dict], netadapt_his
              plot_netadapt(netadapt_history, target, run_dir),
              plot_latency_check(latency_points, run_dir, latency_title)]
     seeds = rows[0]["seeds"]
+    label = rows[0].get("accuracy_label")
+    top1_row = (f"| top-1: {label} | {accuracy_cell(rows[0])} |" if label else
+                f"| top-1, trained from scratch with the final recipe (mean ± sd, {seeds} seeds) | {accuracy_cell(rows[0])} |")
+    compare_head = (["## Beside others' networks of the space (nothing trained here)", "",
+                     "Each row's top-1 says where it comes from: a model's prediction (exact for that model, no seed "
+                     "noise) or a published measurement. Difference: the final network's top-1 minus the row's, in "
+                     "points; it compares like with like only where both come from the same model."]
+                    if label else
+                    ["## At equal latency (each trained from scratch with the final recipe, seeds paired)", "",
+                     "Difference: the final network's top-1 minus the baseline's, in points, with its 95% confidence "
+                     "interval over the paired seeds (t distribution)."])
     lines = [
         f"# Search report: {summary['run']}",
         "",
@@ -204,7 +223,7 @@ def write_report(run_dir: Path, summary: dict, samples: list[dict], netadapt_his
         f"| predicted latency on {summary['device']} (ms) | {fmt(summary['predicted_ms'])} "
         f"({fmt(100 * (summary['predicted_ms'] / target - 1), 1)}% from target) |",
         f"| measured on this host, ONNX Runtime 1 thread (ms) | {fmt(summary.get('measured_host_ms'), 3)} |",
-        f"| top-1, trained from scratch with the final recipe (mean ± sd, {seeds} seeds) | {accuracy_cell(rows[0])} |",
+        top1_row,
         f"| top-1 after NetAdapt's fine-tuning (one seed, NetAdapt's short recipe) | "
         f"{fmt(summary.get('netadapt_accuracy'), 4)} |",
         f"| parameters | {fmt(summary['params'])} |",
@@ -213,10 +232,7 @@ def write_report(run_dir: Path, summary: dict, samples: list[dict], netadapt_his
         f"| samples evaluated | {summary['samples']} |",
         f"| wall time (s) | {fmt(summary['wall_s'], 0)} |",
         "",
-        f"## At equal latency (each trained from scratch with the final recipe, seeds paired)",
-        "",
-        "Difference: the final network's top-1 minus the baseline's, in points, with its 95% confidence "
-        "interval over the paired seeds (t distribution).",
+        *compare_head,
         "",
         "| network | kind | predicted ms | vs target | top-1 (mean ± sd) | final − this, points [95% CI] | "
         "params | MACs | note |",
@@ -224,7 +240,8 @@ def write_report(run_dir: Path, summary: dict, samples: list[dict], netadapt_his
     ]
     for r in rows:
         lines.append(f"| {r['name']} | {r['kind']} | {fmt(r['latency_ms'])} | {r['latency_vs_target_pct']:+.1f}% | "
-                     f"{accuracy_cell(r)} | {difference_cell(r)} | {fmt(r['params'])} | {r['macs'] / 1e6:.1f}M | "
+                     f"{accuracy_cell(r)} | {difference_cell(r)} | {fmt(r['params'])} | "
+                     f"{macs_cell(r['macs'])} | "
                      f"{r['note']} |")
     lines += ["", "## Final architecture", "", "```", *summary["block_strings"], "```", ""]
     lines += _deploy_lines(summary)

@@ -161,7 +161,7 @@ def run_search(ctx: Context) -> dict[str, Any]:
     if trained and "checkpoint" in trained:  # --proxy supernet: score with the run's supernet
         p.proxy.use(trained["checkpoint"])
     to_accuracy, fitted = None, None
-    if p.proxy.cheap:
+    if p.proxy.cheap and not p.proxy.predicts_accuracy:
         fitted = score_map(ctx)
         a, b = fitted["slope"], fitted["intercept"]
         to_accuracy = lambda r: float(np.clip(a * r["score"] + b, 0.01, 1.0))  # noqa: E731
@@ -197,6 +197,8 @@ def run_adapt(ctx: Context) -> dict[str, Any]:
     from nas.netadapt.run import run_netadapt
 
     config, p = ctx.config, ctx.prepared
+    if p.proxy.predicts_accuracy:  # an accuracy model of the space: NetAdapt moves the space's own choices
+        return adapt_on_choices(ctx)
     weights = inherited_weights(ctx, ctx.best)
     result = run_netadapt(ctx.best, target_ms=config.target_ms, device=p.device, weights=weights,
                           budget=ctx.budget.netadapt.in_pipeline(), data=p.data, out_dir=ctx.run_dir / "netadapt",
@@ -208,6 +210,31 @@ def run_adapt(ctx: Context) -> dict[str, Any]:
             "latency_ms": result["latency_ms"], "weights": result.get("weights_path"),
             "inherited": weights is not None,
             "note": ("started from the supernet's weights; " if weights is not None else "") + result.get("message", "")}
+
+
+def adapt_on_choices(ctx: Context) -> dict[str, Any]:
+    from nas.netadapt.choices import adapt_on_choices as adapt
+
+    config, p = ctx.config, ctx.prepared
+    result = adapt(ctx.best, p.space, p.device, p.proxy, config.target_ms,
+                   log_path=ctx.run_dir / "netadapt" / "netadapt.jsonl")
+    name = f"{p.space.family}-{config.target_ms:g}ms-{config.device.replace(':', '-')}"
+    save_spec(replace(result["spec"], name=name), ctx.run_dir / "final.yaml")
+    return {"iterations": result["iterations"], "accuracy": result["accuracy"], "latency_ms": result["latency_ms"],
+            "weights": None, "inherited": False, "queries": result["queries"], "note": result["message"]}
+
+
+def run_compare(ctx: Context) -> dict[str, Any]:
+    """The final network and its equal-latency baselines: trained from scratch, or, for a proxy that
+    predicts ImageNet top-1, beside the networks others found in the space (nothing trained)."""
+    p = ctx.prepared
+    if not p.proxy.predicts_accuracy:
+        return run_comparison(ctx)
+    from nas.groundtruth.compare import groundtruth_comparison
+
+    result = groundtruth_comparison(ctx.final, ctx.config.device, p.device, p.proxy, ctx.config.target_ms)
+    log.info(result["verdict"])
+    return result
 
 
 def inherited_weights(ctx: Context, spec: ArchSpec):
@@ -265,7 +292,7 @@ STAGES: list[Stage] = [
     ("select", run_select),
     ("netadapt", run_adapt),
     ("export", run_export),
-    ("compare", run_comparison),  # the final network and its equal-latency baselines
+    ("compare", run_compare),     # the final network and its equal-latency baselines
     ("deploy", run_deploy),       # final.tflite; int8 speed-up and accuracy drop
     ("report", run_report),
 ]
@@ -298,6 +325,7 @@ def summarize(ctx: Context) -> dict[str, Any]:
         "params": exp["params"], "macs": exp["macs"], "samples": len(ctx.records),
         "netadapt_iterations": adapted["iterations"], "block_strings": ctx.final.block_strings(),
         "arch": ctx.final.to_string(), "proxy_accuracy": final["accuracy_mean"], "proxy_accuracy_sd": final["accuracy_sd"],
+        "accuracy_label": final.get("accuracy_label"), "accuracy_source": compared.get("accuracy_source"),
         "comparison": compared["rows"], "verdict": compared["verdict"],
         "train_command": train_command(config, run_dir),
         "tflite": (state.done("deploy") or {}).get("tflite"), "deploy": state.done("deploy"),

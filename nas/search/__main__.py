@@ -128,10 +128,12 @@ def new_run(args) -> tuple[Path, RunConfig]:
 
 
 def accuracy(row: dict) -> str:
-    """mean ± seed-to-seed sd over the row's seeds."""
+    """mean ± seed-to-seed sd over the row's seeds; or a model's prediction, labelled as one."""
     from nas.accuracy.stats import mean_sd
 
-    return f"{mean_sd(row['accuracy_mean'], row['accuracy_sd'])} ({row['seeds']} seeds)"
+    if row.get("accuracy_label"):
+        return f"{row['accuracy_mean']:.4f} ({row['accuracy_label']})"
+    return f"{mean_sd(row['accuracy_mean'], row['accuracy_sd'])} ({row['seeds']} seeds) with the final recipe"
 
 
 def human(r: dict) -> str:
@@ -139,7 +141,7 @@ def human(r: dict) -> str:
         f"final network for {r['target_ms']:g} ms on {r['device']} ({r['space']}):",
         f"  predicted {r['predicted_ms']:.2f} ms ({100 * (r['predicted_ms'] / r['target_ms'] - 1):+.1f}% from target), "
         f"measured on this host {r['measured_host_ms']:.3f} ms (ONNX Runtime, 1 thread)",
-        f"  top-1 {accuracy(r['comparison'][0])} with the final recipe; {r['params']:,} params, "
+        f"  top-1 {accuracy(r['comparison'][0])}; {r['params']:,} params, "
         f"{r['macs'] / 1e6:.1f}M MACs; {r['samples']} samples, {r['netadapt_iterations']} NetAdapt iterations, "
         f"{r['wall_s']:.0f} s",
         *(f"  vs {row['name']} ({row['kind']}, {row['latency_ms']:.2f} ms): top-1 {accuracy(row)}"

@@ -175,6 +175,11 @@ class Supernet(nn.Module):
     def __init__(self, space: SearchSpace, num_classes: int | None = None, resolution: int | None = None,
                  stem_stride: int | None = None, kernel_transform: bool = False):
         super().__init__()
+        if len(space.resolutions) > 1:  # every path trains and scores at the task's one resolution
+            raise UserError(f"searches the input resolution ({list(space.resolutions)}), which a supernet trained at "
+                            "the proxy task's one resolution cannot tell apart: use a space with one resolution, "
+                            "or an accuracy signal that knows resolutions (e.g. --proxy ofa-imagenet)",
+                            source=f"space {space.name}", field="choices.resolution")
         self.space = space
         self.num_classes = num_classes or space.num_classes
         self.resolution = resolution or space.resolution
