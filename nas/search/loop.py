@@ -83,6 +83,7 @@ class Evaluator:
                 "score": _finite_or_none(r.get("score")), "reward": round(float(rw), 6),
                 "failed": bool(r.get("failed")), "reason": r.get("reason"),
                 "eval_s": round(float(r.get("seconds") or 0.0), 4),
+                **({"accuracy_source": r["accuracy_source"]} if r.get("accuracy_source") else {}),
             })
         return out
 
