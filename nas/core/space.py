@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -210,7 +210,7 @@ class SearchSpace:
                 v = tokens[d.stage][d.kind]
                 value = d.choices.index(v[d.layer] if d.layer is not None else v)
             out.append(value)
-        if self.decode(out).content_hash() != spec.content_hash():  # e.g. a greedy stage took the next one's layer
+        if replace(self.decode(out), name=spec.name) != spec:  # e.g. a greedy stage took the next one's layer
             raise fail("blocks", "is not a network of this space (its layers do not decode back to it)")
         return out
 

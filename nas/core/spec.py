@@ -132,11 +132,16 @@ class ArchSpec:
         return d
 
     def content_hash(self) -> str:
-        """Stable identity of the architecture (the name is not part of it)."""
-        d = self.to_dict()
-        del d["name"]
-        blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        """Stable identity of the architecture (the name is not part of it); kept on the frozen spec
+        after the first call, since a search asks it of every network several times."""
+        kept = self.__dict__.get("_content_hash")
+        if kept is None:
+            d = self.to_dict()
+            del d["name"]
+            blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
+            kept = hashlib.sha256(blob.encode()).hexdigest()[:16]
+            object.__setattr__(self, "_content_hash", kept)
+        return kept
 
     def block_strings(self) -> list[str]:
         return [b.to_string() for b in self.blocks]
