@@ -1,7 +1,8 @@
 """Latency devices by name: `host` and `host-litert` (this machine with ONNX Runtime or the LiteRT
 interpreter, measured lazily; `:int8` for int8 models), `pixel1` (calibrated from the paper's
-end-to-end timings), `note10` (a phone's measured per-layer tables, one per input resolution) and
-any table or calibrated model under latency_tables/."""
+end-to-end timings), `note10` (a phone's measured per-layer tables, one per input resolution),
+`zcu102` and `vck190` (FPGAs: Accel-NASBench's measured latencies of its space, a model fitted to
+them elsewhere) and any table or calibrated model under latency_tables/."""
 from __future__ import annotations
 
 import hashlib
@@ -28,6 +29,7 @@ FINGERPRINT_KEYS = ("cpu", "cores", "runtime", "provider", "threads", "converter
 # What a table written before these keys existed was measured with.
 _FINGERPRINT_DEFAULTS = {"precision": "fp32"}
 HOST_DEVICES = ("host", "host:int8", "host-litert", "host-litert:int8")
+FPGA_DEVICES = ("zcu102", "vck190")  # Accel-NASBench's (nas.groundtruth.surrogate), networks of its space only
 
 
 class TableDevice:
@@ -252,19 +254,24 @@ def device_file(name: str) -> Path:
 
 
 def get_device(name: str, threads: int = 1):
-    """A device by name: host, host:int8, host-litert, host-litert:int8, pixel1, a table/model under
-    latency_tables/, or a path to one."""
+    """A device by name: host, host:int8, host-litert, host-litert:int8, pixel1, zcu102, vck190, a
+    table/model under latency_tables/, or a path to one."""
     if not isinstance(name, str) or not name.strip():
         raise UserError("empty device name")
     host = parse_host_name(name)
     if host is not None:
         return host_device(threads, backend=make_backend(*host))
+    if name in FPGA_DEVICES:
+        from nas.groundtruth.surrogate import AccelFpgaDevice  # scikit-learn: imported only when asked for
+
+        return AccelFpgaDevice(name)
     path = Path(name) if name.endswith((".yaml", ".yml")) else device_file(name)
     if not path.exists():
         known = sorted({p.stem for d in (USER_TABLES_DIR, TABLES_DIR) for p in d.glob("*.yaml")
                         if not p.stem.endswith("_published") and not p.stem.startswith("host")})
         raise UserError(f"unknown device {name!r} (known: host, {', '.join(known)}; also "
-                        f"{', '.join(HOST_DEVICES[1:])}; or a path to a table)")
+                        f"{', '.join(HOST_DEVICES[1:])}; FPGAs {', '.join(FPGA_DEVICES)} (Accel-NASBench's space "
+                        f"only); or a path to a table)")
     data = load_yaml_file(path)
     log.debug("device %s: %s from %s", name, "op table" if isinstance(data, dict) and "ops" in data
               else "calibrated model", path)
