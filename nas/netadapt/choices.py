@@ -6,7 +6,9 @@ input resolution) and a proposal moves it to another of its options. Each iterat
 for the option nearest the current one that cuts the required latency (delta x the seed's latency,
 or just what the target still needs), falling back to each knob's largest cut near the floor;
 scores every proposal with the proxy in one batch, and keeps the best by the selection rule:
-`ratio` (MobileNetV3's: accuracy change per ms cut) or `accuracy` (NetAdapt's: the most accurate).
+`ratio` (MobileNetV3's: accuracy change per ms cut) or `accuracy` (NetAdapt's: the most accurate);
+on the last step, where every proposal reaches the target, the most accurate wins under either rule
+(a larger cut than the target needs buys nothing: the space's options are coarse).
 Queries cost microseconds, so a run is recomputed rather than checkpointed: it is deterministic.
 """
 from __future__ import annotations
@@ -80,16 +82,20 @@ def adapt_on_choices(spec: ArchSpec, space: SearchSpace, device, proxy, target_m
     queries = 1
     while step.latency_ms > target_ms and len(history) <= max_iterations:
         required = min(delta * seed_ms, step.latency_ms - target_ms)
-        proposals, _ = _proposals(space, step, device, required)
+        proposals, fallback = _proposals(space, step, device, required)
         if not proposals:
             break  # at the floor: nothing cuts latency any more
         accs = [r["accuracy"] for r in proxy.evaluate_many([p[3] for p in proposals])] \
             if hasattr(proxy, "evaluate_many") else [proxy.evaluate(p[3])["accuracy"] for p in proposals]
         queries += len(proposals)
 
+        last = required < delta * seed_ms and not fallback  # every proposal reaches the target
+
         def score(k: int) -> float:
             cut = step.latency_ms - proposals[k][4]
-            return accs[k] if rule == "accuracy" else (accs[k] - step.accuracy) / max(cut, 1e-9)
+            if rule == "accuracy" or last:  # the last step: a larger cut than needed buys nothing
+                return accs[k]
+            return (accs[k] - step.accuracy) / max(cut, 1e-9)
 
         k = max(range(len(proposals)), key=lambda j: (score(j), -proposals[j][4]))
         i, t, new_tokens, new_spec, ms = proposals[k]
