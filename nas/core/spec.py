@@ -125,9 +125,9 @@ class ArchSpec:
             "resolution": self.resolution,
             "num_classes": self.num_classes,
             "se_style": self.se_style,
-            "stem": asdict(self.stem),
-            "blocks": [asdict(b) for b in self.blocks],
-            "head": asdict(self.head),
+            "stem": _flat(self.stem),
+            "blocks": [_flat(b) for b in self.blocks],
+            "head": _flat(self.head),
         }
         return d
 
@@ -171,6 +171,11 @@ def conv_out_size(size: int, k: int, s: int) -> int:
 def se_gate(style: str) -> str:
     """The squeeze-excite gate: MnasNet's sigmoid, MobileNetV3's hard sigmoid."""
     return "sigmoid" if style == "mnasnet" else "hsigmoid"
+
+
+def _flat(part: StemSpec | BlockSpec | HeadSpec) -> dict[str, Any]:
+    """asdict for a flat dataclass of plain values, without its deep copies (a search hashes thousands)."""
+    return {f.name: getattr(part, f.name) for f in fields(part)}
 
 
 def se_channels(style: str, exp: int, in_ch: int) -> int:

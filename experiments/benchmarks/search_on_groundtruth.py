@@ -1,0 +1,298 @@
+"""Does the search find better networks than the alternatives, with fewer queries? Measured on ground truth.
+
+    .venv/bin/python experiments/benchmarks/search_on_groundtruth.py [--settings all|NAME,...]
+        [--arms controller,random,evolution,ofa-evolution,tunas] [--seeds 10] [--budget 2000]
+        [--long 50100] [--workers 2] [--out experiments/benchmarks/results/search_on_groundtruth]
+
+The protocol of NAS benchmarks. Accuracy comes from others' ImageNet models (`ofa-imagenet`: OFA's
+predictor; `accel-imagenet`: the surrogate of Accel-NASBench's records), latency from measured
+tables (`note10`) or models (`pixel1`, `zcu102`): no training noise, so every difference between
+arms is the search's. Each arm runs every seed for `--budget` accuracy queries (latency queries are
+free); budgets 100, 300, 1,000 and 2,000 are prefixes of one run, read as an anytime curve.
+
+Per setting, arm and budget: the best accuracy among the networks queried so far that meet the
+target, and the share of the last 100 queries within +-5% of it (mean +- sd over seeds); paired
+differences of the default (`controller`) with every other arm, seed by seed, with a 95% t
+interval; the regret to the best network known for the setting (the best any arm ever queried,
+and a long run of `ofa-evolution` over `--long` queries).
+
+Arms: the project's controller (PPO, its default), random search, the project's regularized
+evolution and TuNAS's REINFORCE controller, each rewarded with the TuNAS absolute reward at the
+target (the pipeline's default); and OFA's evolution at its published settings (population 100,
+parents 25%, mutation ratio 0.5, mutation probability 0.1), which only ever proposes networks that
+meet the target and is told their accuracy.
+
+Each (setting, arm, seed) run is kept in `--out/runs/` as soon as it ends, so an interrupted
+benchmark continues where it stopped; the tables are written to `--out/table.md` and the anytime
+curves to `--out/anytime.png`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+BUDGETS = (100, 300, 1000, 2000)
+ARMS = ("controller", "random", "evolution", "ofa-evolution", "tunas")
+DEFAULT_ARM = "controller"
+LATE = 100          # "the final samples": the last LATE queries before a budget
+NEAR = 0.05         # within +-5% of the target
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    space: str
+    device: str
+    proxy: str
+    target: float | None = None       # ms; None: a percentile of the space's sampled latencies
+    percentile: float | None = None
+
+
+SETTINGS = {s.name: s for s in [
+    *(Setting(f"ofa-note10-{t}ms", "ofa_mobilenetv3", "note10", "ofa-imagenet", float(t)) for t in (15, 20, 25, 30)),
+    *(Setting(f"accel-pixel1-p{p}", "accel_mnasnet", "pixel1", "accel-imagenet", percentile=p) for p in (25, 50, 75)),
+    Setting("accel-zcu102-p50", "accel_mnasnet", "zcu102", "accel-imagenet", percentile=50),
+]}
+
+
+@lru_cache(maxsize=None)
+def parts(space_name: str, device_name: str, proxy_name: str):
+    from nas.accuracy.proxy import make_proxy
+    from nas.core.space import load_space
+    from nas.latency.devices import get_device
+
+    return load_space(space_name), get_device(device_name), make_proxy(proxy_name)
+
+
+def target_of(setting: Setting) -> float:
+    """The setting's target: given, or a percentile of 10,000 random networks' latencies (seed 0)."""
+    if setting.target is not None:
+        return setting.target
+    space, device, _ = parts(setting.space, setting.device, setting.proxy)
+    rng = np.random.default_rng(0)
+    ms = device.predict_many([space.decode(space.sample(rng)) for _ in range(10_000)])[:, 0]
+    return round(float(np.percentile(ms, setting.percentile)), 2)
+
+
+def make_arm(arm: str, space, device, target: float, seed: int):
+    from nas.search.algorithms import make_algorithm
+
+    if arm == "ofa-evolution":
+        return make_algorithm(arm, space, seed=seed,
+                              feasible=lambda t: device.predict_many([space.decode(t)])[0, 0] <= target)
+    return make_algorithm(arm, space, seed=seed)
+
+
+def run_one(setting: Setting, arm: str, seed: int, budget: int, target: float) -> dict:
+    """One search: the latency and accuracy of every query, in order, and where its time went."""
+    import torch
+
+    from nas.search.loop import Evaluator
+    from nas.search.reward import RewardConfig
+
+    torch.set_num_threads(1)
+    space, device, proxy = parts(setting.space, setting.device, setting.proxy)
+    algorithm = make_arm(arm, space, device, target, seed)
+    evaluator = Evaluator(device, proxy, RewardConfig.tunas(target))
+    lat, acc = [], []
+    clock = {"ask": 0.0, "decode": 0.0, "evaluate": 0.0, "tell": 0.0}
+    start = time.perf_counter()
+    while len(lat) < budget:
+        t0 = time.perf_counter()
+        batch = []
+        while len(batch) < min(128, budget - len(lat)) and (s := algorithm.ask()) is not None:
+            batch.append(s)
+        t1 = time.perf_counter()
+        specs = [space.decode(s.tokens) for s in batch]
+        t2 = time.perf_counter()
+        records = evaluator.records(batch, specs, evaluator.evaluate_many(specs))
+        t3 = time.perf_counter()
+        for s, r in zip(batch, records):
+            algorithm.tell(s.index, r["accuracy"] if arm == "ofa-evolution" else r["reward"])
+            lat.append(r["latency_ms"])
+            acc.append(r["accuracy"])
+        t4 = time.perf_counter()
+        for key, dt in zip(clock, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            clock[key] += dt
+    return {"setting": setting.name, "arm": arm, "seed": seed, "target": target, "latency": lat, "accuracy": acc,
+            "seconds": time.perf_counter() - start, "clock": clock}
+
+
+def _job(args) -> str:
+    setting_name, arm, seed, budget, target, path = args
+    result = run_one(SETTINGS[setting_name], arm, seed, budget, target)
+    tmp = Path(str(path) + ".tmp")
+    tmp.write_text(json.dumps(result))
+    os.replace(tmp, path)
+    return f"{setting_name} {arm} seed {seed}: {result['seconds']:.1f} s"
+
+
+# ---- summaries -------------------------------------------------------------------------------------
+
+def best_feasible(run: dict, budget: int) -> float:
+    lat, acc = np.asarray(run["latency"][:budget]), np.asarray(run["accuracy"][:budget])
+    ok = lat <= run["target"]
+    return float(acc[ok].max()) if ok.any() else float("nan")
+
+
+def near_share(run: dict, budget: int) -> float:
+    lat = np.asarray(run["latency"][max(0, budget - LATE):budget])
+    return float(np.mean(np.abs(lat / run["target"] - 1) <= NEAR))
+
+
+def summarise(runs: list[dict], long_best: dict[str, float], arms: list[str]) -> dict:
+    from nas.accuracy.stats import paired_difference
+
+    out: dict = {}
+    for setting in dict.fromkeys(r["setting"] for r in runs):
+        mine = [r for r in runs if r["setting"] == setting]
+        known = max([long_best.get(setting, float("-inf"))] +
+                    [best_feasible(r, len(r["accuracy"])) for r in mine])
+        rows = []
+        for budget in BUDGETS:
+            by_arm = {a: sorted((r for r in mine if r["arm"] == a and len(r["accuracy"]) >= budget),
+                                key=lambda r: r["seed"]) for a in arms}
+            base = {r["seed"]: best_feasible(r, budget) for r in by_arm.get(DEFAULT_ARM, [])}
+            for arm in arms:
+                got = by_arm[arm]
+                if not got:
+                    continue
+                best = np.array([best_feasible(r, budget) for r in got])
+                row = {"budget": budget, "arm": arm, "seeds": len(got), "best_mean": float(np.nanmean(best)),
+                       "best_sd": float(np.nanstd(best, ddof=1)) if len(got) > 1 else 0.0,
+                       "met": int(np.isfinite(best).sum()),
+                       "near_mean": float(np.mean([near_share(r, budget) for r in got])),
+                       "regret_mean": float(np.nanmean(known - best))}
+                paired = [(base[r["seed"]], b) for r, b in zip(got, best) if r["seed"] in base]
+                if arm != DEFAULT_ARM and len(paired) > 1:
+                    row["default_minus_this"] = paired_difference([a for a, _ in paired], [b for _, b in paired])
+                rows.append(row)
+        out[setting] = {"target": mine[0]["target"], "best_known": known, "long_best": long_best.get(setting),
+                        "rows": rows}
+    return out
+
+
+def table(summary: dict) -> str:
+    lines = ["Accuracies are predicted ImageNet top-1 (OFA's accuracy predictor; the surrogate of Accel-NASBench's "
+             "records), in %. best: the best network meeting the target among the queries so far (mean ± sd over "
+             f"seeds); near: share of the last {LATE} queries within ±{NEAR:.0%} of the target; regret: best known "
+             f"− best; {DEFAULT_ARM} − arm: paired by seed, 95% t interval, points.", ""]
+    for setting, s in summary.items():
+        lines += [f"### {setting}: target {s['target']:g} ms; best known {100 * s['best_known']:.2f}%"
+                  + (f" (long run {100 * s['long_best']:.2f}%)" if s.get("long_best") else ""), "",
+                  f"| queries | arm | best % | near | regret, points | {DEFAULT_ARM} − arm, points [95% CI] |",
+                  "| ---: | --- | ---: | ---: | ---: | ---: |"]
+        for r in s["rows"]:
+            d = r.get("default_minus_this")
+            diff = (f"{100 * d['mean']:+.2f} [{100 * d['ci_low']:+.2f}, {100 * d['ci_high']:+.2f}]"
+                    if d and d["ci_low"] is not None else "")
+            met = "" if r["met"] == r["seeds"] else f" ({r['met']}/{r['seeds']} met)"
+            lines.append(f"| {r['budget']:,} | {r['arm']} | {100 * r['best_mean']:.2f} ± {100 * r['best_sd']:.2f}{met} | "
+                         f"{r['near_mean']:.0%} | {100 * r['regret_mean']:.2f} | {diff} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(runs: list[dict], summary: dict, arms: list[str], path: Path) -> None:
+    from nas.runtime.plots import pyplot, save_figure
+
+    plt = pyplot()
+    settings = list(summary)
+    cols = 4
+    rows = (len(settings) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    for ax, setting in zip(axes.flat, settings):
+        for arm in arms:
+            mine = [r for r in runs if r["setting"] == setting and r["arm"] == arm]
+            if not mine:
+                continue
+            n = min(len(r["accuracy"]) for r in mine)
+            xs = np.unique(np.geomspace(10, n, 40).astype(int))
+            curves = np.array([[best_feasible(r, x) for x in xs] for r in mine])
+            ax.plot(xs, 100 * np.nanmean(curves, axis=0), label=arm)
+        ax.axhline(100 * summary[setting]["best_known"], color="k", ls=":", lw=1)
+        ax.set_xscale("log")
+        ax.set_title(f"{setting} ({summary[setting]['target']:g} ms)", fontsize=9)
+        ax.set_xlabel("accuracy queries")
+        ax.set_ylabel("best top-1 meeting the target (%)")
+    for ax in list(axes.flat)[len(settings):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle("Anytime: mean over seeds; dotted: best known. Predicted ImageNet top-1 (others' models)")
+    save_figure(fig, path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--settings", default="all")
+    ap.add_argument("--arms", default=",".join(ARMS))
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--budget", type=int, default=max(BUDGETS))
+    ap.add_argument("--long", type=int, default=50_100, help="queries of the long run (0: none)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=ROOT / "experiments/benchmarks/results/search_on_groundtruth")
+    args = ap.parse_args()
+    settings = list(SETTINGS) if args.settings == "all" else args.settings.split(",")
+    arms = args.arms.split(",")
+    for name in settings:
+        if name not in SETTINGS:
+            ap.error(f"--settings: unknown {name!r} (one of {', '.join(SETTINGS)})")
+    for arm in arms:
+        if arm not in ARMS:
+            ap.error(f"--arms: unknown {arm!r} (one of {', '.join(ARMS)})")
+    runs_dir = args.out / "runs"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    targets = {name: target_of(SETTINGS[name]) for name in settings}
+    jobs = []
+    for name in settings:
+        for arm in arms:
+            for seed in range(args.seeds):
+                path = runs_dir / f"{name}.{arm}.s{seed}.json"
+                if not path.exists():
+                    jobs.append((name, arm, seed, args.budget, targets[name], path))
+        if args.long:
+            path = runs_dir / f"{name}.long.json"
+            if not path.exists():
+                jobs.append((name, "ofa-evolution", 1000, args.long, targets[name], path))
+    started = time.perf_counter()
+    if jobs:
+        with ProcessPoolExecutor(args.workers) as pool:
+            for i, message in enumerate(pool.map(_job, jobs), 1):
+                print(f"[{i}/{len(jobs)}] {message}", flush=True)
+    runs, long_best = [], {}
+    for name in settings:
+        for arm in arms:
+            for seed in range(args.seeds):
+                path = runs_dir / f"{name}.{arm}.s{seed}.json"
+                if path.exists():
+                    runs.append(json.loads(path.read_text()))
+        path = runs_dir / f"{name}.long.json"
+        if args.long and path.exists():
+            long_best[name] = best_feasible(json.loads(path.read_text()), args.long)
+    summary = summarise(runs, long_best, arms)
+    text = table(summary)
+    cost = {arm: {k: float(np.median([r["clock"][k] / len(r["accuracy"]) * 1e3 for r in runs if r["arm"] == arm]))
+                  for k in ("ask", "decode", "evaluate", "tell")} for arm in arms}
+    text += "\nMilliseconds a query (median over runs), by part: " + "; ".join(
+        f"{arm}: " + ", ".join(f"{k} {v:.2f}" for k, v in c.items()) for arm, c in cost.items()) + "\n"
+    (args.out / "table.md").write_text(text)
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
+    plot(runs, summary, arms, args.out / "anytime.png")
+    print(text)
+    print(f"{len(jobs)} runs in {time.perf_counter() - started:.0f} s; {args.out / 'table.md'}")
+
+
+if __name__ == "__main__":
+    main()
