@@ -86,13 +86,34 @@ def target_of(setting: Setting) -> float:
     return round(float(np.percentile(ms, setting.percentile)), 2)
 
 
-def make_arm(arm: str, space, device, target: float, seed: int):
-    from nas.search.algorithms import make_algorithm
+def parse_arm(arm: str) -> tuple[str, dict[str, str]]:
+    """`name[:key=value+flag+...]`, e.g. `controller:reward=hard+lr=3e-3+dedup` (the ablations)."""
+    name, _, rest = arm.partition(":")
+    options = dict((kv.split("=", 1) + ["1"])[:2] for kv in rest.split("+") if kv)
+    return name, options
 
-    if arm == "ofa-evolution":
-        return make_algorithm(arm, space, seed=seed,
-                              feasible=lambda t: device.predict_many([space.decode(t)])[0, 0] <= target)
-    return make_algorithm(arm, space, seed=seed)
+
+def make_arm(arm: str, space, device, target: float, seed: int):
+    from dataclasses import replace
+
+    from nas.search.algorithms import SEARCH_CONTROLLER_CONFIG, make_algorithm
+    from nas.search.reward import RewardConfig
+
+    name, o = parse_arm(arm)
+    reward = {"tunas": RewardConfig.tunas(target), "hard": RewardConfig.hard(target),
+              "soft": RewardConfig.soft(target)}[o.get("reward", "tunas")]
+    if name == "ofa-evolution":
+        return make_algorithm(name, space, seed=seed,
+                              feasible=lambda t: device.predict_many([space.decode(t)])[0, 0] <= target), reward
+    options = {}
+    if name in ("controller", "tunas"):
+        options["batch_size"] = int(o.get("batch", 16))
+        tuned = {k: float(o[k]) for k in ("lr", "entropy_weight", "baseline_decay") if k in o}
+        if "ppo_epochs" in o:
+            tuned["ppo_epochs"] = int(o["ppo_epochs"])
+        if tuned and name == "controller":
+            options["config"] = replace(SEARCH_CONTROLLER_CONFIG, **tuned)
+    return make_algorithm(name, space, seed=seed, **options), reward
 
 
 def run_one(setting: Setting, arm: str, seed: int, budget: int, target: float) -> dict:
@@ -100,34 +121,45 @@ def run_one(setting: Setting, arm: str, seed: int, budget: int, target: float) -
     import torch
 
     from nas.search.loop import Evaluator
-    from nas.search.reward import RewardConfig
 
     torch.set_num_threads(1)
     space, device, proxy = parts(setting.space, setting.device, setting.proxy)
-    algorithm = make_arm(arm, space, device, target, seed)
-    evaluator = Evaluator(device, proxy, RewardConfig.tunas(target))
-    lat, acc = [], []
+    algorithm, reward = make_arm(arm, space, device, target, seed)
+    name, options = parse_arm(arm)
+    dedup = "dedup" in options  # a network asked again is answered from the log: no query spent
+    evaluator = Evaluator(device, proxy, reward)
+    lat, acc, seen = [], [], {}
     clock = {"ask": 0.0, "decode": 0.0, "evaluate": 0.0, "tell": 0.0}
-    start = time.perf_counter()
-    while len(lat) < budget:
+    start, asked = time.perf_counter(), 0
+    while len(lat) < budget and asked < 3 * budget:  # a policy repeating itself ends the run
         t0 = time.perf_counter()
         batch = []
         while len(batch) < min(128, budget - len(lat)) and (s := algorithm.ask()) is not None:
             batch.append(s)
+        asked += len(batch)
         t1 = time.perf_counter()
         specs = [space.decode(s.tokens) for s in batch]
         t2 = time.perf_counter()
         records = evaluator.records(batch, specs, evaluator.evaluate_many(specs))
         t3 = time.perf_counter()
         for s, r in zip(batch, records):
-            algorithm.tell(s.index, r["accuracy"] if arm == "ofa-evolution" else r["reward"])
-            lat.append(r["latency_ms"])
-            acc.append(r["accuracy"])
+            algorithm.tell(s.index, r["accuracy"] if name == "ofa-evolution" else r["reward"])
+            if dedup and r["arch_hash"] in seen:
+                continue
+            seen[r["arch_hash"]] = True
+            if len(lat) < budget:
+                lat.append(r["latency_ms"])
+                acc.append(r["accuracy"])
         t4 = time.perf_counter()
         for key, dt in zip(clock, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
             clock[key] += dt
     return {"setting": setting.name, "arm": arm, "seed": seed, "target": target, "latency": lat, "accuracy": acc,
-            "seconds": time.perf_counter() - start, "clock": clock}
+            "seconds": time.perf_counter() - start, "clock": clock, "asked": asked,
+            "distinct": len(seen)}
+
+
+def safe(arm: str) -> str:
+    return arm.replace(":", "_").replace("=", "-")
 
 
 def _job(args) -> str:
@@ -250,8 +282,8 @@ def main() -> None:
         if name not in SETTINGS:
             ap.error(f"--settings: unknown {name!r} (one of {', '.join(SETTINGS)})")
     for arm in arms:
-        if arm not in ARMS:
-            ap.error(f"--arms: unknown {arm!r} (one of {', '.join(ARMS)})")
+        if parse_arm(arm)[0] not in ARMS:
+            ap.error(f"--arms: unknown {arm!r} (one of {', '.join(ARMS)}, optionally with :key=value+flag+...)")
     runs_dir = args.out / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
     targets = {name: target_of(SETTINGS[name]) for name in settings}
@@ -259,7 +291,7 @@ def main() -> None:
     for name in settings:
         for arm in arms:
             for seed in range(args.seeds):
-                path = runs_dir / f"{name}.{arm}.s{seed}.json"
+                path = runs_dir / f"{name}.{safe(arm)}.s{seed}.json"
                 if not path.exists():
                     jobs.append((name, arm, seed, args.budget, targets[name], path))
         if args.long:
@@ -275,7 +307,7 @@ def main() -> None:
     for name in settings:
         for arm in arms:
             for seed in range(args.seeds):
-                path = runs_dir / f"{name}.{arm}.s{seed}.json"
+                path = runs_dir / f"{name}.{safe(arm)}.s{seed}.json"
                 if path.exists():
                     runs.append(json.loads(path.read_text()))
         path = runs_dir / f"{name}.long.json"

@@ -192,12 +192,12 @@ def _check_supernet(config, key, fail) -> None:
         raise fail(key, f"no trained supernet at {v} (a directory holding supernet.pt, or the file)")
 
 
-ALGORITHMS = ("controller", "random", "evolution", "tunas")
+ALGORITHMS = ("controller", "random", "evolution", "tunas", "ofa-evolution")
 
 
 def _check_algorithm(config, key, fail) -> None:
     """tunas: TuNAS's joint search trains its own supernet with the controller (the supernet proxy)."""
-    _check_choice(ALGORITHMS, "controller, random, evolution or tunas")(config, key, fail)
+    _check_choice(ALGORITHMS, "controller, random, evolution, tunas or ofa-evolution")(config, key, fail)
     if config[key] == "tunas":
         if config.get("proxy") not in (None, "supernet"):
             raise fail(key, f"tunas trains the supernet that scores its samples: it takes --proxy supernet, "

@@ -5,10 +5,11 @@ from nas.core.spec import ArchSpec, scale_width
 from nas.runtime.errors import UserError
 
 
-def select_seed(records: list[dict], space, device, target: float) -> tuple[ArchSpec, str]:
+def select_seed(records: list[dict], space, device, target: float, widen: bool = True) -> tuple[ArchSpec, str]:
     """Best reward among samples at or above the target (NetAdapt only shrinks); if the search
     found nothing that slow, the best sample widened until it reaches the target, unless NetAdapt
-    could not bring the widened network back down to it (then the best sample as it is)."""
+    could not bring the widened network back down to it (then the best sample as it is). Without
+    `widen` (an accuracy model of the space, which a widened network leaves) the best sample as it is."""
     from nas.core.spec import spec_from_string
 
     ok = [r for r in records if not r.get("failed")]
@@ -23,6 +24,8 @@ def select_seed(records: list[dict], space, device, target: float) -> tuple[Arch
     spec = spec_from_string(r["arch"], name="best")
     if device.predict(spec).ms >= target:
         return spec, f"best reward: sample {r['i']} (above 1.3T)"
+    if not widen:
+        return spec, f"best reward: sample {r['i']} (below the target; kept in the space)"
     lo, hi = 1.0, 1.0
     while device.predict(scale_width(spec, hi)).ms < target and hi < 4:
         lo, hi = hi, hi * 1.25

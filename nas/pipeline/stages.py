@@ -64,6 +64,8 @@ class Context:
         from nas.search.reward import RewardConfig
 
         t, w = self.config.target_ms, self.reward_w
+        if self.config.algorithm == "ofa-evolution":  # all its proposals meet the target: ranked by accuracy
+            return RewardConfig.hard(t)
         return {"mnasnet": lambda: RewardConfig.soft(t, w), "hard": lambda: RewardConfig.hard(t),
                 "tunas": lambda: RewardConfig.tunas(t)}[self.config.reward]()
 
@@ -167,6 +169,9 @@ def run_search(ctx: Context) -> dict[str, Any]:
         to_accuracy = lambda r: float(np.clip(a * r["score"] + b, 0.01, 1.0))  # noqa: E731
     evaluator = Evaluator(p.device, p.proxy, ctx.reward(), to_accuracy)
     options = {"batch_size": budget.search.batch_size} if config.algorithm in ("controller", "tunas") else {}
+    if config.algorithm == "ofa-evolution":  # it proposes only networks that meet the target
+        space, device, target = p.space, p.device, config.target_ms
+        options["feasible"] = lambda tokens: device.predict_many([space.decode(tokens)])[0, 0] <= target
     if config.algorithm == "tunas":  # continue from the controller the joint training left
         from nas.supernet.run import read_checkpoint
 
@@ -188,7 +193,8 @@ def run_search(ctx: Context) -> dict[str, Any]:
 def run_select(ctx: Context) -> dict[str, Any]:
     """The best network that NetAdapt can bring down to the target."""
     device = ctx.prepared.device
-    best, note = select_seed(ctx.records, ctx.prepared.space, device, ctx.config.target_ms)
+    best, note = select_seed(ctx.records, ctx.prepared.space, device, ctx.config.target_ms,
+                             widen=not ctx.prepared.proxy.predicts_accuracy)
     save_spec(best, ctx.run_dir / "best.yaml")
     return {"note": note, "latency_ms": device.predict(best).ms}
 

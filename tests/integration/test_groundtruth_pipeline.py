@@ -44,3 +44,17 @@ def test_an_imagenet_proxy_on_another_space_and_note10_on_another_space_are_refu
     proc = run_cli("nas.search", "--space", "mobilenetv3_small", "--device", "pixel1", "--proxy", "ofa-imagenet",
                    "--target-ms", "15", "--samples", "8", "--out", str(tmp_path / "b"))
     assert_user_error(proc, "stem")
+
+
+def test_ofa_evolution_in_the_pipeline_proposes_only_networks_that_meet_the_target(tmp_path):
+    out = tmp_path / "evo"
+    proc = run_cli("nas.search", "--space", "ofa_mobilenetv3", "--device", "note10", "--proxy", "ofa-imagenet",
+                   "--algorithm", "ofa-evolution", "--target-ms", "20", "--samples", "150", "--deploy", "none",
+                   "--out", str(out), "--json", "--quiet", timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    samples = read_jsonl(out / "search" / "samples.jsonl")
+    assert len(samples) == 150 and max(s["latency_ms"] for s in samples) <= 20.0
+    # the hard constraint's reward of a network under the target is its accuracy: what OFA ranks by
+    assert all(s["reward"] == pytest.approx(s["accuracy"], abs=1e-6) for s in samples)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["predicted_ms"] <= 20.0 and result["netadapt_iterations"] == 0
