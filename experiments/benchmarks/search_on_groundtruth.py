@@ -2,7 +2,9 @@
 
     .venv/bin/python experiments/benchmarks/search_on_groundtruth.py [--settings all|NAME,...]
         [--arms controller,random,evolution,ofa-evolution,tunas] [--seeds 10] [--budget 2000]
-        [--long 50100] [--workers 2] [--out experiments/benchmarks/results/search_on_groundtruth]
+        [--long 50100] [--workers 2] [--out experiments/runs/search_on_groundtruth]
+        [--table experiments/benchmarks/results/search_on_groundtruth.md]
+        [--figure docs/figures/search_on_groundtruth.png]
 
 The protocol of NAS benchmarks. Accuracy comes from others' ImageNet models (`ofa-imagenet`: OFA's
 predictor; `accel-imagenet`: the surrogate of Accel-NASBench's records), latency from measured
@@ -22,9 +24,9 @@ target (the pipeline's default); and OFA's evolution at its published settings (
 parents 25%, mutation ratio 0.5, mutation probability 0.1), which only ever proposes networks that
 meet the target and is told their accuracy.
 
-Each (setting, arm, seed) run is kept in `--out/runs/` as soon as it ends, so an interrupted
-benchmark continues where it stopped; the tables are written to `--out/table.md` and the anytime
-curves to `--out/anytime.png`.
+Each (setting, arm, seed) run is kept in `--out/runs/` as soon as it ends (every query's latency and
+accuracy), so an interrupted benchmark continues where it stopped; the tables go to `--table`
+(and `--out/summary.json`), the anytime curves to `--figure`.
 """
 from __future__ import annotations
 
@@ -274,7 +276,9 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=max(BUDGETS))
     ap.add_argument("--long", type=int, default=50_100, help="queries of the long run (0: none)")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--out", type=Path, default=ROOT / "experiments/benchmarks/results/search_on_groundtruth")
+    ap.add_argument("--out", type=Path, default=ROOT / "experiments/runs/search_on_groundtruth")
+    ap.add_argument("--table", type=Path, default=ROOT / "experiments/benchmarks/results/search_on_groundtruth.md")
+    ap.add_argument("--figure", type=Path, default=ROOT / "docs/figures/search_on_groundtruth.png")
     args = ap.parse_args()
     settings = list(SETTINGS) if args.settings == "all" else args.settings.split(",")
     arms = args.arms.split(",")
@@ -319,11 +323,13 @@ def main() -> None:
                   for k in ("ask", "decode", "evaluate", "tell")} for arm in arms}
     text += "\nMilliseconds a query (median over runs), by part: " + "; ".join(
         f"{arm}: " + ", ".join(f"{k} {v:.2f}" for k, v in c.items()) for arm, c in cost.items()) + "\n"
-    (args.out / "table.md").write_text(text)
+    command = "python experiments/benchmarks/search_on_groundtruth.py " + " ".join(sys.argv[1:])
+    args.table.parent.mkdir(parents=True, exist_ok=True)
+    args.table.write_text(f"{command}\n\n{text}")
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
-    plot(runs, summary, arms, args.out / "anytime.png")
+    plot(runs, summary, arms, args.figure)
     print(text)
-    print(f"{len(jobs)} runs in {time.perf_counter() - started:.0f} s; {args.out / 'table.md'}")
+    print(f"{len(jobs)} runs in {time.perf_counter() - started:.0f} s; {args.table}")
 
 
 if __name__ == "__main__":

@@ -183,6 +183,12 @@ def run_search(ctx: Context) -> dict[str, Any]:
                         progress=bar.update)
         bar.update(run.done)
         if not isinstance(p.proxy, TrainingProxy):  # zero-cost scores and cascades run here; training on Ray
+            if p.proxy.predicts_accuracy:
+                # Only the controller's small LSTM computes here: one thread is fastest, and two fight
+                # anything else on the cores (2,000 queries took 13 times longer beside a busy core).
+                import torch
+
+                torch.set_num_threads(1)
             records = run.run_inprocess(batch_size=budget.search.batch_size)
         else:
             records = run.run_on_ray(p.proxy.config, address=config.address, cpus=config.cpus,
