@@ -2,7 +2,7 @@
 
 The search calls one thing::
 
-    proxy = make_proxy(DEFAULT_PROXY, budget="default", data=DataConfig(), seed=0)   # "macs"
+    proxy = make_proxy(DEFAULT_PROXY, budget="default", data=DataConfig(), seed=0)   # "params"
     result = proxy.evaluate(spec)   # {"accuracy", "score", "seconds", "failed", ...}
 
 Names resolve lazily (PEP 562), so that `python -m nas.proxies --help` and flag errors answer

@@ -26,7 +26,7 @@ from typing import Any
 
 from nas.runtime.errors import UserError
 from nas.accuracy.config import DataConfig, ProxyConfig, TrainConfig, with_length
-from nas.budgets import AccuracyBudget, Budget, get_budget
+from nas.budgets import DEFAULT_PROXY, AccuracyBudget, Budget, get_budget  # noqa: F401 - DEFAULT_PROXY re-exported
 from nas.accuracy.data import ProxyData, load_data
 from nas.runtime.session import select_device, set_threads
 from nas.accuracy.train import adapt_spec
@@ -36,9 +36,6 @@ from nas.core.spec import ArchSpec
 _LENGTH = re.compile(r"train-(\d+)(ep|steps)")
 TRAINING_NAMES = ("train", "train-<E>ep", "train-<S>steps", "reference")
 IMAGENET_PROXIES = ("ofa-imagenet", "accel-imagenet")  # nas.groundtruth.proxy: predicted ImageNet top-1
-# The N=20 audit's pick by fidelity per second (docs/accuracy.md, "The default proxy"): the
-# search ranks with MACs and spends training on NetAdapt.
-DEFAULT_PROXY = "macs"
 
 
 class Proxy(ABC):

@@ -5,6 +5,8 @@
     python -m nas.proxies audit --space S --samples N [--budget smoke|default|paper] [--reference-seeds R]
                                 [--population random|stratified] [--no-published] [--no-supernet]
                                 [--out DIR] [--json]
+    python -m nas.proxies imagenet-audit [--networks N] [--trained-networks M] [--proxies P ...] [--out DIR]
+                                         [--seed S] [--jobs J] [--json]
 """
 from __future__ import annotations
 
@@ -51,6 +53,19 @@ def _at_least_3(text: str) -> int:
     if value < 3:  # a rank correlation of two points is always +-1
         raise argparse.ArgumentTypeError(f"a rank correlation needs at least 3 networks, got {text!r}")
     return value
+
+
+def _int_in(lo: int, hi: int):
+    """argparse type: an integer in [lo, hi]."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be an integer in [{lo}, {hi}], got {text!r}")
+        return value
+    return parse
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -116,6 +131,37 @@ def _parser() -> ArgumentParser:
                         "inherited accuracies, its training spread over the architectures (default: on)")
     a.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_common(a)
+
+    from nas.accuracy.imagenet_audit import (ACCEL_NETWORKS, DEFAULT_NETWORKS, DEFAULT_PROXIES,
+                                             DEFAULT_TRAINED_NETWORKS, REFERENCE_LABEL)
+
+    i = sub.add_parser("imagenet-audit", help=f"rank every proxy against {REFERENCE_LABEL}")
+    i.add_argument("--networks", type=_int_in(4, ACCEL_NETWORKS), default=DEFAULT_NETWORKS,
+                   help=f"Accel-NASBench records to draw, uniformly with --seed; every cheap proxy scores them all "
+                        f"(4..{ACCEL_NETWORKS}, default {DEFAULT_NETWORKS})")
+    i.add_argument("--trained-networks", type=_int_in(0, ACCEL_NETWORKS), default=DEFAULT_TRAINED_NETWORKS,
+                   help=f"the first M of them, which the training proxies (train*, final, supernet) score "
+                        f"(0 or 4..--networks, default {DEFAULT_TRAINED_NETWORKS})")
+    i.add_argument("--proxies", nargs="+", metavar="P", default=list(DEFAULT_PROXIES),
+                   help=f"proxies, space- or comma-separated: {', '.join(ZERO_COST_NAMES)}, train, train-<E>ep, "
+                        f"train-<S>steps, final, supernet (default: {' '.join(DEFAULT_PROXIES)})")
+    i.add_argument("--out", help="output directory (default: ./runs/imagenet-audit-<seed>)")
+    i.add_argument("--seed", type=_int_in(0, 2**32 - 1), default=0,
+                   help="the draw's seed and every proxy's (default 0)")
+    i.add_argument("--jobs", type=_int_in(1, 16), default=1,
+                   help="processes: with J > 1 the training proxies run in J - 1 worker processes beside the "
+                        "cheap ones (1..16, default 1)")
+    i.add_argument("--budget", default="default", choices=sorted(BUDGETS), help="budget (default: default)")
+    i.add_argument("--data", metavar="PATH",
+                   help="the proxies' data set directory (default: Fashion-MNIST from "
+                        "/usr/share/datasets/fashion-mnist)")
+    i.add_argument("--dataset", choices=DATASETS, help="format of --data (default: detected)")
+    i.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    i.add_argument("--threads", type=_int_in(1, 256), help="torch threads per process (default: the CPUs this "
+                                                           "process may use)")
+    i.add_argument("--no-progress", action="store_true", help="no progress bar")
+    i.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    i.set_defaults(resolution=32, stem_stride="auto")
     return p
 
 
@@ -245,8 +291,39 @@ def _human_audit(r: dict) -> str:
     return "\n".join(lines)
 
 
+def cmd_imagenet_audit(args) -> dict:
+    from nas.accuracy.imagenet_audit import ImageNetAuditConfig, markdown_report, run_imagenet_audit, write_report
+
+    proxies = [name for item in args.proxies for name in item.split(",") if name]
+    config = ImageNetAuditConfig(networks=args.networks, trained_networks=args.trained_networks,
+                                 proxies=tuple(proxies), seed=args.seed, budget=get_budget(args.budget).accuracy,
+                                 data=data_from_flags(args), device=args.device, threads=args.threads,
+                                 jobs=args.jobs)
+    out = Path(args.out) if args.out else RUNS_DIR / f"imagenet-audit-{args.seed}"
+    if out.exists() and not out.is_dir():
+        raise UserError("exists and is not a directory", source=str(out), field="--out")
+    set_resume_hint(resume_command("python -m nas.proxies", args.argv) + f"  (results kept in {out})")
+    from nas.runtime.lock import run_lock
+    from nas.runtime.log import progress_enabled
+
+    with run_lock(out, what="ImageNet proxy audit", resume_hint="wait for it to finish, or stop it (Ctrl-C) and "
+                                                                "run this command again: it resumes from the "
+                                                                "results kept"):
+        audit = run_imagenet_audit(config, out, progress=not args.no_progress and progress_enabled())
+        files = write_report(audit, out)
+    summary = dict(audit["summary"], files=files)
+    if not args.json:
+        print(markdown_report(summary), end="")
+    return summary
+
+
+def _human_imagenet_audit(r: dict) -> str:
+    return (f"recommended at equal latency: {r['recommended']} (against {r['reference']}); "
+            f"report: {r['files']['markdown']}, {r['files']['json']}")
+
+
 COMMANDS = {"train": (cmd_train, _human_train), "score": (cmd_score, _human_score),
-            "audit": (cmd_audit, _human_audit)}
+            "audit": (cmd_audit, _human_audit), "imagenet-audit": (cmd_imagenet_audit, _human_imagenet_audit)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,7 @@ def test_every_budget_has_its_three_parts():
 def test_the_values_are_those_of_the_three_tables_it_replaces():
     search = {n: (b.search.samples, b.search.batch_size, b.search.proxy, b.search.map_networks)
               for n, b in BUDGETS.items()}
-    assert search == {"smoke": (96, 16, "macs", 3), "default": (2000, 16, "macs", 8),
+    assert search == {"smoke": (96, 16, "params", 3), "default": (2000, 16, "params", 8),
                       "paper": (8000, 64, "train-5ep", 0)}
     acc = {n: (b.accuracy.proxy.train_images, b.accuracy.proxy.epochs, b.accuracy.proxy.lr,
                b.accuracy.reference.epochs, b.accuracy.audit_epochs, b.accuracy.zero_cost_batch)
