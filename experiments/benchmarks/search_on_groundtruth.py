@@ -204,12 +204,16 @@ def summarise(runs: list[dict], long_best: dict[str, float], arms: list[str]) ->
                 if not got:
                     continue
                 best = np.array([best_feasible(r, budget) for r in got])
-                row = {"budget": budget, "arm": arm, "seeds": len(got), "best_mean": float(np.nanmean(best)),
-                       "best_sd": float(np.nanstd(best, ddof=1)) if len(got) > 1 else 0.0,
+                finite = best[np.isfinite(best)]
+                row = {"budget": budget, "arm": arm, "seeds": len(got),
+                       "best_mean": float(finite.mean()) if finite.size else float("nan"),
+                       "best_sd": float(finite.std(ddof=1)) if finite.size > 1 else 0.0,
                        "met": int(np.isfinite(best).sum()),
                        "near_mean": float(np.mean([near_share(r, budget) for r in got])),
-                       "regret_mean": float(np.nanmean(known - best))}
-                paired = [(base[r["seed"]], b) for r, b in zip(got, best) if r["seed"] in base]
+                       "regret_mean": float((known - finite).mean()) if finite.size else float("nan")}
+                # seeds where both found a network meeting the target (none may have, early on)
+                paired = [(base[r["seed"]], b) for r, b in zip(got, best)
+                          if r["seed"] in base and np.isfinite(base[r["seed"]]) and np.isfinite(b)]
                 if arm != DEFAULT_ARM and len(paired) > 1:
                     row["default_minus_this"] = paired_difference([a for a, _ in paired], [b for _, b in paired])
                 rows.append(row)

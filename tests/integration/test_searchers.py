@@ -19,7 +19,8 @@ from nas.core.space import load_space
 from helpers import ROOT
 
 TINY = ROOT / "tests" / "data" / "tiny_space.yaml"
-OPTIONS = {"controller": {"batch_size": 8}, "tunas": {"batch_size": 8}, "random": {}, "evolution": {"population": 12, "tournament": 4}}
+OPTIONS = {"controller": {"batch_size": 8}, "tunas": {"batch_size": 8}, "random": {}, "evolution": {"population": 12, "tournament": 4},
+           "ofa-evolution": {"population": 12, "feasible": lambda tokens: sum(tokens) % 3 != 0}}
 
 
 @pytest.fixture(autouse=True)
