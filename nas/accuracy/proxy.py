@@ -20,10 +20,10 @@ import json
 import math
 import re
 import time
-from abc import ABC, abstractmethod
 from dataclasses import asdict, replace
 from typing import Any
 
+from nas.accuracy.base import Proxy
 from nas.runtime.errors import UserError
 from nas.accuracy.config import DataConfig, ProxyConfig, TrainConfig, with_length
 from nas.budgets import DEFAULT_PROXY, AccuracyBudget, Budget, get_budget  # noqa: F401 - DEFAULT_PROXY re-exported
@@ -36,25 +36,6 @@ from nas.core.spec import ArchSpec
 _LENGTH = re.compile(r"train-(\d+)(ep|steps)")
 TRAINING_NAMES = ("train", "train-<E>ep", "train-<S>steps", "reference")
 IMAGENET_PROXIES = ("ofa-imagenet", "accel-imagenet")  # nas.groundtruth.proxy: predicted ImageNet top-1
-
-
-class Proxy(ABC):
-    """An accuracy estimate for architectures; `cheap` proxies do not train."""
-
-    name: str
-    cheap: bool
-    predicts_accuracy: bool = False  # its score is a top-1 itself (the ImageNet proxies): no score map
-
-    @abstractmethod
-    def evaluate(self, spec: ArchSpec) -> dict[str, Any]:
-        ...
-
-    @abstractmethod
-    def fingerprint(self) -> str:
-        """Identity of everything that changes this proxy's results (keys result caches)."""
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.name!r})"
 
 
 class TrainingProxy(Proxy):

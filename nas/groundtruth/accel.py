@@ -7,9 +7,7 @@ A record's `architecture` names, for each of the 7 blocks (stages) of the Effici
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Mapping, Sequence
-
-import numpy as np
+from typing import Mapping
 
 from nas.core.space import SearchSpace, load_space
 from nas.core.spec import ArchSpec
@@ -53,10 +51,3 @@ def arch_of(spec: ArchSpec, space: SearchSpace | None = None) -> dict:
                      f"block{i}_l": space.stages[i].layers + v["layers"], f"block{i}_se": v["se"]})
     return arch
 
-
-def predict_top1(specs: Sequence[ArchSpec]) -> np.ndarray:
-    """ImageNet top-1 (fractions) of networks of the space, predicted by a surrogate of the records
-    (`nas.groundtruth.surrogate`); a network outside the space is refused, naming the field."""
-    from nas.groundtruth.surrogate import predict_top1 as predict
-
-    return predict(specs)

@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from nas.accuracy.proxy import Proxy
+from nas.accuracy.base import Proxy
 from nas.core.spec import ArchSpec
 from nas.groundtruth.data import ACCEL_SOURCE, OFA_SOURCE
 from nas.runtime.errors import UserError
@@ -50,7 +50,7 @@ def _ofa_predict(specs: Sequence[ArchSpec]) -> np.ndarray:
 
 
 def _accel_predict(specs: Sequence[ArchSpec]) -> np.ndarray:
-    from nas.groundtruth.accel import predict_top1
+    from nas.groundtruth.surrogate import predict_top1
 
     return predict_top1(specs)
 

@@ -119,26 +119,28 @@ class Top1Trees:
         return _tree_predict(self.model, features(archs))
 
 
-class Linear:
+class LeastSquares:
+    """A baseline: ordinary least squares on `columns(archs)`."""
+
+    def __init__(self, columns: Callable[[Sequence[dict]], np.ndarray]):
+        self.columns = columns
+
+    def fit(self, archs: Sequence[dict], y: np.ndarray) -> "LeastSquares":
+        self.model = LinearRegression().fit(self.columns(archs), y)
+        return self
+
+    def predict(self, archs: Sequence[dict]) -> np.ndarray:
+        return self.model.predict(self.columns(archs))
+
+
+def Linear() -> LeastSquares:  # noqa: N802 - a model factory, named like the others
     """Baseline: ordinary least squares on the same 28 choices."""
-
-    def fit(self, archs: Sequence[dict], y: np.ndarray) -> "Linear":
-        self.model = LinearRegression().fit(features(archs), y)
-        return self
-
-    def predict(self, archs: Sequence[dict]) -> np.ndarray:
-        return self.model.predict(features(archs))
+    return LeastSquares(features)
 
 
-class MacsLinear:
+def MacsLinear() -> LeastSquares:  # noqa: N802
     """Baseline: a straight line in the network's MACs alone (the records' model_info: records only)."""
-
-    def fit(self, archs: Sequence[dict], y: np.ndarray) -> "MacsLinear":
-        self.model = LinearRegression().fit(_macs(archs), y)
-        return self
-
-    def predict(self, archs: Sequence[dict]) -> np.ndarray:
-        return self.model.predict(_macs(archs))
+    return LeastSquares(_macs)
 
 
 def _macs(archs: Sequence[dict]) -> np.ndarray:

@@ -56,7 +56,7 @@ def prepare(config: RunConfig) -> Prepared:
     at("data", lambda: open_source(data.dataset, data.path))
     proxy_name = config.proxy or ("supernet" if config.algorithm == "tunas" else budget.search.proxy)
     proxy = at("proxy", lambda: make_proxy(proxy_name, budget.name, data=data, seed=config.seed))
-    if getattr(proxy, "predicts_accuracy", False):  # a model of one space: refuse another before any file
+    if proxy.predicts_accuracy:  # a model of one space: refuse another before any file
         at("proxy", lambda: proxy.evaluate(space.seed_spec()))
     if config.supernet:  # a supernet to reuse: it must load and be of this run's space
         at("supernet", lambda: check_supernet(config.supernet, space))

@@ -163,7 +163,7 @@ def run_search(ctx: Context) -> dict[str, Any]:
     if trained and "checkpoint" in trained:  # --proxy supernet: score with the run's supernet
         p.proxy.use(trained["checkpoint"])
     to_accuracy, fitted = None, None
-    if p.proxy.cheap and not getattr(p.proxy, "predicts_accuracy", False):
+    if p.proxy.cheap and not p.proxy.predicts_accuracy:
         fitted = score_map(ctx)
         a, b = fitted["slope"], fitted["intercept"]
         to_accuracy = lambda r: float(np.clip(a * r["score"] + b, 0.01, 1.0))  # noqa: E731
@@ -183,12 +183,12 @@ def run_search(ctx: Context) -> dict[str, Any]:
                         progress=bar.update)
         bar.update(run.done)
         if not isinstance(p.proxy, TrainingProxy):  # zero-cost scores and cascades run here; training on Ray
-            if getattr(p.proxy, "predicts_accuracy", False):
+            if p.proxy.predicts_accuracy:
                 # Only the controller's small LSTM computes here: one thread is fastest, and two fight
                 # anything else on the cores (2,000 queries took 13 times longer beside a busy core).
-                import torch
+                from nas.runtime.session import set_threads
 
-                torch.set_num_threads(1)
+                set_threads(1)
             records = run.run_inprocess(batch_size=budget.search.batch_size)
         else:
             records = run.run_on_ray(p.proxy.config, address=config.address, cpus=config.cpus,
@@ -200,7 +200,7 @@ def run_select(ctx: Context) -> dict[str, Any]:
     """The best network that NetAdapt can bring down to the target."""
     device = ctx.prepared.device
     best, note = select_seed(ctx.records, ctx.prepared.space, device, ctx.config.target_ms,
-                             widen=not getattr(ctx.prepared.proxy, "predicts_accuracy", False))
+                             widen=not ctx.prepared.proxy.predicts_accuracy)
     save_spec(best, ctx.run_dir / "best.yaml")
     return {"note": note, "latency_ms": device.predict(best).ms}
 
@@ -209,7 +209,7 @@ def run_adapt(ctx: Context) -> dict[str, Any]:
     from nas.netadapt.run import run_netadapt
 
     config, p = ctx.config, ctx.prepared
-    if getattr(p.proxy, "predicts_accuracy", False):  # an accuracy model of the space: NetAdapt moves its choices
+    if p.proxy.predicts_accuracy:  # an accuracy model of the space: NetAdapt moves its choices
         return adapt_on_choices(ctx)
     weights = inherited_weights(ctx, ctx.best)
     result = run_netadapt(ctx.best, target_ms=config.target_ms, device=p.device, weights=weights,
@@ -251,7 +251,7 @@ def run_compare(ctx: Context) -> dict[str, Any]:
     """The final network and its equal-latency baselines: trained from scratch, or, for a proxy that
     predicts ImageNet top-1, beside the networks others found in the space (nothing trained)."""
     p = ctx.prepared
-    if not getattr(p.proxy, "predicts_accuracy", False):
+    if not p.proxy.predicts_accuracy:
         return run_comparison(ctx)
     from nas.groundtruth.compare import groundtruth_comparison
 

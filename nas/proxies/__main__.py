@@ -292,7 +292,8 @@ def _human_audit(r: dict) -> str:
 
 
 def cmd_imagenet_audit(args) -> dict:
-    from nas.accuracy.imagenet_audit import ImageNetAuditConfig, markdown_report, run_imagenet_audit, write_report
+    from nas.accuracy.imagenet_audit import ImageNetAuditConfig, run_imagenet_audit
+    from nas.accuracy.imagenet_audit_report import markdown_report, write_report
 
     proxies = [name for item in args.proxies for name in item.split(",") if name]
     config = ImageNetAuditConfig(networks=args.networks, trained_networks=args.trained_networks,

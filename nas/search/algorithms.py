@@ -1,22 +1,18 @@
-"""Search algorithms behind one narrow ask/tell interface, and a Ray Tune `Searcher` around them.
-
-Every suggestion carries a sequence number. An algorithm's state remembers the suggestions it has
-made but not yet been told about, and re-issues them (same number, same tokens) after a restore:
-with the run log keyed by that number, a resumed search neither loses nor repeats an evaluation.
-"""
+"""Search algorithms behind one narrow ask/tell interface (`nas.search.base`), their registry, their
+checkpoints, and a Ray Tune `Searcher` around them."""
 from __future__ import annotations
 
 import pickle
-from abc import ABC, abstractmethod
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
+from nas.search.base import Algorithm, Suggestion, SynchronousBatches  # noqa: F401 - Suggestion re-exported
 from nas.search.controller import Controller, ControllerConfig
+from nas.search.ofa_evolution import ConstrainedEvolution
 from nas.runtime.errors import UserError
 from nas.core.space import SearchSpace
 
@@ -29,77 +25,6 @@ from nas.core.space import SearchSpace
 # Small space) converges before it has found a better network than random search's best.
 SEARCH_CONTROLLER_CONFIG = ControllerConfig(lr=1e-3)
 SEARCH_CONTROLLER_BATCH = 16
-
-
-@dataclass(frozen=True)
-class Suggestion:
-    index: int
-    tokens: tuple[int, ...]
-
-
-class Algorithm(ABC):
-    """ask() -> Suggestion, or None while it waits for results; tell(index, reward)."""
-
-    name = "algorithm"
-
-    def __init__(self, space: SearchSpace, seed: int = 0):
-        self.space = space
-        self.seed = seed
-        self.next_index = 0
-        self.outstanding: dict[int, tuple[int, ...]] = {}   # asked, not yet told
-        self.reissue: deque[int] = deque()                  # outstanding at the last restore
-        self.told = 0
-
-    def ask(self) -> Suggestion | None:
-        while self.reissue:
-            i = self.reissue.popleft()
-            if i in self.outstanding:
-                return Suggestion(i, self.outstanding[i])
-        tokens = self._propose()
-        if tokens is None:
-            return None
-        s = Suggestion(self.next_index, tuple(int(t) for t in tokens))
-        self.next_index += 1
-        self.outstanding[s.index] = s.tokens
-        return s
-
-    def tell(self, index: int, reward: float) -> None:
-        if index not in self.outstanding:
-            raise ValueError(f"{self.name}: suggestion {index} is not outstanding (told twice, or never asked)")
-        tokens = self.outstanding.pop(index)
-        self.told += 1
-        self._observe(index, tokens, float(reward))
-
-    @property
-    def pending_reissue(self) -> int:
-        """Suggestions of the last restore that ask() will hand out again before anything new."""
-        return sum(1 for i in self.reissue if i in self.outstanding)
-
-    @abstractmethod
-    def _propose(self) -> list[int] | None: ...
-
-    @abstractmethod
-    def _observe(self, index: int, tokens: tuple[int, ...], reward: float) -> None: ...
-
-    # ---- state -------------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "next_index": self.next_index, "outstanding": dict(self.outstanding),
-                "told": self.told, "own": self._own_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state["name"] != self.name:
-            raise UserError(f"checkpoint is for the {state['name']!r} searcher, not {self.name!r}",
-                            field="searcher")
-        self.next_index, self.told = state["next_index"], state["told"]
-        self.outstanding = dict(state["outstanding"])
-        self.reissue = deque(sorted(self.outstanding))
-        self._load_own_state(state["own"])
-
-    @abstractmethod
-    def _own_state(self) -> dict[str, Any]: ...
-
-    @abstractmethod
-    def _load_own_state(self, state: dict[str, Any]) -> None: ...
 
 
 class RandomSearch(Algorithm):
@@ -174,117 +99,11 @@ class RegularizedEvolution(Algorithm):
         self.population = deque((tuple(t), r) for t, r in state["population"])
 
 
-class ConstrainedEvolution(Algorithm):
-    """once-for-all's evolutionary search, as its tutorial runs it with its accuracy predictor: every
-    network it proposes meets the latency constraint (drawn again until it does; latency queries
-    are free), and it is told each network's accuracy, not a reward.
-
-    Start: `population` random feasible networks, of which the first `mutation_ratio` share (OFA
-    keeps the first 50 of its 100, whatever their accuracy) form the population. Each generation:
-    the best `parent_ratio` share are the parents; `mutation_ratio x population` children mutate a
-    random parent (the resolution, each layer's kernel and expansion together, each stage's depth,
-    each resampled with `mutate_prob`), the rest cross two random parents gene by gene; all of them
-    are evaluated, then join the parents. 500 generations cost 100 + 500 x 100 accuracy queries.
-    `feasible(tokens)` says whether a network meets the constraint.
-    """
-
-    name = "ofa-evolution"
-    MAX_DRAWS = 10_000  # a constraint below what the space can reach would draw forever
-
-    def __init__(self, space: SearchSpace, seed: int = 0, feasible: Callable[[list[int]], bool] | None = None,
-                 population: int = 100, parent_ratio: float = 0.25, mutation_ratio: float = 0.5,
-                 mutate_prob: float = 0.1):
-        super().__init__(space, seed)
-        if feasible is None:
-            raise UserError("needs the latency constraint (a feasible(tokens) test)", field="searcher")
-        if population < 2 or not 0 < parent_ratio <= 1 or not 0 <= mutation_ratio <= 1 or not 0 <= mutate_prob <= 1:
-            raise UserError(f"bad settings: population {population}, parent_ratio {parent_ratio}, mutation_ratio "
-                            f"{mutation_ratio}, mutate_prob {mutate_prob}", field="searcher")
-        self.feasible, self.rng = feasible, np.random.default_rng(seed)
-        self.population_size, self.mutate_prob = population, mutate_prob
-        self.parents_size = max(1, int(round(parent_ratio * population)))
-        self.mutations = int(round(mutation_ratio * population))
-        # Genes: a per-layer slot's decisions change together (OFA resamples a layer's kernel and
-        # expansion as one); every other decision is a gene of its own.
-        groups: dict[tuple, list[int]] = {}
-        for i, d in enumerate(space.decisions):
-            groups.setdefault((d.stage, d.layer) if d.layer is not None else ("decision", i), []).append(i)
-        self.genes = list(groups.values())
-        self.population: list[tuple[tuple[int, ...], float]] = []
-        self.generation: list[tuple[int, ...]] = []   # the batch being evaluated
-        self.batch_start, self.issued, self.results = 0, 0, {}
-        self.generations = 0
-
-    def _draw(self, make: Callable[[], list[int]]) -> list[int]:
-        for _ in range(self.MAX_DRAWS):
-            tokens = make()
-            if self.feasible(tokens):
-                return tokens
-        raise UserError(f"no network meeting the latency constraint in {self.MAX_DRAWS} draws: the target is "
-                        "below what the space reaches", field="target_ms")
-
-    def _mutate(self, parent: tuple[int, ...]) -> list[int]:
-        child = list(parent)
-        for gene in self.genes:
-            if self.rng.random() < self.mutate_prob:
-                for i in gene:
-                    child[i] = int(self.rng.integers(self.space.num_choices[i]))
-        return child
-
-    def _crossover(self, a: tuple[int, ...], b: tuple[int, ...]) -> list[int]:
-        return [x if self.rng.random() < 0.5 else y for x, y in zip(a, b)]
-
-    def _next_generation(self) -> list[tuple[int, ...]]:
-        if not self.population and not self.generations:
-            return [tuple(self._draw(lambda: self.space.sample(self.rng))) for _ in range(self.population_size)]
-        parents = [t for t, _ in sorted(self.population, key=lambda p: -p[1])[:self.parents_size]]
-        pick = lambda: parents[int(self.rng.integers(len(parents)))]  # noqa: E731
-        children = [tuple(self._draw(lambda: self._mutate(pick()))) for _ in range(self.mutations)]
-        children += [tuple(self._draw(lambda: self._crossover(pick(), pick())))
-                     for _ in range(self.population_size - self.mutations)]
-        return children
-
-    def _propose(self):
-        if self.issued == len(self.generation):
-            if self.generation and len(self.results) < len(self.generation):
-                return None  # wait for the generation's accuracies
-            self.generation = self._next_generation()
-            self.batch_start, self.issued, self.results = self.next_index, 0, {}
-        tokens = self.generation[self.issued]
-        self.issued += 1
-        return list(tokens)
-
-    def _observe(self, index, tokens, reward):
-        self.results[index - self.batch_start] = reward
-        if len(self.results) < len(self.generation):
-            return
-        scored = [(self.generation[i], self.results[i]) for i in range(len(self.generation))]
-        if self.generations == 0:  # OFA keeps the first `mutations` random networks, in order
-            self.population = scored[:self.mutations]
-        else:
-            best = sorted(self.population, key=lambda p: -p[1])[:self.parents_size]
-            self.population = best + scored
-        self.generations += 1
-
-    def _own_state(self):
-        return {"rng": self.rng.bit_generator.state, "population": list(self.population),
-                "generation": list(self.generation), "batch_start": self.batch_start, "issued": self.issued,
-                "results": dict(self.results), "generations": self.generations}
-
-    def _load_own_state(self, state):
-        self.rng.bit_generator.state = state["rng"]
-        self.population = [(tuple(t), r) for t, r in state["population"]]
-        self.generation = [tuple(t) for t in state["generation"]]
-        self.batch_start, self.issued = state["batch_start"], state["issued"]
-        self.results, self.generations = dict(state["results"]), state["generations"]
-
-
-class ControllerSearch(Algorithm):
+class ControllerSearch(SynchronousBatches):
     """MnasNet: sample a batch of M from the LSTM policy, evaluate, then one policy update.
 
-    The batch is synchronous: once its M suggestions are out, ask() returns None until all M are
-    told. A member's place in the batch is its sequence number minus the batch's first, so
-    results may arrive in any order, and a restore mid-batch re-issues exactly the missing ones.
+    The batch is synchronous (`SynchronousBatches`): once its M suggestions are out, ask() returns
+    None until all M are told.
     """
 
     name = "controller"
@@ -297,42 +116,26 @@ class ControllerSearch(Algorithm):
         self.batch_size = batch_size
         self.config = config or SEARCH_CONTROLLER_CONFIG
         self.controller = Controller([(d.kind, len(d.choices)) for d in space.decisions], self.config, seed=seed)
-        self.batch: list[tuple[int, ...]] = []
         self.batch_log_probs: torch.Tensor | None = None
-        self.batch_start = 0             # sequence number of the batch's first member
-        self.issued = 0
-        self.rewards: dict[int, float] = {}
         self.last_update: dict[str, float] = {}
 
-    def _propose(self):
-        if self.issued == len(self.batch):
-            if self.batch and len(self.rewards) < len(self.batch):
-                return None  # wait for the batch's rewards
-            with torch.no_grad():
-                sample = self.controller.sample(self.batch_size)
-            self.batch = [tuple(t) for t in sample.tokens.tolist()]
-            self.batch_log_probs = sample.log_probs
-            self.batch_start, self.issued, self.rewards = self.next_index, 0, {}
-        tokens = self.batch[self.issued]
-        self.issued += 1
-        return list(tokens)
+    def _new_batch(self):
+        with torch.no_grad():
+            sample = self.controller.sample(self.batch_size)
+        self.batch_log_probs = sample.log_probs
+        return sample.tokens.tolist()
 
-    def _observe(self, index, tokens, reward):
-        self.rewards[index - self.batch_start] = reward
-        if len(self.rewards) == len(self.batch):
-            rewards = [self.rewards[i] for i in range(len(self.batch))]
-            self.last_update = self.controller.update(self.batch, rewards, self.batch_log_probs)
+    def _batch_done(self, rewards):
+        self.last_update = self.controller.update(self.batch, rewards, self.batch_log_probs)
 
     def _own_state(self):
-        return {"controller": self.controller.state_dict(), "batch": self.batch,
-                "batch_log_probs": self.batch_log_probs, "batch_start": self.batch_start, "issued": self.issued,
-                "rewards": dict(self.rewards), "last_update": self.last_update}
+        return {"controller": self.controller.state_dict(), "batch_log_probs": self.batch_log_probs,
+                "last_update": self.last_update, **self._batch_state()}
 
     def _load_own_state(self, state):
         self.controller.load_state_dict(state["controller"])
-        self.batch, self.batch_log_probs = [tuple(b) for b in state["batch"]], state["batch_log_probs"]
-        self.batch_start, self.issued = state["batch_start"], state["issued"]
-        self.rewards, self.last_update = dict(state["rewards"]), state["last_update"]
+        self.batch_log_probs, self.last_update = state["batch_log_probs"], state["last_update"]
+        self._load_batch_state(state)
 
 
 class TunasSearch(ControllerSearch):

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nas.accuracy.proxy import Proxy
+from nas.accuracy.base import Proxy
 from nas.core.spec import ArchSpec
 from nas.runtime.errors import UserError
 

@@ -13,7 +13,8 @@ from helpers import ROOT
 from nas.core.counts import count_params
 from nas.core.space import load_space
 from nas.groundtruth import surrogate
-from nas.groundtruth.accel import accel_space, arch_of, predict_top1, spec_of
+from nas.groundtruth.accel import accel_space, arch_of, spec_of
+from nas.groundtruth.surrogate import predict_top1
 from nas.groundtruth.data import accel_records
 from nas.latency.devices import get_device
 from nas.runtime.errors import UserError

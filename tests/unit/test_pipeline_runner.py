@@ -97,7 +97,7 @@ def test_score_map_is_kept_as_soon_as_it_is_fitted(tmp_path, monkeypatch):
     monkeypatch.setattr(loop, "SearchRun", InterruptedSearch)
     config = validate_config({"target_ms": 5.0, "budget": "smoke", "algorithm": "random"}, "test.yaml")
     space = load_space(DATA / "tiny_space.yaml")
-    prepared = Prepared(get_device("pixel1"), space, "given", None, SimpleNamespace(cheap=True), "macs")
+    prepared = Prepared(get_device("pixel1"), space, "given", None, SimpleNamespace(cheap=True, predicts_accuracy=False), "macs")
 
     def context(resume):
         state = RunState(tmp_path / "pipeline.json", resume=resume)
