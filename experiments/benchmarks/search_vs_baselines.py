@@ -35,11 +35,11 @@ sys.path.insert(0, str(ROOT))
 
 from nas.accuracy.stats import paired_difference, verdict  # noqa: E402
 
-ARMS = ("controller", "random", "supernet", "tunas")
+ARMS = ("controller", "random", "supernet", "tunas", "guided-evolution")
 
 
 def run_pipeline(out: Path, target: float, space: str, seed: int, arm: str, budget: str, device: str,
-                 cpus: int | None, baselines: str, supernet_samples: int = 300) -> dict:
+                 cpus: int | None, baselines: str, supernet_samples: int = 300, lean: bool = False) -> dict:
     """One arm's run: controller or random search on the budget's proxy; or, at `supernet_samples`
     samples (a score costs ~0.4-2 s), the controller scoring with the run's own supernet (`supernet`)
     or TuNAS's joint search, the controller trained with the supernet's weights (`tunas`)."""
@@ -49,7 +49,8 @@ def run_pipeline(out: Path, target: float, space: str, seed: int, arm: str, budg
     if not summary.exists():
         args = ["--resume", "--out", str(out)] if (out / "config.yaml").exists() else [
             "--target-ms", f"{target:g}", "--space", space, "--seed", str(seed), "--algorithm", algorithm,
-            "--budget", budget, "--device", device, "--baselines", baselines, "--out", str(out), *extra]
+            "--budget", budget, "--device", device, "--baselines", baselines, "--out", str(out), *extra,
+            *(["--deploy", "none"] if lean else [])]
         args += ["--cpus", str(cpus)] if cpus else []
         started = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "nas.search", *args, "--quiet"], cwd=ROOT)
@@ -69,11 +70,12 @@ def main() -> None:
     p.add_argument("--search-seeds", type=int, default=3)
     p.add_argument("--budget", default="default")
     p.add_argument("--arms", default="controller,random",
-                   help="searches beside the width-scaled baseline: controller, random, supernet (the controller "
+                   help="searches beside the width-scaled baseline: controller, random, guided-evolution, supernet (the controller "
                         "scoring with the run's own supernet), tunas (the joint search); the first one's runs "
                         "train the baseline")
     p.add_argument("--supernet-samples", type=int, default=300, help="samples of the supernet and tunas arms")
     p.add_argument("--device", default="pixel1")
+    p.add_argument("--lean", action="store_true", help="the arms alone: no width-scaled baseline, no deploy stage")
     p.add_argument("--cpus", type=int, help="CPUs each run may use (default: all; a resumed run may change it)")
     p.add_argument("--out", default=str(ROOT / "experiments/runs/search_vs_baselines"))
     args = p.parse_args()
@@ -85,15 +87,16 @@ def main() -> None:
         arms = args.arms.split(",")
         if not arms or any(a not in ARMS for a in arms) or len(set(arms)) < len(arms):
             sys.exit(f"--arms: distinct names out of {', '.join(ARMS)}, got {args.arms!r}")
-        per_seed: dict[str, list[float]] = {a: [] for a in [*arms, "width_scaled"]}
+        per_seed: dict[str, list[float]] = {a: [] for a in [*arms, *([] if args.lean else ["width_scaled"])]}
         latency: dict[str, list[float]] = {k: [] for k in per_seed}
         wall: dict[str, list[float]] = {k: [] for k in arms}
         for seed in range(args.search_seeds):
             runs = {a: run_pipeline(Path(args.out) / f"{family}-{ms}ms" / f"{a}-seed{seed}", target, space, seed, a,
-                                    args.budget, args.device, args.cpus, "width_scaled" if a == arms[0] else "none",
-                                    args.supernet_samples) for a in arms}
+                                    args.budget, args.device, args.cpus,
+                                    "width_scaled" if a == arms[0] and not args.lean else "none",
+                                    args.supernet_samples, args.lean) for a in arms}
             for name, summary, kind in [*((a, runs[a], "final") for a in arms),
-                                        ("width_scaled", runs[arms[0]], "width_scaled")]:
+                                        *([] if args.lean else [("width_scaled", runs[arms[0]], "width_scaled")])]:
                 row = row_of(summary, kind)
                 per_seed[name].append(row["accuracy_mean"])
                 latency[name].append(row["latency_ms"])
@@ -114,7 +117,8 @@ def main() -> None:
                   f"{', '.join(f'{a:.4f}' for a in acc)} | {w} |")
         print()
         arms = [a for a in per_seed if a != "width_scaled"]
-        pairs = [(a, "width_scaled") for a in arms] + [(a, b) for i, a in enumerate(arms) for b in arms[i + 1:]]
+        pairs = [(a, "width_scaled") for a in arms if "width_scaled" in per_seed]
+        pairs += [(a, b) for i, a in enumerate(arms) for b in arms[i + 1:]]
         for a, b in pairs:
             d = paired_difference(per_seed[a], per_seed[b])
             print(f"- {verdict(a, b, d, target)}")

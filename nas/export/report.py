@@ -42,7 +42,7 @@ def plot_search(samples: list[dict], target_ms: float, out: Path) -> Path:
     b.set_ylabel("predicted latency (ms)")
     b.set_xlabel("sample")
     b.legend(loc="upper right")
-    fig.suptitle("The controller learning: reward and latency over samples")
+    fig.suptitle("The search learning: reward and latency over samples")
     return save_figure(fig, out / "search_progress.png")
 
 

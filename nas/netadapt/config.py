@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from nas.runtime.jsonl import jsonable
 from nas.budgets import BUDGETS, NetAdaptBudget, get_budget
 from nas.core.spec import ArchSpec
 from nas.runtime.errors import UserError
-from nas.runtime.paths import RUNS_DIR
+from nas.runtime.paths import RUNS_DIR, path_slug
 from nas.runtime.tune import TRIAL_RETRIES
 
 SELECT_RULES = ("ratio", "accuracy", "noise-aware", "latency")
@@ -92,5 +91,5 @@ def stream_seed(seed: int, *stream: int) -> int:
 
 
 def default_out(spec: ArchSpec, device: str, target_ms: float, seed: int) -> Path:
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{spec.name}-{Path(device).stem}")
+    slug = path_slug(f"{spec.name}-{Path(device).stem}")
     return RUNS_DIR / f"netadapt-{slug}-{target_ms:g}ms-s{seed}"

@@ -19,7 +19,7 @@ T = TypeVar("T")
 
 DEFAULTS: dict[str, Any] = {
     "space": "auto", "device": "pixel1", "proxy": None, "budget": "default", "seed": 0,
-    "algorithm": "controller", "reward": "tunas", "reward_w": None, "samples": None,
+    "algorithm": "guided-evolution", "reward": None, "reward_w": None, "samples": None,
     "dataset": "fashion-mnist", "data": None, "address": None, "cpus": None, "trial_retries": TRIAL_RETRIES, "baselines": None,
     "deploy": None, "supernet": None,
 }
@@ -40,7 +40,7 @@ class RunConfig:
     budget: str
     seed: int
     algorithm: str
-    reward: str
+    reward: str | None   # None: the algorithm's (hard for TARGET_ONLY searchers, else tunas)
     reward_w: float | None
     samples: int | None
     dataset: str
@@ -192,12 +192,30 @@ def _check_supernet(config, key, fail) -> None:
         raise fail(key, f"no trained supernet at {v} (a directory holding supernet.pt, or the file)")
 
 
-ALGORITHMS = ("controller", "random", "evolution", "tunas", "ofa-evolution")
+ALGORITHMS = ("controller", "random", "evolution", "tunas", "ofa-evolution", "guided-evolution")
+TARGET_ONLY = ("ofa-evolution", "guided-evolution")  # propose only networks under the target: hard reward
+REWARDS = ("mnasnet", "hard", "tunas")
+
+
+def reward_name(config) -> str:
+    """The reward a run uses: what it was given, else its algorithm's."""
+    return config.reward or ("hard" if config.algorithm in TARGET_ONLY else "tunas")
+
+
+def _check_reward(config, key, fail) -> None:
+    v = config[key]
+    if v is None:
+        return
+    _check_choice(REWARDS, "mnasnet, hard or tunas")(config, key, fail)
+    if config.get("algorithm") in TARGET_ONLY and v != "hard":
+        raise fail(key, f"{config['algorithm']} proposes only networks under the target and ranks them by "
+                        f"accuracy (the hard reward); {v!r} cannot take effect: leave the reward out, or choose "
+                        f"another algorithm")
 
 
 def _check_algorithm(config, key, fail) -> None:
     """tunas: TuNAS's joint search trains its own supernet with the controller (the supernet proxy)."""
-    _check_choice(ALGORITHMS, "controller, random, evolution, tunas or ofa-evolution")(config, key, fail)
+    _check_choice(ALGORITHMS, ", ".join(ALGORITHMS[:-1]) + " or " + ALGORITHMS[-1])(config, key, fail)
     if config[key] == "tunas":
         if config.get("proxy") not in (None, "supernet"):
             raise fail(key, f"tunas trains the supernet that scores its samples: it takes --proxy supernet, "
@@ -219,7 +237,7 @@ _CHECKS: dict[str, Callable[[dict, str, Callable], None]] = {
     "budget": _check_choice(tuple(BUDGETS), f"one of {', '.join(BUDGETS)}"),
     "seed": _check_seed,
     "algorithm": _check_algorithm,
-    "reward": _check_choice(("mnasnet", "hard", "tunas"), "mnasnet, hard or tunas"),
+    "reward": _check_reward,
     "reward_w": _check_reward_w, "samples": _check_count, "cpus": _check_count,
     "dataset": _check_text(optional=False), "data": _check_text(optional=True),
     "address": _check_text(optional=True), "trial_retries": _check_retries, "baselines": _check_baselines,

@@ -18,7 +18,7 @@ import numpy as np
 from nas.core.spec import ArchSpec, load_spec, save_spec
 from nas.budgets import Budget, get_budget
 from nas.pipeline.compare import latency_points, run_comparison
-from nas.pipeline.config import RunConfig
+from nas.pipeline.config import RunConfig, reward_name
 from nas.pipeline.deploy import run_deploy
 from nas.pipeline.prepare import Prepared
 from nas.pipeline.runner import RunState, Stage, run_stages
@@ -64,10 +64,8 @@ class Context:
         from nas.search.reward import RewardConfig
 
         t, w = self.config.target_ms, self.reward_w
-        if self.config.algorithm == "ofa-evolution":  # all its proposals meet the target: ranked by accuracy
-            return RewardConfig.hard(t)
         return {"mnasnet": lambda: RewardConfig.soft(t, w), "hard": lambda: RewardConfig.hard(t),
-                "tunas": lambda: RewardConfig.tunas(t)}[self.config.reward]()
+                "tunas": lambda: RewardConfig.tunas(t)}[reward_name(self.config)]()
 
     @cached_property
     def records(self) -> list[dict]:
@@ -169,9 +167,14 @@ def run_search(ctx: Context) -> dict[str, Any]:
         to_accuracy = lambda r: float(np.clip(a * r["score"] + b, 0.01, 1.0))  # noqa: E731
     evaluator = Evaluator(p.device, p.proxy, ctx.reward(), to_accuracy)
     options = {"batch_size": budget.search.batch_size} if config.algorithm in ("controller", "tunas") else {}
+    space, device, target = p.space, p.device, config.target_ms
     if config.algorithm == "ofa-evolution":  # it proposes only networks that meet the target
-        space, device, target = p.space, p.device, config.target_ms
         options["feasible"] = lambda tokens: device.predict_many([space.decode(tokens)])[0, 0] <= target
+    if config.algorithm == "guided-evolution":  # it too, and it screens many candidates at once
+        # A short search (a smoke run) still leaves the model most of its queries.
+        options.update(target_ms=target, start=min(100, max(2, ctx.samples // 4)),
+                       batch=min(50, max(1, ctx.samples // 8)),
+                       latency=lambda many: device.predict_many([space.decode(t) for t in many])[:, 0])
     if config.algorithm == "tunas":  # continue from the controller the joint training left
         from nas.supernet.run import read_checkpoint
 
@@ -189,7 +192,7 @@ def run_search(ctx: Context) -> dict[str, Any]:
                 from nas.runtime.session import set_threads
 
                 set_threads(1)
-            records = run.run_inprocess(batch_size=budget.search.batch_size)
+            records = run.run_inprocess(batch_size=getattr(algorithm, "batch_size", budget.search.batch_size))
         else:
             records = run.run_on_ray(p.proxy.config, address=config.address, cpus=config.cpus,
                                      max_failures=config.trial_retries)
@@ -340,7 +343,7 @@ def summarize(ctx: Context) -> dict[str, Any]:
     return {
         "run": run_dir.name, "target_ms": config.target_ms, "device": config.device,
         "space": ctx.prepared.space.name, "proxy": ctx.prepared.proxy_name, "budget": ctx.budget.name,
-        "seed": config.seed, "algorithm": config.algorithm, "reward": config.reward, "reward_w": ctx.reward_w,
+        "seed": config.seed, "algorithm": config.algorithm, "reward": reward_name(config), "reward_w": ctx.reward_w,
         "final_spec": str(run_dir / "final.yaml"), "onnx": str(run_dir / "final.onnx"),
         "predicted_ms": round(pred.ms, 4), "predicted_p10_ms": round(pred.p10, 4),
         "predicted_p90_ms": round(pred.p90, 4), "measured_host_ms": exp["latency_ms"],
@@ -370,7 +373,7 @@ def run_pipeline(config: RunConfig, run_dir: Path, resume: bool, prepared: Prepa
     ctx = Context(config, run_dir, prepared, resume, RunState(run_dir / "pipeline.json", resume))
     p = prepared
     log.info(f"space {p.space.name} ({p.why}); device {config.device}; proxy {p.proxy_name}; "
-             f"{ctx.samples} samples; reward {config.reward} w={ctx.reward_w:g}; run {run_dir}")
+             f"{ctx.samples} samples; {config.algorithm}, reward {reward_name(config)} w={ctx.reward_w:g}; run {run_dir}")
     run_stages(STAGES, ctx.state, ctx)
     summary = summarize(ctx) | {"wall_s": round(ctx.state.elapsed(), 1)}
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=1, sort_keys=True))

@@ -8,6 +8,7 @@ interrupted run never leaves a half-written file, and a path it cannot write is 
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
@@ -104,6 +105,18 @@ def load_json_file(path: str | os.PathLike) -> Any:
                         source=str(p)) from None
 
 
+def open_no_follow(path: str | os.PathLike, flags: int, mode: int = 0o644) -> int:
+    """os.open that refuses a symbolic link at `path`: a link planted in a run folder must not lead a
+    lock, a log or a checkpoint to write over a file elsewhere. One error naming the path."""
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise UserError("is a symbolic link; refusing to follow it (run folders hold plain files only)",
+                            source=str(path)) from None
+        raise
+
+
 def _writable_parent(p: Path) -> None:
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -119,8 +132,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> N
     p = Path(path)
     _writable_parent(p)
     tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
+    if tmp.is_symlink():  # left, or planted: the link goes, never what it points to
+        tmp.unlink()
     try:
-        with open(tmp, "wb") as f:
+        with os.fdopen(open_no_follow(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -128,7 +143,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> N
     except OSError as err:
         raise UserError(f"cannot write: {err.strerror or err}", source=str(p)) from None
     finally:
-        if tmp.exists():
+        if tmp.exists() or tmp.is_symlink():
             tmp.unlink()
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from nas.runtime.errors import UserError
+from nas.runtime.files import open_no_follow
 
 
 def jsonable(value: Any) -> Any:
@@ -42,7 +43,7 @@ def repair(path: str | os.PathLike) -> int:
     p = Path(path)
     records, keep, torn = _scan(p)
     if torn:
-        with open(p, "r+b") as f:
+        with os.fdopen(open_no_follow(p, os.O_RDWR), "r+b") as f:
             f.truncate(keep)
             f.flush()
             os.fsync(f.fileno())
@@ -91,7 +92,8 @@ class JsonlWriter:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             repair(self.path)
-            self._f = open(self.path, "a", encoding="utf-8")
+            self._f = os.fdopen(open_no_follow(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND), "a",
+                                encoding="utf-8")
         except OSError as err:
             raise UserError(f"cannot write: {err.strerror or err}", source=str(self.path)) from None
 

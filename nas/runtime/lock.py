@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Iterator
 
 from nas.runtime.errors import UserError
+from nas.runtime.files import open_no_follow
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ def lock_file(path: str | os.PathLike, *, what: str = "run", resume_hint: str | 
     path = Path(path)
     source = source or str(path)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = open_no_follow(path, os.O_RDWR | os.O_CREAT)
     except OSError as err:
         raise UserError(f"cannot open its lock file {path.name}: {err.strerror or err}", source=source) from None
     key = _identity(fd)
@@ -109,7 +110,7 @@ def wait_lock(path: str | os.PathLike) -> Iterator[None]:
     """Hold `path` for a short critical section (a read-merge-write), waiting for whoever holds it."""
     path = Path(path)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = open_no_follow(path, os.O_RDWR | os.O_CREAT)
     except OSError as err:
         raise UserError(f"cannot open its lock file {path.name}: {err.strerror or err}", source=str(path)) from None
     try:

@@ -8,6 +8,7 @@ into the package: runs go under the current directory, per-machine tables into t
 from __future__ import annotations
 
 import os
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -25,6 +26,15 @@ ROOT = Path(__file__).resolve().parents[2]
 # Relative on purpose: resolved against the directory a command runs in.
 RUNS_DIR = Path("runs")
 USER_TABLES_DIR = Path("latency_tables")  # devices a user imports or calibrates (`--device NAME`)
+
+
+
+def path_slug(text: str, limit: int = 80) -> str:
+    """`text` (a network's name, a device's: data from a file) made safe as one path component:
+    letters, digits, '.', '_' and '-' only, no leading dot, at most `limit` characters."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).lstrip(".")[:limit]
+    return slug or "_"
+
 
 CACHE_ENV = "NAS_CACHE_DIR"
 APP_NAME = "nas-mobilenetv3"

@@ -64,16 +64,10 @@ def trial_error(result) -> str | None:
     return f"trial error: {_exception_line(error)}"[:300]
 
 
-def _trial_exception(trial) -> BaseException | str | None:
-    """A running Trial's last exception, from the files Tune writes on the driver before it tells
-    the searcher and callbacks (its storage copy comes later): pickled, else as text."""
-    from ray import cloudpickle
-
-    try:
-        with open(trial.pickled_error_file, "rb") as f:
-            return cloudpickle.load(f)
-    except Exception:  # noqa: BLE001 - no pickle (an unpicklable exception): the text trace
-        pass
+def _trial_exception(trial) -> str | None:
+    """A running Trial's last exception, as the text trace Tune writes on the driver before it tells
+    the searcher and callbacks. Tune's pickled copy of the exception is not read: a pickle can run
+    code, and the text names the exception as well."""
     try:
         return Path(trial.error_file).read_text(errors="replace")
     except (OSError, TypeError):

@@ -45,8 +45,10 @@ def parser() -> ArgumentParser:
                                                      "(python -m nas.supernet train) instead of training one")
     p.add_argument("--budget", choices=list(BUDGETS), help="smoke (<2 min), default (<15 min), paper (cluster)")
     p.add_argument("--algorithm", choices=list(ALGORITHMS),
-                   help="controller (default), random, evolution, or tunas (TuNAS: the supernet and the controller "
-                        "trained together; implies --proxy supernet)")
+                   help="guided-evolution (default: evolution guided by a model of the accuracies so far, proposing "
+                        "only networks under the target), controller (MnasNet's LSTM with PPO), random, evolution, "
+                        "ofa-evolution, or tunas (TuNAS: the supernet and the controller trained together; implies "
+                        "--proxy supernet)")
     p.add_argument("--reward", choices=["mnasnet", "hard", "tunas"])
     p.add_argument("--samples", type=positive_int, help="override the budget's number of samples")
     p.add_argument("--seed", type=int)

@@ -2,7 +2,8 @@
 checkpoints, and a Ray Tune `Searcher` around them."""
 from __future__ import annotations
 
-import pickle
+import hashlib
+import io
 from collections import deque
 from pathlib import Path
 from typing import Any, Callable
@@ -12,6 +13,7 @@ import torch
 
 from nas.search.base import Algorithm, Suggestion, SynchronousBatches  # noqa: F401 - Suggestion re-exported
 from nas.search.controller import Controller, ControllerConfig
+from nas.search.guided import GuidedEvolution
 from nas.search.ofa_evolution import ConstrainedEvolution
 from nas.runtime.errors import UserError
 from nas.core.space import SearchSpace
@@ -155,7 +157,7 @@ class TunasSearch(ControllerSearch):
 
 ALGORITHMS: dict[str, type[Algorithm]] = {
     "controller": ControllerSearch, "random": RandomSearch, "evolution": RegularizedEvolution, "tunas": TunasSearch,
-    "ofa-evolution": ConstrainedEvolution,
+    "ofa-evolution": ConstrainedEvolution, "guided-evolution": GuidedEvolution,
 }
 
 
@@ -167,21 +169,47 @@ def make_algorithm(name: str, space: SearchSpace, seed: int = 0, **options: Any)
     return cls(space, seed=seed, **options)
 
 
+CHECKPOINT_MAGIC = b"nas searcher checkpoint\n"
+CHECKPOINT_FORMAT = 1
+
+
 def save_state(algorithm: Algorithm, path: str | Path) -> None:
-    """Checkpoint written whole or not at all, and on disk before the evaluations it covers."""
+    """Checkpoint written whole or not at all, and on disk before the evaluations it covers.
+
+    Data only: tensors and plain containers (torch.save), read back with weights_only=True, so a
+    checkpoint from elsewhere cannot run code; a SHA-256 of the payload catches a torn or flipped
+    file, which is then refused by name rather than loaded with wrong values."""
     from nas.runtime.files import atomic_write
 
-    state = algorithm.state_dict()
-    atomic_write(path, lambda f: pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL))
+    buffer = io.BytesIO()
+    torch.save({"format": CHECKPOINT_FORMAT, "state": algorithm.state_dict()}, buffer)
+    payload = buffer.getvalue()
+    header = CHECKPOINT_MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n"
+    atomic_write(path, lambda f: f.write(header + payload))
 
 
 def load_state(algorithm: Algorithm, path: str | Path) -> None:
+    algorithm.load_state_dict(read_state(path))
+
+
+def read_state(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's algorithm state (see save_state), or one error naming the file."""
+    def bad(why: str) -> UserError:
+        return UserError(f"{why}; start a new run with another --out", source=str(path), field="searcher")
+
+    data = Path(path).read_bytes()
+    if not data.startswith(CHECKPOINT_MAGIC):
+        raise bad("not a searcher checkpoint of this version")
+    digest, payload = data[len(CHECKPOINT_MAGIC):len(CHECKPOINT_MAGIC) + 64], data[len(CHECKPOINT_MAGIC) + 65:]
+    if hashlib.sha256(payload).hexdigest().encode() != digest:
+        raise bad("corrupt searcher checkpoint (its checksum does not match)")
     try:
-        with open(path, "rb") as f:
-            state = pickle.load(f)
-    except (EOFError, pickle.UnpicklingError) as err:
-        raise UserError(f"unreadable searcher checkpoint ({err})", source=str(path)) from None
-    algorithm.load_state_dict(state)
+        saved = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - weights_only refuses anything but data, with its own error types
+        raise bad(f"unreadable searcher checkpoint ({type(err).__name__}: {str(err).splitlines()[0][:200]})") from None
+    if not isinstance(saved, dict) or saved.get("format") != CHECKPOINT_FORMAT:
+        raise bad(f"unknown searcher checkpoint format {saved.get('format') if isinstance(saved, dict) else None!r}")
+    return saved["state"]
 
 
 # ---- Ray Tune ---------------------------------------------------------------------------------
@@ -198,7 +226,8 @@ def _tune_searcher_class() -> type:
         `state_path`, when given, receives the algorithm's state after every ask and tell. At most
         `limit` suggestions are told or in flight, counting those told before a restore.
 
-        Tune pickles its searcher into the experiment directory; the callbacks belong to the driving
+        Tune pickles its searcher into the experiment directory (a copy this project never reads back:
+        a resumed search restores from its own checkpoint); the callbacks belong to the driving
         process and are left out of that copy.
         """
 

@@ -1,7 +1,7 @@
 """Drive one searcher: in-process batches for cheap proxies, Ray Tune trials for training proxies.
 
 Both write the run directory's `samples.jsonl` (one line per evaluated architecture, fsynced) and
-`searcher.pkl` (the algorithm's state, saved after every ask and tell, before the evaluations it
+`searcher.ckpt` (the algorithm's state, saved after every ask and tell, before the evaluations it
 covers start). A resumed run reloads the state, tells the algorithm the logged results of
 suggestions it was still waiting for (in the order they were logged, which is the order they were
 told), and re-issues the rest: no evaluation is lost and none is logged twice. In-process, the
@@ -26,7 +26,8 @@ from nas.core.space import SearchSpace
 from nas.core.spec import ArchSpec
 
 SAMPLES_FILE = "samples.jsonl"
-STATE_FILE = "searcher.pkl"
+STATE_FILE = "searcher.ckpt"
+OLD_STATE_FILE = "searcher.pkl"  # earlier versions' pickle: never read (it could run code)
 
 
 @dataclass
@@ -126,10 +127,13 @@ class SearchRun:
         self.logged: dict[int, dict] = {}
         for r in in_order:
             self.logged.setdefault(r["i"], r)
+        if resume and not state.exists() and (self.dir / OLD_STATE_FILE).exists():
+            raise UserError(f"holds {OLD_STATE_FILE} from an earlier version, a pickle this version does not read "
+                            f"(a pickle can run code); start a new run with another --out", source=str(self.dir))
         if resume and state.exists():
             load_state(self.algorithm, state)
         elif self.logged:  # a log without a state: the process died before its first save
-            raise UserError("has samples.jsonl but no searcher.pkl; start a new run with another --out",
+            raise UserError(f"has samples.jsonl but no {STATE_FILE}; start a new run with another --out",
                             source=str(self.dir))
         self.started = time.perf_counter()
         self.offset_s = max((r.get("wall_s", 0.0) for r in self.logged.values()), default=0.0)
@@ -151,7 +155,7 @@ class SearchRun:
                 a.tell(i, record["reward"])
             elif i >= a.next_index:
                 raise UserError(f"sample {i} is in the log but not in the searcher's checkpoint (an older "
-                                f"searcher.pkl?); start a new run with another --out", source=str(self.dir))
+                                f"checkpoint?); start a new run with another --out", source=str(self.dir))
         self._save()
 
     def _check_tokens(self, record: dict, tokens: tuple[int, ...]) -> None:

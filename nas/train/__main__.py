@@ -26,7 +26,7 @@ from nas.accuracy.config import DATASETS, data_from_flags, stem_stride_flag
 from nas.runtime.cli import (ArgumentParser, emit, non_negative_int, positive_int, resume_command, run_main,
                              set_resume_hint)
 from nas.runtime.errors import UserError
-from nas.runtime.paths import RUNS_DIR
+from nas.runtime.paths import RUNS_DIR, path_slug
 
 DEFAULT_EPOCHS = 10
 DEFAULT_BATCH = 128
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.init and not Path(args.init).is_file():
         raise UserError("file not found" if not Path(args.init).exists() else "not a weights file",
                         source=args.init, field="--init")
-    out = Path(args.out) if args.out else RUNS_DIR / f"train-{spec.name}-s{args.seed}"
+    out = Path(args.out) if args.out else RUNS_DIR / f"train-{path_slug(spec.name)}-s{args.seed}"
     from nas.runtime.log import progress_enabled
     from nas.train.run import TrainRequest, run_training  # torch: after the flags are checked
 

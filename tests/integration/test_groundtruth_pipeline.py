@@ -46,10 +46,11 @@ def test_an_imagenet_proxy_on_another_space_and_note10_on_another_space_are_refu
     assert_user_error(proc, "stem")
 
 
-def test_ofa_evolution_in_the_pipeline_proposes_only_networks_that_meet_the_target(tmp_path):
+@pytest.mark.parametrize("algorithm", ["ofa-evolution", "guided-evolution"])
+def test_searchers_of_the_target_propose_only_networks_that_meet_it_in_the_pipeline(algorithm, tmp_path):
     out = tmp_path / "evo"
     proc = run_cli("nas.search", "--space", "ofa_mobilenetv3", "--device", "note10", "--proxy", "ofa-imagenet",
-                   "--algorithm", "ofa-evolution", "--target-ms", "20", "--samples", "150", "--deploy", "none",
+                   "--algorithm", algorithm, "--target-ms", "20", "--samples", "150", "--deploy", "none",
                    "--out", str(out), "--json", "--quiet", timeout=600)
     assert proc.returncode == 0, proc.stderr
     samples = read_jsonl(out / "search" / "samples.jsonl")

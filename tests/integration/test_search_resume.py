@@ -23,7 +23,15 @@ from nas.core.space import load_space
 HERE = Path(__file__).resolve().parent
 TINY = DATA / "tiny_space.yaml"
 SAMPLES, BATCH = 48, 8
-OPTIONS = {"controller": {"batch_size": 8}, "random": {}, "evolution": {"population": 8, "tournament": 3}}
+
+
+def _tiny_latency(many):
+    space, device = load_space(TINY), get_device("pixel1")
+    return device.predict_many([space.decode(t) for t in many])[:, 0]
+
+
+OPTIONS = {"controller": {"batch_size": 8}, "random": {}, "evolution": {"population": 8, "tournament": 3},
+           "guided-evolution": {"start": 12, "batch": 6, "candidates": 64, "target_ms": 1.3, "latency": _tiny_latency}}
 
 
 class Crash(BaseException):
@@ -83,7 +91,7 @@ def check_log(run_dir, expected):
 def test_uninterrupted_run_writes_log_and_state(reference, tmp_path):
     records = build(tmp_path, "random").run_inprocess(BATCH)
     assert [r["i"] for r in records] == list(range(SAMPLES))
-    assert (tmp_path / "searcher.pkl").exists()
+    assert (tmp_path / "searcher.ckpt").exists()
     assert all(set(r) >= {"tokens", "arch", "latency_ms", "accuracy", "reward", "wall_s"} for r in records)
     check_log(tmp_path, reference["random"])
     with pytest.raises(UserError, match="--resume"):
@@ -145,9 +153,9 @@ def test_torn_last_line_is_dropped_and_repaired(reference, tmp_path):
 def test_a_checkpoint_older_than_the_log_is_refused(tmp_path):
     with pytest.raises(Crash):
         build(tmp_path, "random", proxy=ParamsProxy(crash_at=21)).run_inprocess(BATCH)
-    old = (tmp_path / "searcher.pkl").read_bytes()
+    old = (tmp_path / "searcher.ckpt").read_bytes()
     build(tmp_path, "random", resume=True).run_inprocess(BATCH)
-    (tmp_path / "searcher.pkl").write_bytes(old)
+    (tmp_path / "searcher.ckpt").write_bytes(old)
     with pytest.raises(UserError, match="not in the searcher's checkpoint"):
         build(tmp_path, "random", resume=True)
 
@@ -232,3 +240,53 @@ def test_sigkill_then_resume_twice(reference, tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err.decode()
     check_log(run_dir, reference["evolution"])
+
+
+class _Planted:
+    """Unpickling this object creates `marker`: a stand-in for any code a crafted file could run."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_no_searcher_checkpoint_from_elsewhere_runs_code(tmp_path):
+    import hashlib
+    import io
+    import pickle
+
+    from nas.search.algorithms import CHECKPOINT_MAGIC
+
+    build(tmp_path / "run", "random").run_inprocess(BATCH)
+    state = tmp_path / "run" / "searcher.ckpt"
+    marker = tmp_path / "ran"
+    crafted = pickle.dumps({"format": 1, "state": _Planted(marker)})
+    as_torch = io.BytesIO()
+    torch.save({"format": 1, "state": _Planted(marker)}, as_torch)
+    # a plain pickle; a torch file with a valid checksum (a checksum is no defence, weights_only is)
+    for payload, why in [(crafted, "not a searcher checkpoint"),
+                         (CHECKPOINT_MAGIC + hashlib.sha256(as_torch.getvalue()).hexdigest().encode() + b"\n"
+                          + as_torch.getvalue(), "unreadable searcher checkpoint")]:
+        state.write_bytes(payload)
+        with pytest.raises(UserError, match=why) as err:
+            build(tmp_path / "run", "random", resume=True)
+        assert err.value.source == str(state) and not marker.exists()
+    # an earlier version's searcher.pkl is named, not read
+    state.unlink()
+    (tmp_path / "run" / "searcher.pkl").write_bytes(crafted)
+    with pytest.raises(UserError, match="searcher.pkl from an earlier version"):
+        build(tmp_path / "run", "random", resume=True)
+    assert not marker.exists()
+
+
+def test_a_flipped_byte_in_the_searcher_checkpoint_is_refused_by_name(tmp_path):
+    build(tmp_path, "evolution").run_inprocess(BATCH)
+    state = tmp_path / "searcher.ckpt"
+    data = bytearray(state.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    state.write_bytes(bytes(data))
+    with pytest.raises(UserError, match="checksum does not match") as err:
+        build(tmp_path, "evolution", resume=True)
+    assert err.value.source == str(state)

@@ -20,7 +20,9 @@ from helpers import ROOT
 
 TINY = ROOT / "tests" / "data" / "tiny_space.yaml"
 OPTIONS = {"controller": {"batch_size": 8}, "tunas": {"batch_size": 8}, "random": {}, "evolution": {"population": 12, "tournament": 4},
-           "ofa-evolution": {"population": 12, "feasible": lambda tokens: sum(tokens) % 3 != 0}}
+           "ofa-evolution": {"population": 12, "feasible": lambda tokens: sum(tokens) % 3 != 0},
+           "guided-evolution": {"start": 12, "batch": 8, "candidates": 200, "target_ms": 1.0,
+                                "latency": lambda many: np.array([2.0 * (sum(t) % 3 == 0) for t in many])}}
 
 
 @pytest.fixture(autouse=True)
@@ -266,7 +268,7 @@ def test_ray_path_retries_and_records_failed_trials(local_ray, tmp_path):
             assert r["failed"] and r["reward"] == 0 and "boom" in r["reason"], r
         else:
             assert not r["failed"] and r["accuracy"] == pytest.approx(0.5 + 0.01 * r["i"]) and r["reward"] > 0
-    assert (tmp_path / "run" / "searcher.pkl").exists() and run.done == 4
+    assert (tmp_path / "run" / "searcher.ckpt").exists() and run.done == 4
 
 
 def _dying_trainable(config, marks):

@@ -9,6 +9,7 @@ import torch
 from helpers import DATA, assert_user_error, run_cli
 from nas.core.space import load_space
 from nas.runtime.jsonl import read_jsonl
+from nas.search.algorithms import read_state
 from nas.supernet.proxy import SupernetProxy
 
 TINY = DATA / "tiny_space.yaml"
@@ -100,8 +101,6 @@ def test_supernet_train_resumes_and_refuses_other_settings(tmp_path, fashion_mni
 
 def test_the_joint_tunas_search_trains_the_controller_with_the_supernet_then_continues_from_it(tmp_path,
                                                                                               fashion_mnist):
-    import pickle
-
     out = tmp_path / "tunas"
     result = _json(run_cli("nas.search", "--target-ms", "1.2", "--space", str(TINY), "--budget", "smoke",
                            "--algorithm", "tunas", "--samples", "16", "--cpus", "1", "--baselines", "none",
@@ -112,8 +111,7 @@ def test_the_joint_tunas_search_trains_the_controller_with_the_supernet_then_con
     # smoke: 2 epochs of 32 steps; the controller frozen for the first quarter, then one update a step
     assert stage["steps"] == 64 and joint["warmup_steps"] == 16 and joint["updates"] == 48
     assert json.loads((out / "summary.json").read_text())["proxy"] == "supernet" and result["predicted_ms"] <= 1.2
-    with open(out / "search" / "searcher.pkl", "rb") as f:
-        searcher = pickle.load(f)["own"]
+    searcher = read_state(out / "search" / "searcher.ckpt")["own"]
     # The search's controller went on from the joint one: 48 updates, then one per batch of 16 samples.
     assert searcher["controller"]["updates"] == 48 + 1 and searcher["controller"]["config"]["algorithm"] == "reinforce"
 

@@ -134,3 +134,15 @@ def test_the_target_flag_takes_one_number_or_a_comma_separated_family():
     for bad in ("15,", "fast", "15,-2", "15,nan"):
         with pytest.raises(ArgumentTypeError):
             targets(bad)
+
+
+def test_a_reward_that_a_target_only_searcher_cannot_use_is_refused_and_the_default_follows_the_searcher():
+    from nas.pipeline.config import reward_name
+
+    default = new_run_config(args(target_ms=25.0))
+    assert (default.algorithm, default.reward, reward_name(default)) == ("guided-evolution", None, "hard")
+    assert reward_name(new_run_config(args(target_ms=25.0, algorithm="controller"))) == "tunas"
+    assert reward_name(new_run_config(args(target_ms=25.0, algorithm="guided-evolution", reward="hard"))) == "hard"
+    with pytest.raises(UserError) as err:
+        new_run_config(args(target_ms=25.0, reward="mnasnet"))
+    assert err.value.field == "--reward" and "cannot take effect" in str(err.value)
