@@ -108,6 +108,14 @@ def table(runs: list[dict]) -> str:
                 f"{100 * np.mean([a for a, _ in st]):.2f} ± {100 * np.std([a for a, _ in st], ddof=1):.2f} | "
                 f"{np.mean([m for _, m in st]):.2f} | "
                 f"{100 * d['mean']:+.2f} [{100 * d['ci_low']:+.2f}, {100 * d['ci_high']:+.2f}] |")
+    lines += ["", "NetAdapt's selection rules, paired by seed on the same searched network (points, 95% t interval):",
+              "", "| setting | ratio % | accuracy % | ratio − accuracy |", "| --- | ---: | ---: | ---: |"]
+    for setting in dict.fromkeys(r["setting"] for r in runs):
+        mine = sorted((r for r in runs if r["setting"] == setting), key=lambda r: r["seed"])
+        a, b = ([r["netadapt"][rule]["accuracy"] for r in mine] for rule in RULES)
+        d = paired_difference(a, b)
+        lines.append(f"| {setting} | {100 * np.mean(a):.2f} | {100 * np.mean(b):.2f} | "
+                     f"{100 * d['mean']:+.2f} [{100 * d['ci_low']:+.2f}, {100 * d['ci_high']:+.2f}] |")
     return "\n".join(lines) + "\n"
 
 

@@ -18,7 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from nas.runtime.cli import ArgumentParser, emit, positive_int, resume_command, run_main, set_resume_hint
+from nas.runtime.cli import (ArgumentParser, emit, positive_int, resume_command, run_main, seed_int,
+                             set_resume_hint)
 from nas.runtime.errors import UserError
 from nas.latency import calibrate
 from nas.runtime.files import load_json_file
@@ -197,12 +198,12 @@ def cmd_export_ops(args) -> dict:
 
 
 def cmd_import(args) -> dict:
+    from nas.latency.devices import table_out
     from nas.latency.portable import import_timings
-    from nas.runtime.paths import USER_TABLES_DIR
 
+    out = table_out(args.device, args.out, args.force)
     data = load_json_file(args.timings)
     table = import_timings(data, str(args.timings), args.device)
-    out = Path(args.out) if args.out else USER_TABLES_DIR / f"{args.device}.yaml"
     table.save(out)
     return {"device": args.device, "table": str(out), "ops": len(table), "calibration": table.calibration}
 
@@ -227,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     v = sub.add_parser("validate", help="predicted vs measured latency of random networks on this host")
     v.add_argument("--samples", type=positive_int, default=50)
     v.add_argument("--space", default=DEFAULT_SPACE)
-    v.add_argument("--seed", type=int, default=1, help="sampling seed (the build calibrates on seed 0)")
+    v.add_argument("--seed", type=seed_int, default=1, help="sampling seed (the build calibrates on seed 0)")
     v.add_argument("--threads", type=positive_int, default=1)
     v.add_argument("--out", help="write every sample's predicted and measured ms to this JSON file")
     v.set_defaults(run=cmd_validate)
@@ -248,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="name of the new device (latency_tables/NAME.yaml)")
     i.add_argument("--timings", required=True)
     i.add_argument("--out", help="table path (default latency_tables/NAME.yaml)")
+    i.add_argument("--force", action="store_true", help="write even over, or in front of, a shipped device table")
     i.set_defaults(run=cmd_import)
 
     calibrate.register(sub)

@@ -16,7 +16,7 @@ from nas.latency.fit import MODELS, calibrate
 from nas.latency.measurements import load_measurements
 from nas.runtime.cli import emit
 from nas.runtime.files import atomic_write_text
-from nas.runtime.paths import DATA_ROOT, ROOT, USER_TABLES_DIR
+from nas.runtime.paths import DATA_ROOT, ROOT
 
 # The --help description: one line on what the command does.
 DESCRIPTION = "Calibrated devices: a per-op latency model fitted to a handful of end-to-end timings."
@@ -48,15 +48,18 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--model", default="auto", choices=["auto", *MODELS],
                    help="latency model; auto picks the lowest leave-one-out error (default)")
     p.add_argument("--out", help="output file (default latency_tables/NAME.yaml)")
+    p.add_argument("--force", action="store_true", help="write even over, or in front of, a shipped device table")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=run_calibrate)
     return p
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
+    from nas.latency.devices import table_out
+
+    out = table_out(args.device, args.out, args.force)  # checked before any work
     device_info, ms_list = load_measurements(args.measurements)
     fit, fits = calibrate([m.spec for m in ms_list], [m.ms for m in ms_list], args.model, args.measurements)
-    out = Path(args.out) if args.out else USER_TABLES_DIR / f"{args.device}.yaml"
     labels = [m.label for m in ms_list]
     text = calibrated_yaml(args.device, device_info, fit, fits, labels, [m.spec_path for m in ms_list],
                            _display_path(args.measurements))

@@ -248,9 +248,27 @@ def host_device(threads: int = 1, lazy: bool = True, path: Path | None = None,
 
 
 def device_file(name: str) -> Path:
-    """A named device's file: the user's ./latency_tables/NAME.yaml first, then the shipped one."""
-    user = USER_TABLES_DIR / f"{name}.yaml"
-    return user if user.is_file() else TABLES_DIR / f"{name}.yaml"
+    """A named device's file: the user's ./latency_tables/NAME.yaml first, then the shipped one; a
+    user's table that shadows a shipped one is named on stderr (it changes every prediction)."""
+    user, shipped = USER_TABLES_DIR / f"{name}.yaml", TABLES_DIR / f"{name}.yaml"
+    if user.is_file():
+        if shipped.is_file() and user.resolve() != shipped.resolve():
+            log.warning("%s replaces the shipped %s device (%s)", user, name, shipped)
+        return user
+    return shipped
+
+
+def table_out(name: str, out: str | None, force: bool) -> Path:
+    """Where `nas.latency import` / `calibrate` write NAME's table: `out`, else
+    ./latency_tables/NAME.yaml; never over, or in front of, a table the package ships unless forced."""
+    path = Path(out) if out else USER_TABLES_DIR / f"{name}.yaml"
+    shipped = TABLES_DIR / path.name if out else TABLES_DIR / f"{name}.yaml"
+    over = shipped.is_file() and path.resolve() == shipped.resolve()
+    if not force and (over or (not out and shipped.is_file())):
+        raise UserError(f"{name!r} names a device the package ships ({shipped}): choose another name, or "
+                        f"--force to {'replace it' if over else 'put your table in front of it'}",
+                        field="--out" if out else "--device")
+    return path
 
 
 def get_device(name: str, threads: int = 1):

@@ -13,6 +13,7 @@ from typing import Any, Callable, TypeVar
 from nas.budgets import BUDGETS
 from nas.runtime.config import Origins, blame, file_origins, flag, layer, located, read_config_file
 from nas.runtime.errors import UserError
+from nas.runtime.cli import MAX_SEED
 from nas.runtime.tune import TRIAL_RETRIES
 
 T = TypeVar("T")
@@ -28,6 +29,7 @@ DEPLOY = ("tflite", "int8")  # what the deploy stage makes beside final.onnx (No
 CONFIG_KEYS = ("target_ms", *DEFAULTS)
 RESUME_MAY_CHANGE = ("address", "cpus", "trial_retries")  # where and how it runs, not what it computes
 MAX_SAMPLES = 1_000_000
+MIN_TARGET_MS = 0.01
 MAX_TARGETS = 8  # a family: one search, NetAdapt and comparison per target
 
 
@@ -122,6 +124,8 @@ def _check_one_target(t, fail) -> None:
                                 "(--target-ms)")
     if t > 1e5:
         raise fail("target_ms", f"{t:g} ms is absurd for one inference (at most 100000)")
+    if t < MIN_TARGET_MS:  # (LAT/T) overflows the rewards long before 0
+        raise fail("target_ms", f"{t:g} ms is below any inference (at least {MIN_TARGET_MS:g})")
 
 
 def _check_choice(options: tuple[str, ...], says: str):
@@ -146,8 +150,8 @@ def _check_reward_w(config, key, fail) -> None:
 
 
 def _check_seed(config, key, fail) -> None:
-    if isinstance(config[key], bool) or not isinstance(config[key], int) or config[key] < 0:
-        raise fail(key, f"must be an integer >= 0, got {config[key]!r}")
+    if isinstance(config[key], bool) or not isinstance(config[key], int) or not 0 <= config[key] <= MAX_SEED:
+        raise fail(key, f"must be an integer in 0..{MAX_SEED}, got {config[key]!r}")
 
 
 def _check_retries(config, key, fail) -> None:

@@ -240,7 +240,9 @@ def adapt_on_choices(ctx: Context) -> dict[str, Any]:
     # may beat what NetAdapt made of the best one above it; the more accurate of the two is final.
     met = [r for r in ctx.records if not r.get("failed") and r["latency_ms"] <= config.target_ms]
     best = max(met, key=lambda r: r["accuracy"], default=None)
-    if best is not None and (best["accuracy"] > accuracy or not result["met"]):
+    # (records keep 6 decimals: a tie with the network NetAdapt started from is no improvement)
+    if best is not None and best["arch"] != spec.to_string() and (best["accuracy"] > accuracy + 1e-6
+                                                                 or not result["met"]):
         spec, accuracy, latency = spec_from_string(best["arch"]), best["accuracy"], best["latency_ms"]
         note += (f"; the search's sample {best['i']} under the target is more accurate "
                  f"({100 * best['accuracy']:.2f}% against {100 * result['accuracy']:.2f}%) and is final")

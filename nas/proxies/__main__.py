@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from nas.runtime.cli import (ArgumentParser, emit, non_negative_int, positive_int, resume_command, run_main,
-                     set_resume_hint)
+                     seed_int, set_resume_hint)
 from nas.runtime.errors import UserError
 from nas.runtime.paths import RUNS_DIR
 from nas.accuracy.population import POPULATIONS
@@ -79,7 +79,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="auto (1 where the net would end at 1x1), keep, 1 or 2")
     r = p.add_argument_group("run")
     r.add_argument("--budget", default="default", choices=sorted(BUDGETS), help="budget (default: default)")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--seed", type=seed_int, default=0)
     r.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     r.add_argument("--threads", type=positive_int, help="torch threads (default: the CPUs this process may use)")
     r.add_argument("--json", action="store_true", help="print one JSON object as the last line")

@@ -76,6 +76,17 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+MAX_SEED = 2**32 - 1  # numpy's and torch's seeds both take it; one bound for every command
+
+
+def seed_int(text: str) -> int:
+    """argparse type of every --seed: an integer in 0..2**32-1."""
+    value = non_negative_int(text)
+    if value > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be an integer in 0..{MAX_SEED}, got {text!r}")
+    return value
+
+
 def emit(result: dict[str, Any], as_json: bool, human: Callable[[dict[str, Any]], str]) -> None:
     """Print the human summary, or (with --json) one JSON object as the last line of stdout.
 

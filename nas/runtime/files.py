@@ -103,6 +103,8 @@ def load_json_file(path: str | os.PathLike) -> Any:
     except json.JSONDecodeError as err:
         raise UserError(f"not valid JSON (truncated?) at line {err.lineno}, column {err.colno}: {err.msg}",
                         source=str(p)) from None
+    except RecursionError:
+        raise UserError("JSON nested too deeply to read (a data file, not a program)", source=str(p)) from None
 
 
 def open_no_follow(path: str | os.PathLike, flags: int, mode: int = 0o644) -> int:
@@ -126,6 +128,19 @@ def _writable_parent(p: Path) -> None:
         raise UserError("is a directory, expected a file path", source=str(p))
 
 
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return  # a file system without directory descriptors: nothing more can be done
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> None:
     """Write a file whole or not at all: `write` fills a temporary file beside `path`, which is
     fsynced (a checkpoint must be on disk before the work it covers starts) and renamed over it."""
@@ -140,6 +155,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> N
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, p)
+        _fsync_dir(p.parent)  # the rename itself on disk: after a power cut the file is the new one
     except OSError as err:
         raise UserError(f"cannot write: {err.strerror or err}", source=str(p)) from None
     finally:

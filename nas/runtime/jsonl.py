@@ -73,7 +73,7 @@ def _scan(p: Path) -> tuple[list[dict[str, Any]], int, bool]:
     for n, line in enumerate(whole, 1):
         try:
             record = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             record = None
         if not isinstance(record, dict):
             if n == len(whole) and not tail:  # a last line cut short, then ended: torn all the same

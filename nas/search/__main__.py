@@ -27,7 +27,7 @@ from nas.pipeline.rundir import check_new_run_dir, create_run_dir, default_run_d
 from nas.pipeline.family import prepare_family, run_family
 from nas.pipeline.stages import run_pipeline, run_result
 from nas.runtime.cli import (ArgumentParser, emit, non_negative_int, positive_float, positive_int, resume_command,
-                             run_main, set_resume_hint)
+                             run_main, seed_int, set_resume_hint)
 from nas.runtime.lock import run_lock
 from nas.runtime.tune import TRIAL_RETRIES
 
@@ -51,7 +51,7 @@ def parser() -> ArgumentParser:
                         "--proxy supernet)")
     p.add_argument("--reward", choices=["mnasnet", "hard", "tunas"])
     p.add_argument("--samples", type=positive_int, help="override the budget's number of samples")
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=seed_int)
     p.add_argument("--data", help="data set folder (default: Fashion-MNIST from dataset-fashion-mnist)")
     p.add_argument("--dataset", help="fashion-mnist (default), cifar10, imagefolder")
     p.add_argument("--config", help="run config YAML (experiments/*.yaml); flags override it")

@@ -26,6 +26,7 @@ from nas.core.space import SearchSpace
 from nas.core.spec import ArchSpec
 
 SAMPLES_FILE = "samples.jsonl"
+MAX_FAILED_IN_A_ROW = 20  # then the proxy or the data is broken, not one network: the run stops
 STATE_FILE = "searcher.ckpt"
 OLD_STATE_FILE = "searcher.pkl"  # earlier versions' pickle: never read (it could run code)
 
@@ -36,7 +37,8 @@ class Evaluator:
 
     `to_accuracy` maps a proxy result to the accuracy the reward multiplies: a training proxy's
     top-1 as is; a zero-cost score through a map onto an accuracy scale (nas.search fits one to
-    a few short trainings). A failed evaluation scores accuracy 0 and reward 0.
+    a few short trainings). A failed evaluation scores accuracy 0; the search run then gives it the
+    worst reward seen so far (`SearchRun`), so a failure never looks better than a network.
     """
 
     device: Any
@@ -139,6 +141,7 @@ class SearchRun:
         self.offset_s = max((r.get("wall_s", 0.0) for r in self.logged.values()), default=0.0)
         self._writer: JsonlWriter | None = None
         self._any_ok = any(not r.get("failed") for r in self.logged.values())
+        self._failed_in_a_row = 0
         self._drain_logged(in_order)
 
     # ---- bookkeeping ------------------------------------------------------------------------
@@ -163,7 +166,16 @@ class SearchRun:
             raise UserError(f"sample {record['i']} in the log differs from the searcher's checkpoint (another "
                             f"seed, space or searcher?)", source=str(self.dir / SAMPLES_FILE))
 
+    def _worst_reward(self, batch: Sequence[dict]) -> float:
+        """The worst reward of the networks logged so far and of this batch's, 0 before any."""
+        return min((r["reward"] for r in [*self.logged.values(), *batch] if not r.get("failed")), default=0.0)
+
     def _log(self, records: Sequence[dict]) -> None:
+        # A failed sample is told the worst reward so far: 0 would rank it above every network with a
+        # negative reward (TuNAS's) and, with accuracies, pull the search towards whatever fails.
+        for r in records:
+            if r["failed"]:
+                r["reward"] = round(self._worst_reward(records), 6)
         if self._writer is None:
             self._writer = JsonlWriter(self.dir / SAMPLES_FILE)
         wall = round(self.offset_s + time.perf_counter() - self.started, 3)
@@ -172,6 +184,7 @@ class SearchRun:
         self._writer.write_many(list(records))   # on disk before the algorithm is told
         for r in records:
             self.logged[r["i"]] = r
+            self._failed_in_a_row = self._failed_in_a_row + 1 if r["failed"] else 0
         if self.progress:
             self.progress(len(records))
 
@@ -211,6 +224,11 @@ class SearchRun:
                 for r in records:
                     self.algorithm.tell(r["i"], r["reward"])
                 self._save()
+                if self._failed_in_a_row >= MAX_FAILED_IN_A_ROW:
+                    last = records[-1]
+                    raise UserError(f"{self._failed_in_a_row} evaluations in a row failed (the last: "
+                                    f"{last['reason']}); fix the cause, then continue with --resume",
+                                    source=str(self.dir / SAMPLES_FILE))
         finally:
             self._close()
         return self.records()
@@ -234,7 +252,7 @@ class SearchRun:
         TuneSearcher scores finished trials with the reward and tells the algorithm.
 
         Local Ray with `cpus` CPUs unless `address` names a cluster. A trial that raises is retried
-        `max_failures` times, then logged as failed (reward 0, its error as the reason) and the
+        `max_failures` times, then logged as failed (the worst reward so far, its error as the reason) and the
         search goes on. With `asha`, poor trials stop after their first epoch and are scored on the
         accuracy they reached. `trainable` replaces `proxy_trainable`: a function trainable whose
         config holds index, tokens, arch, spec (a dict) and proxy (a ProxyConfig dict), reporting

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from nas.accuracy.config import DATASETS, data_from_flags, stem_stride_flag
-from nas.runtime.cli import ArgumentParser, emit, positive_int, resume_command, run_main, set_resume_hint
+from nas.runtime.cli import (ArgumentParser, emit, positive_int, resume_command, run_main, seed_int,
+                             set_resume_hint)
 from nas.runtime.errors import UserError
 from nas.runtime.paths import RUNS_DIR
 from nas.supernet.config import SAMPLERS, SupernetConfig
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--space", default="mobilenetv3_large", help="search space name or YAML (default mobilenetv3_large)")
     t.add_argument("--out", help="directory (default ./runs/supernet-<space>-s<seed>)")
     t.add_argument("--resume", action="store_true", help="continue the training in --out from its last epoch")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=seed_int, default=0)
     t.add_argument("--stop-after", type=positive_int, metavar="K", help="stop after epoch K (--resume goes on)")
     t.add_argument("--epochs", type=positive_int, help=f"default {DEFAULTS.epochs}")
     t.add_argument("--train-images", type=positive_int, help=f"default {DEFAULTS.train_images}")

@@ -175,7 +175,23 @@ def test_an_evaluation_that_raises_is_a_failed_sample(tmp_path):
     records = build(tmp_path, "random", proxy=Flaky()).run_inprocess(BATCH)
     failed = [r for r in records if r["failed"]]
     assert len(records) == SAMPLES and len(failed) == SAMPLES // 5
-    assert all(r["reward"] == 0 and "RuntimeError: out of memory" in r["reason"] for r in failed)
+    assert all("RuntimeError: out of memory" in r["reason"] for r in failed)
+    for r in failed:  # told the worst reward of its batch and those before, never a flattering 0
+        so_far = [x["reward"] for x in records if x["i"] // BATCH <= r["i"] // BATCH and not x["failed"]]
+        assert r["reward"] == pytest.approx(min(so_far), abs=1e-6)
+
+    class FailsAfterTen(ParamsProxy):
+        def evaluate(self, spec):
+            if self.calls >= 10:
+                self.calls += 1
+                raise RuntimeError("the disk with the data went away")
+            return super().evaluate(spec)
+
+    with pytest.raises(UserError, match="22 evaluations in a row failed") as err:  # checked at a batch's end
+        build(tmp_path / "stops", "random", proxy=FailsAfterTen()).run_inprocess(BATCH)
+    assert "the disk with the data went away" in str(err.value)
+    logged = read_jsonl(tmp_path / "stops" / "samples.jsonl")
+    assert sum(r["failed"] for r in logged) == 22 and len(logged) == 32
 
     class Broken(ParamsProxy):
         def evaluate(self, spec):

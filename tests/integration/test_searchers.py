@@ -263,9 +263,10 @@ def test_ray_path_retries_and_records_failed_trials(local_ray, tmp_path):
     records = run.run_on_ray(ProxyConfig(), max_failures=1,
                              trainable=tune.with_parameters(_flaky_trainable, marks=str(tmp_path / "marks")))
     assert [r["i"] for r in records] == list(range(4))
+    ok = [r["reward"] for r in records if not r["failed"]]
     for r in records:
-        if r["i"] % 3 == 1:
-            assert r["failed"] and r["reward"] == 0 and "boom" in r["reason"], r
+        if r["i"] % 3 == 1:  # told the worst reward logged so far (0 before any): one of the networks'
+            assert r["failed"] and (r["reward"] == 0 or r["reward"] in ok) and "boom" in r["reason"], r
         else:
             assert not r["failed"] and r["accuracy"] == pytest.approx(0.5 + 0.01 * r["i"]) and r["reward"] > 0
     assert (tmp_path / "run" / "searcher.ckpt").exists() and run.done == 4
@@ -298,10 +299,11 @@ def test_ray_path_survives_dying_workers(local_ray, tmp_path, retries):
     records = run.run_on_ray(ProxyConfig(), max_failures=retries,
                              trainable=tune.with_parameters(_dying_trainable, marks=str(tmp_path / "marks")))
     assert [r["i"] for r in records] == list(range(6))  # the search went on past every death
+    ok = [r["reward"] for r in records if not r["failed"]]
     for r in records:
         dies = r["i"] % 3 == 1 or (r["i"] % 3 == 2 and retries == 0)
         if dies:
-            assert r["failed"] and r["reward"] == 0 and "died" in r["reason"], r
+            assert r["failed"] and (r["reward"] == 0 or r["reward"] in ok) and "died" in r["reason"], r
         else:
             assert not r["failed"] and r["accuracy"] == pytest.approx(0.5 + 0.01 * r["i"]), r
 
@@ -322,7 +324,8 @@ def test_ray_path_trains_a_tiny_proxy(local_ray, tmp_path, fashion_mnist):
 
 
 def test_diverging_training_is_a_failed_sample_and_the_search_goes_on(tmp_path, fashion_mnist):
-    """Real training at an absurd learning rate: the loss turns NaN; each such network scores 0."""
+    """Real training at an absurd learning rate: the loss turns NaN; each such network fails (reward 0:
+    no network has succeeded to be worse than)."""
     from nas.accuracy.config import DataConfig, ProxyConfig, TrainConfig
     from nas.accuracy.proxy import TrainingProxy
 

@@ -2,6 +2,7 @@
 pixel1 device matches the paper, and bad measurement files are one-line user errors."""
 import json
 import math
+from pathlib import Path
 from dataclasses import replace
 
 import numpy as np
@@ -232,3 +233,23 @@ def test_pixel2_and_pixel3_predict_table_3_and_are_not_stale(phone, fitted_withi
     large = load_spec(REFERENCE / "mobilenetv3_large.yaml")
     p1 = get_device("pixel1").predict(large).ms
     assert (device.predict(large).ms > p1) == (phone == "pixel2")
+
+
+def test_a_shipped_device_table_is_never_overwritten_or_shadowed_unasked(tmp_path, capsys, monkeypatch, caplog):
+    from nas.latency.devices import TABLES_DIR, device_file
+
+    shipped = TABLES_DIR / "pixel2.yaml"
+    before = shipped.read_bytes()
+    monkeypatch.chdir(tmp_path)
+    for extra in ([], ["--out", str(shipped)]):  # the default ./latency_tables/pixel2.yaml, or the file itself
+        code, _, err = run_inprocess(["nas.latency", "calibrate", "--device", "pixel2", "--measurements",
+                                      str(PUBLISHED), *extra], capsys)
+        assert code == 2 and "ships" in err and "--force" in err, err
+    assert shipped.read_bytes() == before and not (tmp_path / "latency_tables").exists()
+    code, _, err = run_inprocess(["nas.latency", "calibrate", "--device", "pixel2", "--measurements",
+                                  str(PUBLISHED), "--force"], capsys)
+    assert code == 0, err
+    assert shipped.read_bytes() == before and (tmp_path / "latency_tables" / "pixel2.yaml").is_file()
+    with caplog.at_level("WARNING"):  # the local table now stands in front of the shipped one: said so
+        assert device_file("pixel2") == Path("latency_tables") / "pixel2.yaml"
+    assert "replaces the shipped pixel2 device" in caplog.text

@@ -96,3 +96,30 @@ def test_links_planted_in_a_run_folder_never_lead_a_write_elsewhere(tmp_path):
     atomic_write_text(run / "state.json", "{}")
     assert (run / "state.json").read_text() == "{}" and victim.read_text() == '{"a": 1}\n{"torn'
     assert not (run / f".state.json.tmp{os.getpid()}").exists()
+
+
+def test_deeply_nested_json_is_one_error_naming_the_file(tmp_path):
+    import pytest
+
+    from nas.runtime.errors import UserError
+    from nas.runtime.files import load_json_file
+    from nas.runtime.jsonl import read_jsonl
+
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(UserError, match="nested too deeply") as err:
+        load_json_file(deep)
+    assert err.value.source == str(deep)
+    log = tmp_path / "samples.jsonl"
+    log.write_text('{"i": 0}\n' + "[" * 100_000 + "]" * 100_000 + '\n{"i": 1}\n')
+    with pytest.raises(UserError, match="line 2 is not a JSON object"):
+        read_jsonl(log)
+
+
+def test_seeds_and_targets_out_of_range_are_one_line_and_exit_2():
+    from helpers import run_cli
+
+    for args in (["nas.search", "--target-ms", "20", "--seed", "-1"], ["nas.latency", "validate", "--seed", "-3"],
+                 ["nas.search", "--target-ms", "1e-310"], ["nas.search", "--target-ms", "20", "--seed", str(2**40)]):
+        proc = run_cli(*args)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, (args, proc.stderr)
