@@ -130,6 +130,8 @@ def calibrated_from_dict(data: Any, source: str) -> CalibratedDevice:
             raise c.fail(f"features[{i}]", f"unknown feature {f!r} (known: {', '.join(FEATURE_NAMES)})")
     coefs = c.mapping(d["coefficients"], "coefficients", tuple(feats), tuple(feats))
     values = [c.number(coefs[f], f"coefficients.{f}", lo=0.0) for f in feats]
+    if not any(v > 0 for v in values):  # every network would take 0 ms: refused here, not blamed on a reward later
+        raise c.fail("coefficients", "are all 0: the model would predict 0 ms for every network")
     spread = c.mapping(d["spread"], "spread", ("q10", "q90"), ("q10", "q90"))
     q10 = c.number(spread["q10"], "spread.q10", hi=0.0)
     q90 = c.number(spread["q90"], "spread.q90", lo=0.0)

@@ -102,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError("exists and is not a directory", source=str(out), field="--out")
     if args.resume and not (out / LOG_NAME).exists():
         raise UserError(f"nothing to resume: no {LOG_NAME} here", source=str(out), field="--resume")
+    if args.address and (args.parallel or budget.parallel) != "ray":  # it would be ignored: refused
+        raise UserError(f"takes effect only with --parallel ray (the {budget.name} budget runs proposals in this "
+                        f"process)", field="--address")
     from nas.netadapt.run import run_netadapt  # torch: after the flags are checked
 
     try:

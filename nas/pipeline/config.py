@@ -262,7 +262,19 @@ def new_run_config(args) -> RunConfig:
     values = {key: values[key] for key in [*file_values, *values]}  # the file's order: see validate_config
     if args.config and "target_ms" not in origins:  # missing from the file the user gave: name it
         origins["target_ms"] = (args.config, "target_ms")
-    return validate_config(values, origins)
+    return _address_confirmed(validate_config(values, origins), origins)
+
+
+def _address_confirmed(config: RunConfig, origins: dict) -> RunConfig:
+    """A Ray cluster is joined only when the person running the command names it: a cluster runs what
+    it is sent and the driver unpickles its replies, so an address in a file from elsewhere must not
+    be enough."""
+    source, _ = origins.get("address", (None, None))
+    if config.address is not None and source is not None:
+        raise UserError(f"names the Ray cluster {config.address!r}; a cluster from a file is joined only when the "
+                        f"command line names it too: add --address {config.address}", source=source,
+                        field="address")
+    return config
 
 
 def saved_run_config(run_dir: Path, args) -> RunConfig:
@@ -279,4 +291,4 @@ def saved_run_config(run_dir: Path, args) -> RunConfig:
     changed = {key: v for key, v in given_flags(args).items() if key in RESUME_MAY_CHANGE and v is not None}
     for key in changed:
         origins[key] = (None, flag(key))
-    return validate_config({**saved, **changed}, origins)
+    return _address_confirmed(validate_config({**saved, **changed}, origins), origins)

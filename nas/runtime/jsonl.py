@@ -105,9 +105,13 @@ class JsonlWriter:
         otherwise spend more time in fsync than in evaluating. Records must be strict JSON (no NaN)."""
         if not records:
             return
-        self._f.write("".join(json.dumps(r, sort_keys=True, allow_nan=False) + "\n" for r in records))
-        self._f.flush()
-        os.fsync(self._f.fileno())
+        text = "".join(json.dumps(r, sort_keys=True, allow_nan=False) + "\n" for r in records)
+        try:
+            self._f.write(text)
+            self._f.flush()
+            os.fsync(self._f.fileno())
+        except OSError as err:  # a full disk, a read-only mount: one line; a torn line is cut on resume
+            raise UserError(f"cannot write: {err.strerror or err}", source=str(self.path)) from None
 
     def close(self) -> None:
         self._f.close()

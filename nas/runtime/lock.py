@@ -94,7 +94,10 @@ def lock_file(path: str | os.PathLike, *, what: str = "run", resume_hint: str | 
             log.warning("took over a lock left by pid %s (%s started %s)%s", left.get("pid", "?"),
                         left.get("what", "a run"), left.get("started", "?"),
                         "" if alive else ", which is no longer running")
-        _write_holder(fd, what)
+        try:
+            _write_holder(fd, what)
+        except OSError as err:  # a full disk: the lock is still held, its note could not be written
+            raise UserError(f"cannot write its lock file {path.name}: {err.strerror or err}", source=source) from None
         _held[key] = fd
         try:
             yield path

@@ -146,6 +146,7 @@ def ray_session(address: str | None = None, cpus: int | None = None) -> Iterator
             except BaseException:
                 _remove_when_quiet(temp_dir)
                 raise
+        private_token()
         try:
             yield
         finally:
@@ -188,6 +189,27 @@ def _loopback_only():
     return restore
 
 
+def token_path() -> str:
+    return os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.expanduser("~/.ray/auth_token")
+
+
+def private_token(path: str | None = None) -> None:
+    """Ray writes its cluster token readable by everyone on the machine (mode 0644); whoever reads
+    it can run code on the cluster. Tightened to 0600 when it is this user's; said when it is not."""
+    path = path or token_path()
+    try:
+        st = os.stat(path)
+    except OSError:
+        return
+    if not st.st_mode & 0o077:
+        return
+    if st.st_uid == os.getuid():
+        os.chmod(path, 0o600)
+        log.warning("made %s private (0600): it was readable by other users of this machine", path)
+    else:
+        log.warning("%s is readable by other users of this machine and is not yours to change", path)
+
+
 def _use_token_if_found():
     """`ray start` (Ray >= 2.5x) turns token authentication on and keeps the token in ~/.ray/auth_token,
     but ray.init(address=...) only sends it when RAY_AUTH_MODE=token: set that when the mode is unset
@@ -200,6 +222,7 @@ def _use_token_if_found():
         return lambda: None
     if not AuthenticationTokenLoader.instance().has_token(ignore_auth_mode=True):
         return lambda: None
+    private_token()
     os.environ["RAY_AUTH_MODE"] = "token"
     Config.initialize("")  # Ray caches its config: let this process see the mode too
 

@@ -2,6 +2,7 @@
 pixel1 device matches the paper, and bad measurement files are one-line user errors."""
 import json
 import math
+import re
 from pathlib import Path
 from dataclasses import replace
 
@@ -119,6 +120,11 @@ def test_truncated_or_corrupt_device_file(tmp_path):
     bad.write_text(SHIPPED.read_text().replace('"dw_macs": 0.', '"dw_macs": -0.'))
     with pytest.raises(UserError, match="bad.yaml.*coefficients.dw_macs"):
         load_calibrated_device(bad)
+    zero = tmp_path / "zero.yaml"  # every coefficient 0: refused by name, not later as a reward's problem
+    zero.write_text("".join(re.sub(r'(": )[0-9.eE+-]+', r"\g<1>0.0", line) if line.startswith("coefficients:")
+                            else line for line in lines))
+    with pytest.raises(UserError, match="zero.yaml.*coefficients.*all 0"):
+        load_calibrated_device(zero)
     odd = tmp_path / "odd.yaml"
     odd.write_text(SHIPPED.read_text().replace('features: ["', 'features: [{a: 1}, "', 1))
     with pytest.raises(UserError, match=r"odd.yaml.*features\[0\]"):  # a mapping, not a name: no traceback

@@ -146,3 +146,20 @@ def test_a_reward_that_a_target_only_searcher_cannot_use_is_refused_and_the_defa
     with pytest.raises(UserError) as err:
         new_run_config(args(target_ms=25.0, reward="mnasnet"))
     assert err.value.field == "--reward" and "cannot take effect" in str(err.value)
+
+
+def test_a_ray_cluster_named_only_by_a_file_is_not_joined(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("target_ms: 50\naddress: 203.0.113.7:6379\n")
+    with pytest.raises(UserError, match="add --address 203.0.113.7:6379") as err:
+        new_run_config(args(config=str(path)))
+    assert (err.value.source, err.value.field) == (str(path), "address")
+    confirmed = new_run_config(args(config=str(path), address="203.0.113.7:6379"))
+    assert confirmed.address == "203.0.113.7:6379"
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump(confirmed.to_dict()))
+    with pytest.raises(UserError, match="add --address") as err:  # a resumed run's saved cluster, the same
+        saved_run_config(run, args())
+    assert err.value.source == str(run / "config.yaml")
+    assert saved_run_config(run, args(address="203.0.113.7:6379")).address == "203.0.113.7:6379"

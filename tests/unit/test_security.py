@@ -123,3 +123,52 @@ def test_seeds_and_targets_out_of_range_are_one_line_and_exit_2():
                  ["nas.search", "--target-ms", "1e-310"], ["nas.search", "--target-ms", "20", "--seed", str(2**40)]):
         proc = run_cli(*args)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, (args, proc.stderr)
+
+
+def test_a_flag_that_cannot_take_effect_is_refused():
+    from helpers import run_cli
+
+    proc = run_cli("nas.netadapt", "--spec", "mobilenetv3_small", "--target-ms", "10", "--budget", "smoke",
+                   "--address", "10.0.0.1:6379")
+    assert proc.returncode == 2 and "--address" in proc.stderr and "--parallel ray" in proc.stderr, proc.stderr
+
+
+def test_a_full_disk_is_one_line_naming_the_path(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    import pytest
+
+    from nas.runtime.errors import UserError
+    from nas.runtime.files import atomic_write_text
+    from nas.runtime.jsonl import JsonlWriter
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    writer = JsonlWriter(tmp_path / "samples.jsonl")
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(UserError, match="No space left on device") as err:
+        writer.write({"i": 0})
+    assert err.value.source == str(tmp_path / "samples.jsonl")
+    with pytest.raises(UserError, match="No space left on device") as err:
+        atomic_write_text(tmp_path / "state.json", "{}")
+    assert err.value.source == str(tmp_path / "state.json") and not (tmp_path / "state.json").exists()
+
+
+def test_the_ray_token_is_made_private(tmp_path, caplog):
+    import os
+    import stat
+
+    from nas.runtime.session import private_token
+
+    token = tmp_path / "auth_token"
+    token.write_text("secret")
+    token.chmod(0o644)
+    with caplog.at_level("WARNING"):
+        private_token(str(token))
+    assert stat.S_IMODE(os.stat(token).st_mode) == 0o600 and "made" in caplog.text and "private" in caplog.text
+    caplog.clear()
+    private_token(str(token))  # already private: nothing to say
+    private_token(str(tmp_path / "none"))  # no token: nothing to do
+    assert caplog.text == ""
