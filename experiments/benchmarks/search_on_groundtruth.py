@@ -1,7 +1,7 @@
 """Does the search find better networks than the alternatives, with fewer queries? Measured on ground truth.
 
     .venv/bin/python experiments/benchmarks/search_on_groundtruth.py [--settings all|NAME,...]
-        [--arms controller,random,evolution,ofa-evolution,tunas] [--seeds 10] [--budget 2000]
+        [--arms guided-evolution,controller,random,evolution,ofa-evolution,tunas] [--seeds 10] [--budget 2000]
         [--long 50100] [--workers 2] [--out experiments/runs/search_on_groundtruth]
         [--table experiments/benchmarks/results/search_on_groundtruth.md]
         [--figure docs/figures/search_on_groundtruth.png]
@@ -14,15 +14,16 @@ free); budgets 100, 300, 1,000 and 2,000 are prefixes of one run, read as an any
 
 Per setting, arm and budget: the best accuracy among the networks queried so far that meet the
 target, and the share of the last 100 queries within +-5% of it (mean +- sd over seeds); paired
-differences of the default (`controller`) with every other arm, seed by seed, with a 95% t
+differences of the default (`guided-evolution`) with every other arm, seed by seed, with a 95% t
 interval; the regret to the best network known for the setting (the best any arm ever queried,
 and a long run of `ofa-evolution` over `--long` queries).
 
-Arms: the project's controller (PPO, its default), random search, the project's regularized
-evolution and TuNAS's REINFORCE controller, each rewarded with the TuNAS absolute reward at the
-target (the pipeline's default); and OFA's evolution at its published settings (population 100,
-parents 25%, mutation ratio 0.5, mutation probability 0.1), which only ever proposes networks that
-meet the target and is told their accuracy.
+Arms: the project's default search (`guided-evolution`: evolution guided by a Bayesian linear model
+of the accuracies so far, nas/search/guided.py) and OFA's evolution at its published settings
+(population 100, parents 25%, mutation ratio 0.5, mutation probability 0.1), which only ever propose
+networks that meet the target and are told their accuracy; MnasNet's controller (PPO, the default
+before this benchmark), random search, the project's regularized evolution and TuNAS's REINFORCE
+controller, each rewarded with the TuNAS absolute reward at the target.
 
 Each (setting, arm, seed) run is kept in `--out/runs/` as soon as it ends (every query's latency and
 accuracy), so an interrupted benchmark continues where it stopped; the tables go to `--table`

@@ -22,7 +22,7 @@ from nas.accuracy.config import DATASETS, data_from_flags  # noqa: E402
 from nas.core.spec import load_spec  # noqa: E402
 from nas.export import onnx as onnx_export  # noqa: E402  (through the module: tests replace its functions)
 from nas.export.onnx import OPSET, VERIFY_TOLERANCE  # noqa: E402
-from nas.runtime.cli import ArgumentParser, emit, positive_int, run_main  # noqa: E402
+from nas.runtime.cli import ArgumentParser, THREADS, emit, positive_int, run_main  # noqa: E402
 from nas.runtime.errors import UserError  # noqa: E402
 from nas.runtime.files import atomic_write_bytes  # noqa: E402
 
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--verify", action="store_true",
                    help="compare each runtime with torch (float: max |diff| <= 1e-4; int8: reported)")
     p.add_argument("--weights", help="state_dict (.pt) to export instead of random weights")
-    p.add_argument("--threads", type=positive_int, default=1, help="runtime intra-op threads (default 1)")
+    p.add_argument("--threads", type=THREADS, default=1, help="runtime intra-op threads (default 1)")
     p.add_argument("--runs", type=positive_int, default=50, help="timed runs (default 50, at least 30)")
     p.add_argument("--no-time", action="store_true", help="skip the latency measurement")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")

@@ -18,8 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from nas.runtime.cli import (ArgumentParser, emit, positive_int, resume_command, run_main, seed_int,
-                             set_resume_hint)
+from nas.runtime.cli import (ArgumentParser, THREADS, emit, int_in, positive_int, resume_command, run_main,
+                             seed_int, set_resume_hint)
 from nas.runtime.errors import UserError
 from nas.latency import calibrate
 from nas.runtime.files import load_json_file
@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
 
     b = sub.add_parser("build", help="measure every op a space can produce on this host")
     b.add_argument("--space", action="append", help=f"search space name or YAML (repeatable; default {DEFAULT_SPACE})")
-    b.add_argument("--threads", type=positive_int, default=1)
+    b.add_argument("--threads", type=THREADS, default=1)
     b.add_argument("--force", action="store_true", help="start a fresh table instead of completing the existing one")
     b.add_argument("--calibration-samples", type=positive_int, default=24,
                    help="random networks of each space timed whole to calibrate the op sum (default 24)")
@@ -226,10 +226,10 @@ def main(argv: list[str] | None = None) -> int:
     b.set_defaults(run=cmd_build)
 
     v = sub.add_parser("validate", help="predicted vs measured latency of random networks on this host")
-    v.add_argument("--samples", type=positive_int, default=50)
+    v.add_argument("--samples", type=int_in(1, 100_000), default=50)
     v.add_argument("--space", default=DEFAULT_SPACE)
     v.add_argument("--seed", type=seed_int, default=1, help="sampling seed (the build calibrates on seed 0)")
-    v.add_argument("--threads", type=positive_int, default=1)
+    v.add_argument("--threads", type=THREADS, default=1)
     v.add_argument("--out", help="write every sample's predicted and measured ms to this JSON file")
     v.set_defaults(run=cmd_validate)
 

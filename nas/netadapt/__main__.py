@@ -37,8 +37,8 @@ from nas.budgets import BUDGETS
 from nas.core.spec import load_spec
 from nas.netadapt.checkpoints import LOG_NAME
 from nas.netadapt.config import PARALLEL, SELECT_RULES, default_out, netadapt_budget
-from nas.runtime.cli import (ArgumentParser, emit, non_negative_int, positive_float, positive_int, resume_command,
-                             run_main, set_resume_hint)
+from nas.runtime.cli import (ArgumentParser, THREADS, emit, non_negative_int, positive_float, positive_int,
+                             resume_command, run_main, set_resume_hint)
 from nas.runtime.errors import UserError
 from nas.runtime.tune import TRIAL_RETRIES
 
@@ -79,7 +79,7 @@ def _parser() -> ArgumentParser:
     r.add_argument("--trial-retries", type=non_negative_int, default=TRIAL_RETRIES,
                    help=f"reruns of a proposal's Ray trial that raised or whose worker died (default {TRIAL_RETRIES})")
     r.add_argument("--train-device", default="auto", choices=("auto", "cpu", "cuda"), help="where to train")
-    r.add_argument("--threads", type=positive_int, help="torch threads (default: the CPUs this process may use)")
+    r.add_argument("--threads", type=THREADS, help="torch threads (default: the CPUs this process may use)")
     d = p.add_argument_group("proxy data")
     d.add_argument("--data", metavar="PATH", help="data set directory (default: Fashion-MNIST)")
     d.add_argument("--dataset", choices=("fashion-mnist", "cifar10", "cifar100", "imagefolder"))

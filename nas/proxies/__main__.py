@@ -22,8 +22,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from nas.runtime.cli import (ArgumentParser, emit, non_negative_int, positive_int, resume_command, run_main,
-                     seed_int, set_resume_hint)
+from nas.runtime.cli import (ArgumentParser, THREADS, emit, int_in, non_negative_int, positive_int,
+                             resume_command, run_main, seed_int, set_resume_hint)
 from nas.runtime.errors import UserError
 from nas.runtime.paths import RUNS_DIR
 from nas.accuracy.population import POPULATIONS
@@ -52,20 +52,9 @@ def _at_least_3(text: str) -> int:
     value = positive_int(text)
     if value < 3:  # a rank correlation of two points is always +-1
         raise argparse.ArgumentTypeError(f"a rank correlation needs at least 3 networks, got {text!r}")
+    if value > 100_000:
+        raise argparse.ArgumentTypeError(f"must be at most 100000, got {text!r}")
     return value
-
-
-def _int_in(lo: int, hi: int):
-    """argparse type: an integer in [lo, hi]."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"must be an integer in [{lo}, {hi}], got {text!r}")
-        return value
-    return parse
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -81,7 +70,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     r.add_argument("--budget", default="default", choices=sorted(BUDGETS), help="budget (default: default)")
     r.add_argument("--seed", type=seed_int, default=0)
     r.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    r.add_argument("--threads", type=positive_int, help="torch threads (default: the CPUs this process may use)")
+    r.add_argument("--threads", type=THREADS, help="torch threads (default: the CPUs this process may use)")
     r.add_argument("--json", action="store_true", help="print one JSON object as the last line")
 
 
@@ -115,10 +104,10 @@ def _parser() -> ArgumentParser:
     a.add_argument("--samples", type=_at_least_3, required=True, help="architectures to sample (at least 3)")
     a.add_argument("--out", help="output directory (default: ./runs/audit-<space>-<seed>)")
     a.add_argument("--address", help="Ray cluster address for the reference trainings")
-    a.add_argument("--ray-cpus", type=positive_int, help="run the reference trainings on a local Ray with N CPUs")
+    a.add_argument("--ray-cpus", type=int_in(1, 4096), help="run the reference trainings on a local Ray with N CPUs")
     a.add_argument("--trial-retries", type=non_negative_int, default=TRIAL_RETRIES,
                    help=f"reruns of a Ray trial that raised or whose worker died (default {TRIAL_RETRIES})")
-    a.add_argument("--reference-seeds", type=positive_int, default=2,
+    a.add_argument("--reference-seeds", type=int_in(1, 100), default=2,
                    help="train the reference at N seeds: its mean is the reference, the seed-to-seed tau the "
                         "ceiling (default 2)")
     a.add_argument("--population", choices=sorted(POPULATIONS), default="random",
@@ -136,19 +125,19 @@ def _parser() -> ArgumentParser:
                                              DEFAULT_TRAINED_NETWORKS, REFERENCE_LABEL)
 
     i = sub.add_parser("imagenet-audit", help=f"rank every proxy against {REFERENCE_LABEL}")
-    i.add_argument("--networks", type=_int_in(4, ACCEL_NETWORKS), default=DEFAULT_NETWORKS,
+    i.add_argument("--networks", type=int_in(4, ACCEL_NETWORKS), default=DEFAULT_NETWORKS,
                    help=f"Accel-NASBench records to draw, uniformly with --seed; every cheap proxy scores them all "
                         f"(4..{ACCEL_NETWORKS}, default {DEFAULT_NETWORKS})")
-    i.add_argument("--trained-networks", type=_int_in(0, ACCEL_NETWORKS), default=DEFAULT_TRAINED_NETWORKS,
+    i.add_argument("--trained-networks", type=int_in(0, ACCEL_NETWORKS), default=DEFAULT_TRAINED_NETWORKS,
                    help=f"the first M of them, which the training proxies (train*, final, supernet) score "
                         f"(0 or 4..--networks, default {DEFAULT_TRAINED_NETWORKS})")
     i.add_argument("--proxies", nargs="+", metavar="P", default=list(DEFAULT_PROXIES),
                    help=f"proxies, space- or comma-separated: {', '.join(ZERO_COST_NAMES)}, train, train-<E>ep, "
                         f"train-<S>steps, final, supernet (default: {' '.join(DEFAULT_PROXIES)})")
     i.add_argument("--out", help="output directory (default: ./runs/imagenet-audit-<seed>)")
-    i.add_argument("--seed", type=_int_in(0, 2**32 - 1), default=0,
+    i.add_argument("--seed", type=int_in(0, 2**32 - 1), default=0,
                    help="the draw's seed and every proxy's (default 0)")
-    i.add_argument("--jobs", type=_int_in(1, 16), default=1,
+    i.add_argument("--jobs", type=int_in(1, 16), default=1,
                    help="processes: with J > 1 the training proxies run in J - 1 worker processes beside the "
                         "cheap ones (1..16, default 1)")
     i.add_argument("--budget", default="default", choices=sorted(BUDGETS), help="budget (default: default)")
@@ -157,7 +146,7 @@ def _parser() -> ArgumentParser:
                         "/usr/share/datasets/fashion-mnist)")
     i.add_argument("--dataset", choices=DATASETS, help="format of --data (default: detected)")
     i.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    i.add_argument("--threads", type=_int_in(1, 256), help="torch threads per process (default: the CPUs this "
+    i.add_argument("--threads", type=int_in(1, 256), help="torch threads per process (default: the CPUs this "
                                                            "process may use)")
     i.add_argument("--no-progress", action="store_true", help="no progress bar")
     i.add_argument("--json", action="store_true", help="print one JSON object as the last line")

@@ -76,6 +76,21 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def int_in(lo: int, hi: int) -> Callable[[str], int]:
+    """argparse type: an integer in lo..hi (every count a command takes has a bound)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be an integer in {lo}..{hi}, got {text!r}")
+        return value
+    return parse
+
+
+THREADS = int_in(1, 1024)    # torch and runtime threads
+WORKERS = int_in(1, 1024)    # worker processes
 MAX_SEED = 2**32 - 1  # numpy's and torch's seeds both take it; one bound for every command
 
 

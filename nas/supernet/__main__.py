@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from nas.accuracy.config import DATASETS, data_from_flags, stem_stride_flag
-from nas.runtime.cli import (ArgumentParser, emit, positive_int, resume_command, run_main, seed_int,
-                             set_resume_hint)
+from nas.runtime.cli import (ArgumentParser, THREADS, WORKERS, emit, positive_int, resume_command, run_main,
+                             seed_int, set_resume_hint)
 from nas.runtime.errors import UserError
 from nas.runtime.paths import RUNS_DIR
 from nas.supernet.config import SAMPLERS, SupernetConfig
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--dataset", choices=DATASETS, help="format of --data (default: detected)")
     t.add_argument("--resolution", type=positive_int, default=32, help="input size (default 32)")
     t.add_argument("--stem-stride", type=stem_stride_flag, default="auto", help="auto, keep, 1 or 2")
-    t.add_argument("--workers", type=positive_int, default=1,
+    t.add_argument("--workers", type=WORKERS, default=1,
                    help="data-parallel Ray Train workers (default 1: this process); --threads is per worker")
     t.add_argument("--address", help="join this Ray cluster (ray start --head) and train there")
     t.set_defaults(run=cmd_train)
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         sub.choices[name].add_argument("--supernet", required=True, help="a trained supernet's directory or supernet.pt")
     for sp in sub.choices.values():
         sp.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-        sp.add_argument("--threads", type=positive_int, help="torch threads (default: this process's CPUs)")
+        sp.add_argument("--threads", type=THREADS, help="torch threads (default: this process's CPUs)")
         sp.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = p.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else argv

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from nas.accuracy.config import DATASETS, data_from_flags, stem_stride_flag
-from nas.runtime.cli import (ArgumentParser, emit, non_negative_int, positive_int, resume_command, run_main,
-                             set_resume_hint)
+from nas.runtime.cli import (ArgumentParser, THREADS, WORKERS, emit, non_negative_int, positive_int,
+                             resume_command, run_main, set_resume_hint)
 from nas.runtime.errors import UserError
 from nas.runtime.paths import RUNS_DIR, path_slug
 
@@ -59,10 +59,10 @@ def _parser() -> ArgumentParser:
     d.add_argument("--val-images", type=positive_int, help="held-out images (default: the whole held-out pool)")
     r = p.add_argument_group("where it runs")
     r.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to train (default auto)")
-    r.add_argument("--workers", type=positive_int, default=1,
+    r.add_argument("--workers", type=WORKERS, default=1,
                    help="data-parallel Ray Train workers (default 1: this process, no Ray)")
     r.add_argument("--address", help="Ray cluster address: train there with --workers workers")
-    r.add_argument("--threads", type=positive_int,
+    r.add_argument("--threads", type=THREADS,
                    help="torch threads (per worker on Ray; default: this process's CPUs, 1 per Ray worker)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p

@@ -116,11 +116,13 @@ def test_deeply_nested_json_is_one_error_naming_the_file(tmp_path):
         read_jsonl(log)
 
 
-def test_seeds_and_targets_out_of_range_are_one_line_and_exit_2():
+def test_seeds_targets_and_counts_out_of_range_are_one_line_and_exit_2():
     from helpers import run_cli
 
     for args in (["nas.search", "--target-ms", "20", "--seed", "-1"], ["nas.latency", "validate", "--seed", "-3"],
-                 ["nas.search", "--target-ms", "1e-310"], ["nas.search", "--target-ms", "20", "--seed", str(2**40)]):
+                 ["nas.search", "--target-ms", "1e-310"], ["nas.search", "--target-ms", "20", "--seed", str(2**40)],
+                 ["nas.latency", "validate", "--samples", "99999999"], ["nas.train", "x.yaml", "--workers", "100000"],
+                 ["nas.proxies", "audit", "--samples", "10", "--reference-seeds", "1000"]):
         proc = run_cli(*args)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, (args, proc.stderr)
 
