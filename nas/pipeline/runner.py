@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from nas.runtime.files import atomic_write_text, load_json_file
+from nas.runtime.errors import UserError
+from nas.runtime.files import atomic_write_bytes, atomic_write_text, load_json_file
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ class RunState:
 
     def __init__(self, path: Path, resume: bool):
         self.path = path
-        self.state: dict[str, Any] = load_json_file(path) if path.exists() else {"done": {}, "wall_s": 0.0}
+        self.state: dict[str, Any] = self._load() if path.exists() else {"done": {}, "wall_s": 0.0}
         if resume:  # this run's time adds to the time the run had spent before
             self.state["wall_s_before_resume"] = self.state.get("wall_s", 0.0)
         self.started = time.perf_counter()
@@ -50,7 +51,29 @@ class RunState:
         self.save()
         return self.state["done"][stage]
 
+    @property
+    def previous(self) -> Path:
+        return self.path.with_name(self.path.name + ".prev")
+
+    def _load(self) -> dict[str, Any]:
+        """The saved state, checked; a damaged file is one error naming it and its previous copy."""
+        try:
+            state = load_json_file(self.path)
+            if not (isinstance(state, dict) and isinstance(state.get("done"), dict)
+                    and all(isinstance(v, dict) for v in state["done"].values())):
+                raise UserError("is not a pipeline state (a mapping with a 'done' mapping of stages)",
+                                source=str(self.path))
+        except UserError as err:
+            keep = (f"; the state before the last stage is in {self.previous.name}: copy it over "
+                    f"{self.path.name} to resume from there") if self.previous.is_file() else ""
+            raise UserError(f"{err.message}{keep}", source=err.source, field=err.field) from None
+        return state
+
     def save(self) -> None:
+        """The new state whole or not at all, and the last good one beside it (a later damaged file, a
+        disk error or an edit gone wrong then loses one stage at most)."""
+        if self.path.is_file():
+            atomic_write_bytes(self.previous, self.path.read_bytes())
         atomic_write_text(self.path, json.dumps(self.state, indent=1, sort_keys=True))
 
     def elapsed(self) -> float:

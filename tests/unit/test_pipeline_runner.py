@@ -122,3 +122,21 @@ def test_a_damaged_pipeline_json_is_one_user_error_naming_it(tmp_path, text):
     path.write_text(text, encoding="latin-1")
     with pytest.raises(UserError, match="pipeline.json"):
         RunState(path, resume=True)
+
+
+def test_a_damaged_pipeline_state_is_one_error_and_the_previous_copy_is_kept(tmp_path):
+    from nas.runtime.errors import UserError
+
+    path = tmp_path / "pipeline.json"
+    state = RunState(path, resume=False)
+    state.finish("search", {"samples": 3}, 1.0)
+    state.finish("select", {"note": "best"}, 0.1)
+    assert json.loads((tmp_path / "pipeline.json.prev").read_text())["done"] == {"search": {"samples": 3,
+                                                                                         "seconds": 1.0}}
+    for damaged in ('{"done": {"search": {"samp', '["not", "a", "state"]', '{"done": {"search": 3}}'):
+        path.write_text(damaged)
+        with pytest.raises(UserError, match="pipeline.json.prev") as err:
+            RunState(path, resume=True)
+        assert err.value.source == str(path)
+    path.write_bytes((tmp_path / "pipeline.json.prev").read_bytes())  # what the message says to do
+    assert RunState(path, resume=True).done("search") == {"samples": 3, "seconds": 1.0}
