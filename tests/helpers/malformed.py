@@ -298,7 +298,7 @@ CONFIG_VALUES = {
     "budget": [None, 3, "huge"],
     "seed": [None, 1.5, True, "zero", -1],
     "algorithm": [None, 3, "genetic"],
-    "reward": [None, 3, "linear"],
+    "reward": [[], 3, "linear"],  # null is valid: the searcher's own reward
     "reward_w": [0.5, -3, "x", True, math.nan],
     "samples": [0, -1, 1.5, "x", True, 10**7],
     "dataset": [None, 3, ""],
