@@ -201,9 +201,11 @@ def run_search(ctx: Context) -> dict[str, Any]:
 
 def run_select(ctx: Context) -> dict[str, Any]:
     """The best network that NetAdapt can bring down to the target."""
-    device = ctx.prepared.device
-    best, note = select_seed(ctx.records, ctx.prepared.space, device, ctx.config.target_ms,
-                             widen=not ctx.prepared.proxy.predicts_accuracy)
+    device, p = ctx.prepared.device, ctx.prepared
+    # A model of the space's networks (an ImageNet predictor, the run's supernet) cannot score, or lend
+    # weights to, a network widened out of the space.
+    widen = not (p.proxy.predicts_accuracy or p.proxy_name == "supernet")
+    best, note = select_seed(ctx.records, p.space, device, ctx.config.target_ms, widen=widen)
     save_spec(best, ctx.run_dir / "best.yaml")
     return {"note": note, "latency_ms": device.predict(best).ms}
 

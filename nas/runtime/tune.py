@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -74,12 +75,17 @@ def _trial_exception(trial) -> str | None:
         return None
 
 
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Failure|Warning)(:|$)")
+
+
 def _exception_line(error: BaseException | str) -> str:
     """The line that names the exception. Ray wraps a trial's exception (RayTaskError) in text that
     starts with where it ran, and keeps the original as its cause; a trace ends with it."""
     if isinstance(error, str):
         lines = [ln.strip() for ln in error.splitlines() if ln.strip() and not ln.startswith("Failure #")]
-        return lines[-1] if lines else "unknown"
+        # The last "SomeError: message" line, not a multi-line message's last line.
+        named = [ln for ln in lines if _EXCEPTION_LINE.match(ln) and not ln.startswith("ray.exceptions.")]
+        return (named or lines or ["unknown"])[-1]
     cause = getattr(error, "cause", None)
     if isinstance(cause, BaseException) and cause is not error:
         error = cause
