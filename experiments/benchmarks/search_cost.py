@@ -57,14 +57,14 @@ def parts(algorithm: str, samples: int, target: float) -> dict[str, float]:
     from nas.core.space import load_space
     from nas.latency.devices import get_device
     from nas.search.algorithms import make_algorithm
+    from nas.search.guided import token_latency
     from nas.search.reward import RewardConfig
 
     torch.set_num_threads(1)
     space, device, proxy = load_space("ofa_mobilenetv3"), get_device("note10"), make_proxy("ofa-imagenet")
     options = {}
     if algorithm == "guided-evolution":
-        options = {"target_ms": target,
-                   "latency": lambda many: device.predict_many([space.decode(t) for t in many])[:, 0]}
+        options = {"target_ms": target, "latency": token_latency(space, device)}
     elif algorithm in ("controller", "tunas"):
         options = {"batch_size": 16}
     alg = make_algorithm(algorithm, space, seed=0, **options)

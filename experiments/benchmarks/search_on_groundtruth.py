@@ -101,18 +101,18 @@ def make_arm(arm: str, space, device, target: float, seed: int):
     from dataclasses import replace
 
     from nas.search.algorithms import SEARCH_CONTROLLER_CONFIG, make_algorithm
+    from nas.search.guided import token_latency
     from nas.search.reward import RewardConfig
 
     name, o = parse_arm(arm)
     reward = {"tunas": RewardConfig.tunas(target), "hard": RewardConfig.hard(target),
               "soft": RewardConfig.soft(target)}[o.get("reward", "tunas")]
+    latency = token_latency(space, device)
     if name == "ofa-evolution":
-        return make_algorithm(name, space, seed=seed,
-                              feasible=lambda t: device.predict_many([space.decode(t)])[0, 0] <= target), reward
+        return make_algorithm(name, space, seed=seed, feasible=lambda t: latency([t])[0] <= target), reward
     if name == "guided-evolution":
         tuned = {k: float(o[k]) for k in ("thompson", "alpha") if k in o}
         tuned.update({k: int(o[k]) for k in ("batch", "start", "parents", "candidates", "draws") if k in o})
-        latency = lambda tokens: device.predict_many([space.decode(t) for t in tokens])[:, 0]  # noqa: E731
         return make_algorithm(name, space, seed=seed, latency=latency, target_ms=target, **tuned), reward
     options = {}
     if name in ("controller", "tunas"):

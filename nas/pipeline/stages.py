@@ -154,6 +154,7 @@ def run_search(ctx: Context) -> dict[str, Any]:
     from nas.accuracy.proxy import TrainingProxy
     from nas.runtime.log import progress_enabled
     from nas.search.algorithms import make_algorithm
+    from nas.search.guided import token_latency
     from nas.search.loop import Evaluator, SearchRun
 
     p, config, budget = ctx.prepared, ctx.config, ctx.budget
@@ -168,13 +169,14 @@ def run_search(ctx: Context) -> dict[str, Any]:
     evaluator = Evaluator(p.device, p.proxy, ctx.reward(), to_accuracy)
     options = {"batch_size": budget.search.batch_size} if config.algorithm in ("controller", "tunas") else {}
     space, device, target = p.space, p.device, config.target_ms
+    latency = token_latency(space, device)
     if config.algorithm == "ofa-evolution":  # it proposes only networks that meet the target
-        options["feasible"] = lambda tokens: device.predict_many([space.decode(tokens)])[0, 0] <= target
+        options["feasible"] = lambda tokens: latency([tokens])[0] <= target
     if config.algorithm == "guided-evolution":  # it too, and it screens many candidates at once
         # A short search (a smoke run) still leaves the model most of its queries.
         options.update(target_ms=target, start=min(100, max(2, ctx.samples // 4)),
                        batch=min(50, max(1, ctx.samples // 8)),
-                       latency=lambda many: device.predict_many([space.decode(t) for t in many])[:, 0])
+                       latency=latency)
     if config.algorithm == "tunas":  # continue from the controller the joint training left
         from nas.supernet.run import read_checkpoint
 

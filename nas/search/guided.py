@@ -45,6 +45,11 @@ SCREEN_MARGIN = 0.005  # the latency screen passes candidates it predicts up to 
 SCREEN_KEEP = 2048     # latencies the screen is fitted on (the most recent)
 
 
+def token_latency(space: SearchSpace, device) -> Callable[[Sequence[Sequence[int]]], np.ndarray]:
+    """The latency function a searcher of the target takes: token lists -> predicted ms."""
+    return lambda many: np.asarray(device.predict_many([space.decode(t) for t in many]))[:, 0]
+
+
 class TokenFeatures:
     """A network's choices as one-hot codes of its units, with unused layer slots left out.
 

@@ -18,6 +18,7 @@ from nas.search.reward import RewardConfig
 from nas.runtime.jsonl import JsonlWriter, read_jsonl
 from nas.search.loop import Evaluator, SearchRun
 from nas.search.algorithms import make_algorithm
+from nas.search.guided import token_latency
 from nas.core.space import load_space
 
 HERE = Path(__file__).resolve().parent
@@ -26,8 +27,7 @@ SAMPLES, BATCH = 48, 8
 
 
 def _tiny_latency(many):
-    space, device = load_space(TINY), get_device("pixel1")
-    return device.predict_many([space.decode(t) for t in many])[:, 0]
+    return token_latency(load_space(TINY), get_device("pixel1"))(many)
 
 
 OPTIONS = {"controller": {"batch_size": 8}, "random": {}, "evolution": {"population": 8, "tournament": 3},
