@@ -9,7 +9,7 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist
 TARGET_MS ?= 50
 PYTEST_ARGS ?=
 
-.PHONY: setup data search test test-slow wheel-check clean
+.PHONY: setup data search test test-fast test-slow wheel-check clean
 
 setup: $(STAMP)
 
@@ -42,6 +42,10 @@ TEST_WORKERS ?= 2
 test: $(STAMP) data
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal -m "not slow and not serial" $(PYTEST_ARGS)
 	$(PY) -m pytest -q -m "serial and not slow" $(PYTEST_ARGS) || [ $$? -eq 5 ]  # 5: none selected
+
+# The quick loop while editing: the in-process unit tests only (no subprocesses, Ray or signals).
+test-fast: $(STAMP) data
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal -m "unit and not slow and not serial" $(PYTEST_ARGS)
 
 test-slow: $(STAMP) data
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from nas.accuracy.config import TrainConfig
-from nas.supernet.config import SupernetConfig
-from nas.runtime.errors import UserError
+from nas.accuracy.proxy_config import TrainConfig
+from nas.supernet.supernet_config import SupernetConfig
+from nas.runtime.registry import BUDGETS
 
 # Chosen against ImageNet (docs/accuracy.md, "The default proxy"): at equal predicted latency the
 # parameter count ranks Accel-NASBench's 500 audited networks with partial tau +0.63 +- 0.03, MACs
@@ -159,15 +159,12 @@ _SEARCH = {
 _BASELINES = {"smoke": ("width_scaled",), "default": ("width_scaled",),
               "paper": ("width_scaled", "netadapted")}
 
-BUDGETS: dict[str, Budget] = {
-    name: Budget(name, search=_SEARCH[name], accuracy=_ACCURACY[name], netadapt=_NETADAPT[name],
-                 baselines=_BASELINES[name])
-    for name in ("smoke", "default", "paper")
-}
+_HELP = {"smoke": "a few minutes: does it run", "default": "under 15 minutes on a 2-core CPU",
+         "paper": "a cluster's worth"}
+for _name in ("smoke", "default", "paper"):
+    BUDGETS.register(_name, Budget(_name, search=_SEARCH[_name], accuracy=_ACCURACY[_name],
+                                   netadapt=_NETADAPT[_name], baselines=_BASELINES[_name]), help=_HELP[_name])
 
 
 def get_budget(name: str) -> Budget:
-    try:
-        return BUDGETS[name]
-    except KeyError:
-        raise UserError(f"unknown budget {name!r} (one of {', '.join(BUDGETS)})", field="--budget") from None
+    return BUDGETS.lookup(name)

@@ -9,9 +9,9 @@ if __name__ == "__main__":  # Ctrl-C while the imports below load torch: one lin
 
     exit_quietly_on_ctrl_c()
 
-from nas.runtime.cli import ArgumentParser, emit, run_main
+from nas.runtime.cli import ArgumentParser, add_spec_limit_flags, emit, run_main
 from nas.core.counts import count_macs, count_params  # from the spec alone: no torch
-from nas.core.spec import load_spec
+from nas.core.spec_file import load_spec, spec_limits
 
 
 def inspect_spec(spec, device: str | None = None) -> dict:
@@ -48,8 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("spec", help="architecture spec: a YAML file or a published one by name (mobilenetv3_large)")
     p.add_argument("--device", help="latency device: host, pixel1, a table name under latency_tables/ or a path")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    add_spec_limit_flags(p)
     args = p.parse_args(argv)
-    emit(inspect_spec(load_spec(args.spec), args.device), args.json, _human)
+    with spec_limits(args.max_params, args.max_macs):
+        spec = load_spec(args.spec)
+    emit(inspect_spec(spec, args.device), args.json, _human)
     return 0
 
 

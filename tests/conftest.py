@@ -16,6 +16,14 @@ from helpers import REFERENCE  # noqa: E402
 from helpers.data import fashion_mnist  # noqa: E402,F401 (session fixture every suite may ask for)
 
 
+def pytest_collection_modifyitems(items):
+    """The `unit` / `integration` markers come from the folder a test lives in."""
+    for item in items:
+        folder = Path(str(item.fspath)).parent.name
+        if folder in ("unit", "integration"):
+            item.add_marker(folder)
+
+
 @pytest.fixture
 def reference_dir() -> Path:
     return REFERENCE

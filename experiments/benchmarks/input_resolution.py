@@ -25,15 +25,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from nas.accuracy.config import DataConfig, stem_stride_flag  # noqa: E402
-from nas.accuracy.data import load_data  # noqa: E402
-from nas.accuracy.stats import mean_sd, paired_difference, seed_summary  # noqa: E402
-from nas.accuracy.train import Trainer  # noqa: E402
+from nas.accuracy.proxy_config import DataConfig, stem_stride_flag  # noqa: E402
+from nas.accuracy.proxy_data import load_data  # noqa: E402
+from nas.accuracy.short_training import Trainer  # noqa: E402
 from nas.budgets import get_budget  # noqa: E402
-from nas.core.spec import load_spec  # noqa: E402
+from nas.core.spec_file import load_spec  # noqa: E402
 from nas.runtime.jsonl import JsonlWriter, read_jsonl  # noqa: E402
 from nas.runtime.paths import REFERENCE_DIR  # noqa: E402
 from nas.runtime.session import set_threads  # noqa: E402
+from nas.runtime.stats import mean_sd, paired_difference, seed_summary  # noqa: E402
 
 NETWORKS = ("mobilenetv3_small", "mobilenetv3_large")
 

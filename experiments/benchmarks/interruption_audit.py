@@ -1,14 +1,19 @@
-"""Interrupt a search, a table build and NetAdapt at random moments; resume; compare with an
-uninterrupted run.
+"""Interrupt a search, a table build and NetAdapt at random moments, and cut their power after a
+random rename; resume; compare with an uninterrupted run.
 
-For each command: one uninterrupted run (its wall time T and its result), then `--cases` runs per
-signal, each sent SIGINT, SIGTERM or SIGKILL at a moment drawn uniformly from (0, T) after start. After the
-signal every file the run left must be whole (a torn last line of an append-only log excepted);
-after SIGINT or SIGTERM the last stderr line must say how to resume (or that nothing was saved). The run is then resumed (the command
-the message gave; after SIGKILL, the command's --resume form) to the end, its files must be whole,
-and its result must equal the uninterrupted run's. Prints one row per case.
+For each command: one uninterrupted run (its wall time T, its result and the number R of renames in
+its folder), then `--cases` runs per kind of interruption: SIGINT, SIGTERM or SIGKILL sent at a
+moment drawn uniformly from (0, T) after start, or a power cut after the Nth rename, N drawn
+uniformly from 1..R (tests/helpers/interrupt.py's POWER_CUT: the run folder is copied as it is
+between that rename and the next write, the process dies, and the run resumes from the copy).
+After the interruption every file the run left must be whole (a torn last line of an append-only
+log excepted); after SIGINT or SIGTERM the last stderr line must say how to resume (or that nothing
+was saved). The run is then resumed (the command the message gave; after SIGKILL or a power cut,
+the command's --resume form) to the end, its files must be whole, and its result must equal the
+uninterrupted run's. Prints one row per case.
 
     .venv/bin/python experiments/benchmarks/interruption_audit.py [--cases 4] [--seed 0]
+        [--only search|netadapt|table build] [--kinds SIGINT,SIGTERM,SIGKILL,power]
         [--out experiments/benchmarks/results/interruption_audit.md]
 """
 from __future__ import annotations
@@ -17,6 +22,7 @@ import argparse
 import json
 import random
 import shlex
+import shutil
 import signal
 import sys
 import tempfile
@@ -26,14 +32,17 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from helpers.interrupt import broken_files, run_until  # noqa: E402
+from helpers.interrupt import broken_files, power_cut, run_until  # noqa: E402
 
 SMALL = ROOT / "search_spaces" / "reference" / "mobilenetv3_small.yaml"
 TINY_SPACE = ROOT / "tests" / "data" / "tiny_space.yaml"
 
 
 def search_case(out: Path):
-    cmd = ["nas.search", "--target-ms", "15", "--space", "mobilenetv3_small", "--budget", "smoke", "--out", str(out)]
+    # Without the baselines' trainings and the deploy stage's TFLite and int8 conversions (together most
+    # of a smoke run's time): search, select, NetAdapt, export, the final network's own trainings, report.
+    cmd = ["nas.search", "--target-ms", "15", "--space", "mobilenetv3_small", "--budget", "smoke", "--baselines",
+           "none", "--deploy", "none", "--out", str(out)]
     resume = ["nas.search", "--resume", "--out", str(out)]
 
     def result():
@@ -68,6 +77,8 @@ def build_case(out: Path):
 
 
 CASES = {"search": search_case, "netadapt": netadapt_case, "table build": build_case}
+KINDS = ("SIGINT", "SIGTERM", "SIGKILL", "power")
+EXPECTED_EXIT = {"SIGINT": 130, "SIGTERM": 143, "SIGKILL": -9, "power": 137}
 
 
 def stage(out: Path) -> str:
@@ -83,13 +94,17 @@ def stage(out: Path) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    p.add_argument("--cases", type=int, default=4, help="random moments per command and signal")
+    p.add_argument("--cases", type=int, default=4, help="random moments per command and kind of interruption")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--only", choices=sorted(CASES))
+    p.add_argument("--kinds", default=",".join(KINDS), help=f"comma-separated, of {', '.join(KINDS)}")
     p.add_argument("--out")
     args = p.parse_args()
+    kinds = [k for k in args.kinds.split(",") if k]
+    if not set(kinds) <= set(KINDS):
+        p.error(f"--kinds: one or more of {', '.join(KINDS)}")
     rng = random.Random(args.seed)
-    rows = ["| command | signal | at (s) | of (s) | stage | exit | message | whole after | resumed | "
+    rows = ["| command | interruption | at | of | stage | exit | message | whole after | resumed | "
             "whole at end | same result |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     tally = {"tried": 0, "passed": 0}
     with tempfile.TemporaryDirectory(prefix="nas-int-") as tmp:
@@ -98,20 +113,32 @@ def main() -> None:
                 continue
             ref_out = Path(tmp) / f"{name.replace(' ', '_')}-ref"
             cmd, _, result = make(ref_out)
-            ref = run_until(cmd, None, 0)
-            assert ref.returncode == 0, ref.stderr[-2000:]
+            ref, renames = power_cut(cmd, ref_out, 0, Path(tmp) / "unused")  # counts the renames, cuts nothing
+            assert ref.returncode == 0 and renames > 0, ref.stderr[-2000:]
             expected = result()
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+            for kind in kinds:
                 for i in range(args.cases):
-                    out = Path(tmp) / f"{name.replace(' ', '_')}-{sig.name}-{i}"
+                    out = Path(tmp) / f"{name.replace(' ', '_')}-{kind}-{i}"
                     cmd, resume, result = make(out)
-                    at = rng.uniform(0.05, 1.0) * ref.seconds
-                    got = run_until(cmd, sig, at)
+                    message, follow = "-", resume
+                    if kind == "power":
+                        n = rng.randint(1, renames)
+                        at, of = f"rename {n}", f"{renames}"
+                        snapshot = Path(tmp) / f"{out.name}-snapshot"
+                        got, _ = power_cut(cmd, out, n, snapshot)
+                        hit = snapshot.exists()
+                        if hit:  # the disk after the cut: the copy, whatever the process did after it
+                            shutil.rmtree(out, ignore_errors=True)
+                            shutil.copytree(snapshot, out, symlinks=True)
+                    else:
+                        sig = signal.Signals[kind]
+                        moment = rng.uniform(0.05, 1.0) * ref.seconds
+                        at, of = f"{moment:.1f} s", f"{ref.seconds:.1f} s"
+                        got = run_until(cmd, sig, moment)
+                        hit = got.hit
                     where = stage(out)
                     whole_after = broken_files(out, finished=False) if out.exists() else []
-                    message = "-"
-                    follow = resume
-                    if sig in (signal.SIGINT, signal.SIGTERM) and got.hit:
+                    if kind in ("SIGINT", "SIGTERM") and hit:
                         line = got.last_line
                         if "continue with: python -m " in line:
                             message = "resume hint"
@@ -125,20 +152,20 @@ def main() -> None:
                         end = run_until(cmd, None, 0)  # killed before anything was saved: start again
                     whole_end = broken_files(out, finished=True)
                     same = end.returncode == 0 and result() == expected
-                    if got.hit and got.returncode == 0:
+                    if hit and got.returncode == 0:
                         message = "had finished"  # the signal came as the process was exiting
-                    ok = (not got.hit or got.returncode == 0
-                          or (got.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}.get(sig, -9)
-                              and not message.startswith("BAD"))) \
+                    ok = (not hit or got.returncode == 0
+                          or (got.returncode == EXPECTED_EXIT[kind] and not message.startswith("BAD"))) \
                         and not whole_after and end.returncode == 0 and not whole_end and same
                     tally["tried"] += 1
                     tally["passed"] += ok
-                    rows.append(f"| {name} | {sig.name} | {at:.1f} | {ref.seconds:.1f} | "
-                                f"{where if got.hit else 'finished first'} | {got.returncode} | {message} | "
+                    rows.append(f"| {name} | {kind} | {at} | {of} | "
+                                f"{where if hit else 'finished first'} | {got.returncode} | {message} | "
                                 f"{'yes' if not whole_after else '; '.join(whole_after)[:80]} | {end.returncode} | "
                                 f"{'yes' if not whole_end else '; '.join(whole_end)[:80]} | {'yes' if same else 'NO'} |")
                     print(rows[-1], flush=True)
-    text = "\n".join(rows) + f"\n\n{tally['passed']} of {tally['tried']} cases passed (seed {args.seed}).\n"
+    text = "\n".join(rows) + (f"\n\n{tally['passed']} of {tally['tried']} cases passed (seed {args.seed}, "
+                              f"--cases {args.cases}).\n")
     print(text)
     if args.out:
         Path(args.out).write_text(text)

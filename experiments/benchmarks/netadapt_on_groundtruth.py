@@ -84,7 +84,7 @@ def straight_at(run: dict, queries: int) -> tuple[float, float]:
 
 
 def table(runs: list[dict]) -> str:
-    from nas.accuracy.stats import paired_difference
+    from nas.runtime.stats import paired_difference
 
     lines = ["Accuracies are predicted ImageNet top-1 (OFA's accuracy predictor; the surrogate of Accel-NASBench's "
              "records), in %, mean ± sd over seeds. queries: search + NetAdapt (mean); the straight search is read "

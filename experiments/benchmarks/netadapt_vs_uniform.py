@@ -18,7 +18,7 @@ Fashion-MNIST; the target is `fraction` x its predicted latency on the device. T
 
 Every network is scored on the held-out split NetAdapt selects on ("val") and on a disjoint slice of the
 validation pool that no selection saw ("test", the fair comparison); differences are paired by seed
-(mean and 95% t interval, `nas.accuracy.stats`). The iterations whose leading proposals were tied within
+(mean and 95% t interval, `nas.runtime.stats`). The iterations whose leading proposals were tied within
 one binomial standard error of the val top-1 are counted per run. Every distinct architecture is
 exported at the spec's own resolution and timed on this host with ONNX Runtime (one thread). The run
 resumes: a second invocation with the same flags reuses the trained seeds and finished NetAdapt runs.
@@ -38,16 +38,17 @@ from nas.export.onnx import export_spec
 from nas.latency.devices import get_device
 from nas.core.counts import count_macs, count_params
 from nas.budgets import NetAdaptBudget
-from nas.accuracy.stats import judge, paired_difference, seed_summary, verdict
-from nas.netadapt.config import SELECT_RULES, make_config, stream_seed
+from nas.runtime.stats import judge, paired_difference, seed_summary, verdict
+from nas.netadapt.netadapt_config import SELECT_RULES, make_config, stream_seed
 from nas.netadapt.finetune import ProxyTask, cpu_state
 from nas.netadapt.proposals import predict_ms, standard_error
-from nas.netadapt.run import run_netadapt
+from nas.netadapt.netadapt_run import run_netadapt
 from nas.runtime.files import load_state, save_state
-from nas.accuracy.config import DataConfig, TrainConfig
-from nas.accuracy.data import load_data
-from nas.accuracy.train import evaluate_accuracy
-from nas.core.spec import load_spec, scale_width
+from nas.accuracy.proxy_config import DataConfig, TrainConfig
+from nas.accuracy.proxy_data import load_data
+from nas.accuracy.training_core import evaluate_accuracy
+from nas.core.spec import scale_width
+from nas.core.spec_file import load_spec
 from nas.runtime.files import atomic_write_text
 from nas.runtime.jsonl import read_log
 from nas.netadapt.surgery import shrink, structure

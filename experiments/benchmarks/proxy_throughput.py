@@ -22,12 +22,13 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from nas.core.counts import count_macs, count_params  # noqa: E402
-from nas.accuracy.config import TrainConfig  # noqa: E402
-from nas.accuracy.data import ProxyData  # noqa: E402
+from nas.accuracy.proxy_config import TrainConfig  # noqa: E402
+from nas.accuracy.proxy_data import ProxyData  # noqa: E402
 from nas.runtime.session import set_threads  # noqa: E402
-from nas.accuracy.train import Trainer, evaluate_accuracy  # noqa: E402
+from nas.accuracy.short_training import Trainer  # noqa: E402
+from nas.accuracy.training_core import evaluate_accuracy  # noqa: E402
 from nas.accuracy.zero_cost import ZERO_COST  # noqa: E402
-from nas.core.spec import load_spec  # noqa: E402
+from nas.core.spec_file import load_spec  # noqa: E402
 
 NETWORKS = ("mobilenetv3_small", "mobilenetv3_large")
 

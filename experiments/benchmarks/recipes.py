@@ -23,11 +23,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from nas.accuracy.config import DataConfig  # noqa: E402
-from nas.accuracy.data import load_data  # noqa: E402
-from nas.accuracy.train import Trainer  # noqa: E402
+from nas.accuracy.proxy_config import DataConfig  # noqa: E402
+from nas.accuracy.proxy_data import load_data  # noqa: E402
+from nas.accuracy.short_training import Trainer  # noqa: E402
 from nas.budgets import get_budget  # noqa: E402
-from nas.core.spec import load_spec  # noqa: E402
+from nas.core.spec_file import load_spec  # noqa: E402
 from nas.runtime.jsonl import JsonlWriter, read_jsonl  # noqa: E402
 from nas.runtime.paths import REFERENCE_DIR  # noqa: E402
 from nas.runtime.session import set_threads  # noqa: E402

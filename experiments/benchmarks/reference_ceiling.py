@@ -7,7 +7,7 @@ Kendall tau >= 0.7.
         [--val-images 10000] [--workers 2] [--out experiments/runs/reference_ceiling]
 
 `--networks` architectures of the space (`random` draws, or `stratified`: spread evenly in log
-predicted Pixel-1 latency, `nas.accuracy.population.stratified_specs`) are each trained with the budget's
+predicted Pixel-1 latency, `nas.audit.population.stratified_specs`) are each trained with the budget's
 reference recipe at `--seeds` seeds, on `--workers` processes of one thread. From the seeds'
 disagreement on each network comes one training's noise variance; the variance of the networks'
 means, less its share of that noise, is their true spread. The measured seed-to-seed tau (mean over
@@ -32,10 +32,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from nas.accuracy.audit import correlation, mean_ceiling, tau_of_reliability  # noqa: E402
-from nas.accuracy.population import POPULATIONS  # noqa: E402
-from nas.accuracy.config import DataConfig  # noqa: E402
-from nas.accuracy.published import predicted_latency_ms  # noqa: E402
+from nas.audit.fidelity import mean_ceiling, tau_of_reliability  # noqa: E402
+from nas.audit.ranks import correlation  # noqa: E402
+from nas.audit.population import POPULATIONS  # noqa: E402
+from nas.accuracy.proxy_config import DataConfig  # noqa: E402
+from nas.audit.published import predicted_latency_ms  # noqa: E402
 from nas.budgets import get_budget  # noqa: E402
 from nas.core.counts import count_macs  # noqa: E402
 from nas.runtime.jsonl import JsonlWriter, read_jsonl  # noqa: E402
@@ -45,9 +46,9 @@ TARGET_TAU = 0.7
 
 def train_one(spec_dict: dict, recipe_dict: dict, val_images: int, seed: int, threads: int) -> dict:
     """One reference training in a worker process (its own threads, its own copy of the data)."""
-    from nas.accuracy.config import TrainConfig
-    from nas.accuracy.data import load_data
-    from nas.accuracy.train import train_spec
+    from nas.accuracy.proxy_config import TrainConfig
+    from nas.accuracy.proxy_data import load_data
+    from nas.accuracy.short_training import train_spec
     from nas.core.spec import spec_from_dict
     from nas.runtime.session import set_threads
 

@@ -14,7 +14,7 @@ of neural network training", 2023). The table gives the reference's seed-to-seed
 for larger validation sets. With `--audit` (an audit's results.jsonl trained with the same
 recipe at two seeds), it also estimates the networks' true spread there and the ceiling tau each
 validation size would give, for one seed and for the mean of two (Greiner's and Spearman-Brown's
-relations, `nas.accuracy.audit.mean_ceiling`). Trainings are appended to `results.jsonl` in
+relations, `nas.audit.fidelity.mean_ceiling`). Trainings are appended to `results.jsonl` in
 `--out` as they end, so an interrupted run resumes.
 """
 from __future__ import annotations
@@ -33,12 +33,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from nas.accuracy.audit import mean_ceiling, tau_of_reliability  # noqa: E402
-from nas.accuracy.config import DataConfig  # noqa: E402
-from nas.accuracy.data import load_data  # noqa: E402
-from nas.accuracy.train import Trainer, evaluate_accuracy  # noqa: E402
+from nas.audit.fidelity import mean_ceiling, tau_of_reliability  # noqa: E402
+from nas.accuracy.proxy_config import DataConfig  # noqa: E402
+from nas.accuracy.proxy_data import load_data  # noqa: E402
+from nas.accuracy.short_training import Trainer  # noqa: E402
+from nas.accuracy.training_core import evaluate_accuracy  # noqa: E402
 from nas.budgets import get_budget  # noqa: E402
-from nas.core.spec import load_spec  # noqa: E402
+from nas.core.spec_file import load_spec  # noqa: E402
 from nas.runtime.jsonl import JsonlWriter, read_jsonl  # noqa: E402
 from nas.runtime.paths import REFERENCE_DIR  # noqa: E402
 from nas.runtime.session import set_threads  # noqa: E402

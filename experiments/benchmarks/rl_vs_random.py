@@ -37,10 +37,10 @@ from nas.search.controller import ControllerConfig  # noqa: E402
 from nas.latency.devices import get_device  # noqa: E402
 from nas.accuracy.proxy import ZeroCostScorer, make_proxy  # noqa: E402
 from nas.search.reward import RewardConfig  # noqa: E402
-from nas.search.loop import Evaluator, SearchRun  # noqa: E402
+from nas.search.search_loop import Evaluator, SearchRun  # noqa: E402
 from nas.search.algorithms import SEARCH_CONTROLLER_BATCH, SEARCH_CONTROLLER_CONFIG, make_algorithm  # noqa: E402
 from nas.core.space import load_space  # noqa: E402
-from nas.core.spec import load_spec  # noqa: E402
+from nas.core.spec_file import load_spec  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGETS = {"mobilenetv3_large": 50.0, "mobilenetv3_small": 15.0}

@@ -129,7 +129,7 @@ def run_one(setting: Setting, arm: str, seed: int, budget: int, target: float) -
     """One search: the latency and accuracy of every query, in order, and where its time went."""
     import torch
 
-    from nas.search.loop import Evaluator
+    from nas.search.search_loop import Evaluator
 
     torch.set_num_threads(1)
     space, device, proxy = parts(setting.space, setting.device, setting.proxy)
@@ -196,7 +196,7 @@ def near_share(run: dict, budget: int) -> float:
 
 
 def summarise(runs: list[dict], long_best: dict[str, float], arms: list[str]) -> dict:
-    from nas.accuracy.stats import paired_difference
+    from nas.runtime.stats import paired_difference
 
     out: dict = {}
     for setting in dict.fromkeys(r["setting"] for r in runs):

@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from nas.accuracy.stats import paired_difference, verdict  # noqa: E402
+from nas.runtime.stats import paired_difference, verdict  # noqa: E402
 
 ARMS = ("controller", "random", "supernet", "tunas", "guided-evolution")
 

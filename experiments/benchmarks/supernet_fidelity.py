@@ -36,12 +36,12 @@ def main() -> None:
     p.add_argument("--out", help="also write the table to this file")
     args = p.parse_args()
 
-    from nas.accuracy.audit import tau_standard_error
-    from nas.accuracy.config import DataConfig
+    from nas.audit.ranks import tau_standard_error
+    from nas.accuracy.proxy_config import DataConfig
     from nas.budgets import get_budget
     from nas.core.spec import spec_from_string
-    from nas.supernet.proxy import SupernetProxy
-    from nas.supernet.run import SUMMARY, SupernetRequest, train_supernet
+    from nas.supernet.supernet_proxy import SupernetProxy
+    from nas.supernet.supernet_run import SUMMARY, SupernetRequest, train_supernet
 
     audit = json.loads((Path(args.audit) / "audit.json").read_text())
     summary = audit["summary"]

@@ -25,12 +25,12 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from nas.accuracy.config import DataConfig  # noqa: E402
+from nas.accuracy.proxy_config import DataConfig  # noqa: E402
 from nas.core.space import load_space  # noqa: E402
 from nas.runtime.session import set_threads  # noqa: E402
-from nas.supernet.config import SupernetConfig  # noqa: E402
-from nas.supernet.proxy import SupernetProxy  # noqa: E402
-from nas.supernet.run import CHECKPOINT, SupernetRequest, train_supernet  # noqa: E402
+from nas.supernet.supernet_config import SupernetConfig  # noqa: E402
+from nas.supernet.supernet_proxy import SupernetProxy  # noqa: E402
+from nas.supernet.supernet_run import CHECKPOINT, SupernetRequest, train_supernet  # noqa: E402
 
 
 def timed(fn) -> float:
@@ -40,8 +40,8 @@ def timed(fn) -> float:
 
 
 def cost(space_name: str, out: Path, paths: int, repeats: int, threads: int) -> dict[str, list[float]]:
-    from nas.accuracy.train import evaluate_accuracy
-    from nas.supernet.train import PathModel, extract_calibrated, recalibrate_path_bn
+    from nas.accuracy.training_core import evaluate_accuracy
+    from nas.supernet.path_training import PathModel, extract_calibrated, recalibrate_path_bn
 
     folder = out / space_name
     config = SupernetConfig(epochs=1, train_images=2000)

@@ -31,7 +31,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-from nas.latency.measure import Timing  # noqa: E402
+from nas.export.timing import Timing  # noqa: E402
 from nas.latency.table import LatencyTable  # noqa: E402
 
 OUT = ROOT / "nas" / "data" / "groundtruth"

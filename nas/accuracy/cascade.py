@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from nas.accuracy.base import Proxy
+from nas.accuracy.proxy_interface import Proxy
 from nas.core.spec import ArchSpec
 
 

@@ -1,12 +1,13 @@
 """One interface for every accuracy proxy: `make_proxy(name, budget) -> Proxy`, `proxy.evaluate(spec) -> dict`.
 
-Names: the zero-cost scores of `ZERO_COST` (cheap: no training); the training proxies "train"
+Every name is registered in `PROXIES` (nas.runtime.registry) by the module that implements it;
+a user's own proxy registers there too. Built in: the zero-cost scores of `ZERO_COST` (cheap: no training); the training proxies "train"
 (the budget's proxy recipe), "train-<E>ep" / "train-<S>steps" (that recipe, another length) and
 "reference" (the budget's long reference training, as in the audit); "supernet", a network's
 top-1 with weights inherited from one trained weight-sharing supernet (`nas.supernet`); and cascades
 "<zero-cost>><training>", e.g. "zen>train", which train only what the zero-cost score lets
 through (`nas.accuracy.cascade`); and "ofa-imagenet" / "accel-imagenet", ImageNet top-1 predicted by
-others' models for their own spaces (`nas.groundtruth.proxy`).
+others' models for their own spaces (`nas.groundtruth.imagenet_proxy`).
 
 `evaluate` returns a dict with at least `proxy`, `score` (higher is better; what a ranking
 uses), `accuracy` (validation top-1 in [0, 1] for training proxies, None for zero-cost ones),
@@ -21,21 +22,22 @@ import math
 import re
 import time
 from dataclasses import asdict, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nas.accuracy.base import Proxy
-from nas.runtime.errors import UserError
-from nas.accuracy.config import DataConfig, ProxyConfig, TrainConfig, with_length
-from nas.budgets import DEFAULT_PROXY, AccuracyBudget, Budget, get_budget  # noqa: F401 - DEFAULT_PROXY re-exported
-from nas.accuracy.data import ProxyData, load_data
-from nas.runtime.session import select_device, set_threads
-from nas.accuracy.train import adapt_spec
-from nas.accuracy.zero_cost import ZERO_COST, ZeroCostProxy, get_zero_cost
+from nas.accuracy.proxy_interface import Proxy, ProxyContext
+from nas.accuracy.proxy_config import DataConfig, ProxyConfig, TrainConfig, with_length
+from nas.accuracy.proxy_data import ProxyData, load_data
+from nas.accuracy.short_training import adapt_spec
+from nas.accuracy.zero_cost import ZERO_COST, ZeroCostProxy
 from nas.core.spec import ArchSpec
+from nas.runtime.errors import UserError
+from nas.runtime.registry import BUDGETS, PROXIES
+from nas.runtime.session import select_device, set_threads
+
+if TYPE_CHECKING:  # the budgets sit above the proxies: a name is looked up in BUDGETS
+    from nas.budgets import AccuracyBudget, Budget
 
 _LENGTH = re.compile(r"train-(\d+)(ep|steps)")
-TRAINING_NAMES = ("train", "train-<E>ep", "train-<S>steps", "reference")
-IMAGENET_PROXIES = ("ofa-imagenet", "accel-imagenet")  # nas.groundtruth.proxy: predicted ImageNet top-1
 
 
 class TrainingProxy(Proxy):
@@ -56,7 +58,7 @@ class TrainingProxy(Proxy):
     def evaluate(self, spec: ArchSpec, weights_out: str | None = None) -> dict[str, Any]:
         """The training's result; with `weights_out`, the trained state_dict is saved there (for the
         spec as trained: adapt_spec's classes, resolution and stem stride)."""
-        from nas.accuracy.train import Trainer
+        from nas.accuracy.short_training import Trainer
         from nas.runtime.files import save_state
 
         c = self.config
@@ -110,7 +112,7 @@ def training_config(name: str, budget: AccuracyBudget) -> TrainConfig:
         return budget.reference
     m = _LENGTH.fullmatch(name)
     if not m or int(m.group(1)) < 1:
-        raise UserError(f"unknown proxy {name!r} (one of {', '.join(proxy_names())})", field="--proxy")
+        raise UserError(f"unknown proxy {name!r} (one of {', '.join(proxy_names())})", field="proxy")
     n = int(m.group(1))
     return with_length(budget.proxy, epochs=n) if m.group(2) == "ep" else with_length(budget.proxy, steps=n)
 
@@ -118,34 +120,46 @@ def training_config(name: str, budget: AccuracyBudget) -> TrainConfig:
 def make_proxy(name: str, budget: str | Budget | AccuracyBudget = "default", data: DataConfig | None = None,
                seed: int = 0, device: str = "auto", threads: int | None = None,
                train: TrainConfig | None = None) -> Proxy:
-    """The named proxy under a budget (its accuracy part); `train` replaces the budget's recipe for a training proxy."""
-    budget = get_budget(budget) if isinstance(budget, str) else budget
-    budget = budget.accuracy if isinstance(budget, Budget) else budget
-    data = data or DataConfig()
-    if ">" in name:
+    """The named proxy (from `PROXIES`) under a budget (its accuracy part); `train` replaces the
+    budget's recipe for a training proxy. "A>B" is a cascade: B scores only what A lets through."""
+    budget = BUDGETS.lookup(budget) if isinstance(budget, str) else budget
+    context = ProxyContext(getattr(budget, "accuracy", budget), data or DataConfig(), seed, device, threads, train)
+    if isinstance(name, str) and ">" in name:
         from nas.accuracy.cascade import CascadeProxy
 
         first, _, second = name.partition(">")
-        if first not in ZERO_COST or second in ZERO_COST or ">" in second:
-            raise UserError(f"a cascade is ZERO_COST>TRAINING (e.g. zen>train), got {name!r}", field="--proxy")
-        return CascadeProxy(make_proxy(first, budget, data, seed, device, threads),
-                            make_proxy(second, budget, data, seed, device, threads, train))
-    if name == "supernet":  # its weights come later: the pipeline's supernet stage, or --supernet
-        from nas.supernet.proxy import SupernetProxy
+        if _kind(first) != "zero-cost" or _kind(second) != "training":
+            raise UserError(f"a cascade is ZERO_COST>TRAINING (e.g. zen>train), got {name!r}", field="proxy")
+        return CascadeProxy(make_proxy(first, context.budget, data, seed, device, threads),
+                            make_proxy(second, context.budget, data, seed, device, threads, train))
+    return PROXIES.lookup(name)(name, context)
 
-        return SupernetProxy(device=device, threads=threads)
-    if name in IMAGENET_PROXIES:
-        from nas.groundtruth.proxy import ground_truth_proxy
 
-        return ground_truth_proxy(name)
-    if name in ZERO_COST:
-        return ZeroCostScorer(get_zero_cost(name), data, budget.zero_cost_batch, seed, device, threads)
-    config = train or training_config(name, budget)
-    return TrainingProxy(name, ProxyConfig(data=data, train=config, seed=seed, device=device, threads=threads))
+def _kind(name: str) -> str | None:
+    return PROXIES.entry(name).meta.get("kind") if PROXIES.accepts(name) else None
 
 
 def proxy_names() -> list[str]:
-    return [*ZERO_COST, *TRAINING_NAMES, "supernet", *IMAGENET_PROXIES, "<zero-cost>><training>"]
+    return [*PROXIES, "<zero-cost>><training>"]
+
+
+def _zero_cost(name: str, c: ProxyContext) -> Proxy:
+    return ZeroCostScorer(ZERO_COST[name], c.data, c.budget.zero_cost_batch, c.seed, c.device, c.threads)
+
+
+def _training(name: str, c: ProxyContext) -> Proxy:
+    config = c.train or training_config(name, c.budget)
+    return TrainingProxy(name, ProxyConfig(data=c.data, train=config, seed=c.seed, device=c.device, threads=c.threads))
+
+
+for _score in ZERO_COST.values():
+    PROXIES.register(_score.name, _zero_cost, help=_score.summary, kind="zero-cost")
+for _name, _pattern, _help in (
+        ("train", None, "the budget's short training on the proxy task; score: its top-1"),
+        ("train-<E>ep", r"train-[1-9]\d*ep", "that training, E epochs long"),
+        ("train-<S>steps", r"train-[1-9]\d*steps", "that training, S steps long"),
+        ("reference", None, "the budget's long reference training (as in the audit)")):
+    PROXIES.register(_name, _training, pattern=_pattern, help=_help, kind="training")
 
 
 def audit_proxies(budget: AccuracyBudget, data: DataConfig, seed: int = 0, device: str = "auto",

@@ -19,6 +19,12 @@ MAX_BLOCKS = 128
 MAX_KERNEL = 11
 MAX_CLASSES = 100_000
 MAX_NAME = 200
+# The whole network's totals: per-block bounds still admit 128 blocks of 8192 channels at 2048x2048,
+# which no machine builds. Far above MobileNetV3-Large (5.5M params, 0.22G MACs) at 6x its width, the
+# widest its head's bound allows (155M, 7.0G), or at 1024x1024 (4.4G MACs); a command that loads a
+# spec file raises them with --max-params / --max-macs.
+MAX_PARAMS = 10**9
+MAX_MACS = 10**11
 
 
 class Checker:

@@ -118,6 +118,14 @@ def op_counts(spec: ArchSpec) -> list[OpCount]:
             for op, rows in zip(ops, parts) for row in rows]
 
 
+def part_totals(spec: ArchSpec) -> list[tuple[str, int, int]]:
+    """(part, params, MACs) of the stem, each block (`blocks[i]`) and the head: one walk of the spec,
+    no model built, so a loader can refuse a network of absurd size before anything allocates it."""
+    parts = walk_ops(spec)
+    names = ["stem", *(f"blocks[{i}]" for i in range(len(parts) - 2)), "head"]
+    return [(name, sum(r.params for r in rows), sum(r.macs for r in rows)) for name, rows in zip(names, parts)]
+
+
 def count_macs(spec: ArchSpec) -> int:
     """Multiply-adds of conv and linear layers, from the spec alone."""
     return sum(row.macs for row in op_counts(spec))

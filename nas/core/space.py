@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+from pathlib import Path
 from dataclasses import dataclass, replace
 from typing import Any, Iterator, Sequence
 
@@ -28,6 +29,7 @@ from nas.core.check import MAX_BLOCKS, MAX_RESOLUTION, MIN_RESOLUTION, Checker
 from nas.core.spec import (ACTIVATIONS, SE_STYLES, ArchSpec, BlockSpec, HeadSpec, StemSpec, conv_out_size,
                            make_divisible, spec_from_dict)
 from nas.runtime.files import load_yaml_file
+from nas.runtime.registry import SPACES
 
 # Decision kinds in the order a stage's tokens appear.
 KINDS = ("layers", "k", "exp", "se", "act", "width", "skip")
@@ -276,10 +278,25 @@ _SPACE_KEYS = ("name", "family", "resolution", "num_classes", "se_style", "stem"
 _STAGE_KEYS = ("out", "layers", "s", "k", "exp", "se", "act", "skip", "fixed", "choices", "per_layer")
 
 
-def load_space(name_or_path: str | os.PathLike) -> SearchSpace:
-    """A built-in space by name (search_spaces/<name>.yaml) or a user's YAML file."""
+def load_space(name_or_path: str | os.PathLike | SearchSpace) -> SearchSpace:
+    """A space registered in `SPACES` (the shipped search_spaces/<name>.yaml, a user's own) by
+    name, or a user's YAML file."""
+    if isinstance(name_or_path, SearchSpace):
+        return name_or_path
+    if isinstance(name_or_path, str) and name_or_path in SPACES:
+        registered = SPACES[name_or_path]
+        if isinstance(registered, SearchSpace):
+            return registered
+        name_or_path = registered
+    text = str(name_or_path)
+    if not (Path(text).suffix or Path(text).exists() or os.sep in text):
+        raise UserError(f"unknown search space {text!r} (built-in: {', '.join(SPACES)}; or a path to a YAML file)")
     path = resolve_builtin(name_or_path, SPACES_DIR, "search space")
     return space_from_dict(load_yaml_file(path), source=str(path))
+
+
+for _path in sorted(SPACES_DIR.glob("*.yaml")):  # the shipped spaces, by file name
+    SPACES.register(_path.stem, _path, help=f"shipped: {_path.name}")
 
 
 def _option_list(c: Checker, value: Any, field: str, kind: str) -> tuple:

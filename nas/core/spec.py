@@ -20,11 +20,9 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import yaml
 
-from nas.core.check import (MAX_BLOCKS, MAX_CLASSES, MAX_NAME, MAX_RESOLUTION, MIN_RESOLUTION, Checker,
-                            kind)
+from nas.core.check import MAX_BLOCKS, MAX_CLASSES, MAX_NAME, MAX_RESOLUTION, MIN_RESOLUTION, Checker, kind
 from nas.runtime.errors import UserError
-from nas.runtime.files import atomic_write_text, load_yaml_file
-from nas.runtime.paths import REFERENCE_DIR, resolve_builtin
+from nas.runtime.files import atomic_write_text
 
 ACTIVATIONS = ("relu", "relu6", "hswish", "swish")
 ACT_CODES = {"relu": "re", "relu6": "r6", "hswish": "hs", "swish": "sw"}
@@ -249,12 +247,6 @@ def spec_from_dict(data: Any, source: str = "<spec>") -> ArchSpec:
 
 
 # ---- YAML files -----------------------------------------------------------------------------
-
-def load_spec(path: str | os.PathLike) -> ArchSpec:
-    """A spec file, or a published architecture by name (search_spaces/reference/<name>.yaml)."""
-    path = resolve_builtin(path, REFERENCE_DIR, "spec")
-    return spec_from_dict(load_yaml_file(path), source=str(path))
-
 
 def _flow(mapping: Mapping[str, Any]) -> str:
     return yaml.safe_dump(dict(mapping), default_flow_style=True, sort_keys=False, width=1000).strip()

@@ -18,11 +18,12 @@ if __name__ == "__main__":  # Ctrl-C while the imports below load torch: one lin
 from argparse import Namespace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from nas.accuracy.config import DATASETS, data_from_flags  # noqa: E402
-from nas.core.spec import load_spec  # noqa: E402
+from nas.accuracy.proxy_config import DATASETS, data_from_flags  # noqa: E402
+from nas.core.spec_file import load_spec, spec_limits  # noqa: E402
 from nas.export import onnx as onnx_export  # noqa: E402  (through the module: tests replace its functions)
-from nas.export.onnx import OPSET, VERIFY_TOLERANCE  # noqa: E402
-from nas.runtime.cli import ArgumentParser, THREADS, emit, positive_int, run_main  # noqa: E402
+from nas.export.onnx import OPSET  # noqa: E402
+from nas.export.verify import VERIFY_TOLERANCE  # noqa: E402
+from nas.runtime.cli import ArgumentParser, THREADS, add_spec_limit_flags, emit, positive_int, run_main  # noqa: E402
 from nas.runtime.errors import UserError  # noqa: E402
 from nas.runtime.files import atomic_write_bytes  # noqa: E402
 
@@ -51,7 +52,7 @@ def _calibration(args, spec, shape):
     if source == "random":
         n = args.calibration_images or RANDOM_CALIBRATION_INPUTS
         return random_calibration(shape, batches=n), {"source": "random", "images": n}
-    from nas.accuracy.data import load_data
+    from nas.accuracy.proxy_data import load_data
 
     config = data_from_flags(Namespace(dataset=args.dataset, data=args.data, resolution=spec.resolution,
                                        stem_stride="keep"))
@@ -157,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--calibration-images", type=positive_int,
                    help=f"calibration inputs (default {DATA_CALIBRATION_IMAGES} images, "
                         f"{RANDOM_CALIBRATION_INPUTS} random inputs)")
+    add_spec_limit_flags(p)
     args = p.parse_args(argv)
     if not args.onnx and not args.tflite:
         p.error("give --onnx OUT.onnx, --tflite OUT.tflite or both")
@@ -181,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         from nas.export.tflite import require_tflite
 
         require_tflite("--tflite")
-    result = export(args)  # a failed check: exit 1
+    with spec_limits(args.max_params, args.max_macs):
+        result = export(args)  # a failed check: exit 1
     emit(result, args.json, _human)
     return 0
 

@@ -12,6 +12,7 @@ import atexit
 import functools
 import multiprocessing
 import os
+from typing import Callable
 
 _pool = None
 _in_converter = False  # true in the converter process itself
@@ -30,28 +31,30 @@ def _shutdown() -> None:
         _pool = None
 
 
-def in_converter_process(fn):
-    """Run `fn` (a module-level converter returning bytes; arguments picklable) in the one converter
-    process, spawned on first use (~10 s of imports, once per process). It runs here instead inside
-    the converter process, in a daemonic worker (which may not start children and times nothing),
-    or with NAS_CONVERT_IN_PROCESS=1."""
-    @functools.wraps(fn)
-    def call(*args, **kwargs):
-        global _pool
-        if _in_converter or multiprocessing.current_process().daemon or os.environ.get(IN_PROCESS_ENV) == "1":
-            return fn(*args, **kwargs)
-        from concurrent.futures import ProcessPoolExecutor
-        from concurrent.futures.process import BrokenProcessPool
+def in_converter_process(require: Callable[[], None]):
+    """Decorator: run the function (a module-level converter returning bytes; arguments picklable)
+    in the one converter process, spawned on first use (~10 s of imports, once per process), after
+    `require()` here (it raises when the converter is not installed, before any process starts).
+    It runs here instead inside the converter process, in a daemonic worker (which may not start
+    children and times nothing), or with NAS_CONVERT_IN_PROCESS=1."""
+    def decorate(fn):
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            global _pool
+            if _in_converter or multiprocessing.current_process().daemon or os.environ.get(IN_PROCESS_ENV) == "1":
+                return fn(*args, **kwargs)
+            from concurrent.futures import ProcessPoolExecutor
+            from concurrent.futures.process import BrokenProcessPool
 
-        from nas.export.tflite import require_tflite
-
-        require_tflite()
-        if _pool is None:
-            _pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_converter_init)
-            atexit.register(_shutdown)  # before interpreter teardown: else its manager thread complains at exit
-        try:
-            return _pool.submit(call, *args, **kwargs).result()
-        except BrokenProcessPool:
-            _pool = None
-            raise RuntimeError("the TFLite converter process died (out of memory?)") from None
-    return call
+            require()
+            if _pool is None:
+                _pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=_converter_init)
+                atexit.register(_shutdown)  # before interpreter teardown: else its manager thread complains at exit
+            try:
+                return _pool.submit(call, *args, **kwargs).result()
+            except BrokenProcessPool:
+                _pool = None
+                raise RuntimeError("the TFLite converter process died (out of memory?)") from None
+        return call
+    return decorate

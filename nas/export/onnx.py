@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import io
-import math
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
-from nas.runtime.errors import UserError, VerificationError
-from nas.runtime.files import atomic_write_bytes, load_state
-from nas.latency.measure import make_session, time_session
 from nas.core.counts import count_macs, count_params
 from nas.core.model import build_model
 from nas.core.spec import ArchSpec
+from nas.export.timing import make_session, time_session
+from nas.export.verify import check_exported
+from nas.runtime.errors import UserError
+from nas.runtime.files import atomic_write_bytes, load_state
 
 OPSET = 17
-VERIFY_TOLERANCE = 1e-4
 
 
 def export_onnx(model: nn.Module, input_shape: tuple[int, ...], opset: int = OPSET) -> bytes:
@@ -84,36 +83,9 @@ def spec_summary(spec: ArchSpec) -> dict:
             "macs": count_macs(spec)}
 
 
-def check_exported(model: nn.Module, input_shape: tuple[int, ...], not_written: str, *, runtime: str,
-                   diff: Callable[[], float], predict: Callable[[], Callable[[np.ndarray], np.ndarray]],
-                   timer: Callable[[], Any], verify: bool = True, time_it: bool = True, threads: int = 1,
-                   seed: int = 0, int8: bool = False) -> dict:
-    """The check (`max_abs_diff`, `verified`) and timing (`latency_ms`...) keys of an exported model:
-    `diff()` is its float check's max |diff| from torch, `predict()` makes its predictor (float32
-    NCHW in, logits out) for the loose int8 check, and `timer()` times it. A failed check is a
-    VerificationError whose message ends "`not_written` not written"."""
-    result: dict[str, Any] = {}
-    if verify and int8:
-        from nas.export.quantize import loose_check
-
-        result.update(loose_check(model, predict(), input_shape, runtime, not_written, seed))
-    elif verify:
-        diff = diff()
-        result["max_abs_diff"] = diff
-        result["verified"] = math.isfinite(diff) and diff <= VERIFY_TOLERANCE
-        if not result["verified"]:
-            raise VerificationError(f"{runtime} disagrees with torch (max |diff| {diff:.3g}, tolerance "
-                                    f"{VERIFY_TOLERANCE:g}); {not_written} not written")
-    if time_it:
-        result.update(timing_keys(timer()), threads=threads)
-    return result
-
-
 def check_onnx(model: nn.Module, onnx_bytes: bytes, input_shape: tuple[int, ...], not_written: str, *,
                threads: int = 1, runs: int = 50, **check) -> dict:
-    """check_exported for an ONNX model, timed with ONNX Runtime."""
-    from nas.export.quantize import onnx_predict
-
+    """nas.export.verify.check_exported for an ONNX model, timed with ONNX Runtime."""
     seed = check.get("seed", 0)
     return check_exported(model, input_shape, not_written, runtime="ONNX Runtime",
                           diff=lambda: max_abs_diff(model, onnx_bytes, input_shape, seed),
@@ -122,10 +94,10 @@ def check_onnx(model: nn.Module, onnx_bytes: bytes, input_shape: tuple[int, ...]
                           threads=threads, **check)
 
 
-def timing_keys(t) -> dict:
-    """A Timing as the JSON keys every export reports."""
-    return {"latency_ms": round(t.median, 4), "latency_p10_ms": round(t.p10, 4), "latency_p90_ms": round(t.p90, 4),
-            "timed_runs": t.n}
+def onnx_predict(onnx_bytes: bytes, threads: int = 1) -> Callable[[np.ndarray], np.ndarray]:
+    """float32 NCHW -> logits with ONNX Runtime."""
+    session = make_session(onnx_bytes, threads)
+    return lambda x: session.run(None, {"input": np.ascontiguousarray(x, dtype=np.float32)})[0]
 
 
 def export_spec(spec: ArchSpec, out: str | Path, *, weights: str | None = None, verify: bool = True,

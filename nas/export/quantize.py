@@ -13,7 +13,7 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 
@@ -22,9 +22,7 @@ from nas.export.converter import in_converter_process
 if TYPE_CHECKING:  # torch loads only when a function below is called
     from torch import nn
 
-    from nas.accuracy.data import ProxyData
-
-CHECK_SAMPLES = 32  # random inputs the int8 agreement check compares on
+    from nas.accuracy.proxy_data import ProxyData
 
 
 def random_calibration(input_shape: Sequence[int], batches: int = 4, seed: int = 0) -> list[np.ndarray]:
@@ -99,7 +97,13 @@ def _rows(calibration: Iterable[np.ndarray]) -> list[np.ndarray]:
     return rows
 
 
-@in_converter_process
+def _require_converter() -> None:
+    from nas.export.tflite import require_tflite  # torch: only when a conversion is asked for
+
+    require_tflite()
+
+
+@in_converter_process(_require_converter)
 def tflite_int8(model: "nn.Module", input_shape: Sequence[int], calibration: Iterable[np.ndarray], *,
                 channels_last: bool = True, keep_4d_output: bool = False) -> bytes:
     """Static int8 TFLite of `model` (eval mode): activation ranges observed on `calibration`
@@ -133,58 +137,6 @@ def tflite_int8(model: "nn.Module", input_shape: Sequence[int], calibration: Ite
     allow_exported_model_train_eval(converted)  # to_tflite calls eval(), which a bare exported graph refuses
     converted.training = False  # exported from an eval model; litert-torch warns about a module in training mode
     return to_tflite(converted, shape, quant_config=QuantConfig(pt2e_quantizer=quantizer), channels_last=False)
-
-
-def onnx_predict(onnx_bytes: bytes, threads: int = 1) -> Callable[[np.ndarray], np.ndarray]:
-    """float32 NCHW -> logits with ONNX Runtime."""
-    from nas.latency.measure import make_session
-
-    session = make_session(onnx_bytes, threads)
-    return lambda x: session.run(None, {"input": np.ascontiguousarray(x, dtype=np.float32)})[0]
-
-
-def tflite_predict(tflite: bytes, threads: int = 1) -> Callable[[np.ndarray], np.ndarray]:
-    """float32 NCHW -> logits with LiteRT (an int8 model's input quantized, output dequantized)."""
-    from nas.export.tflite import make_interpreter, run_float
-
-    interp = make_interpreter(tflite, threads)
-    return lambda x: run_float(interp, x)
-
-
-def int8_agreement(model: "nn.Module", predict: Callable[[np.ndarray], np.ndarray], input_shape: Sequence[int],
-                   samples: int = CHECK_SAMPLES, seed: int = 0) -> dict:
-    """How closely an int8 model follows the float torch one on `samples` random normal inputs:
-    `max_abs_diff` (largest |int8 - torch| logit), `top1_agreement` (the fraction of inputs with the
-    same arg-max) and `output_range` (the largest |torch logit|, the scale the diff is read against)."""
-    import torch
-
-    rng = np.random.default_rng(seed)
-    diff, agree, scale = 0.0, 0, 0.0
-    model.eval()
-    for _ in range(samples):
-        x = rng.standard_normal(tuple(input_shape)).astype(np.float32)
-        with torch.no_grad():
-            expected = model(torch.from_numpy(x)).numpy()
-        got = predict(x)
-        diff = max(diff, float(np.max(np.abs(got - expected))))
-        scale = max(scale, float(np.max(np.abs(expected))))
-        agree += int(np.argmax(got) == np.argmax(expected))
-    return {"max_abs_diff": diff, "top1_agreement": agree / samples, "output_range": scale}
-
-
-def loose_check(model: "nn.Module", predict: Callable[[np.ndarray], np.ndarray], input_shape: Sequence[int],
-                what: str, not_written: str, seed: int = 0) -> dict:
-    """An int8 model's check: int8_agreement's keys and `verified`, which asks only for finite
-    outputs (int8 logits differ from float ones by design: no 1e-4 tolerance here). Non-finite
-    outputs are a VerificationError whose message ends "`not_written` not written"."""
-    from nas.runtime.errors import VerificationError
-
-    result = int8_agreement(model, predict, input_shape, seed=seed)
-    result["verified"] = bool(np.isfinite(result["max_abs_diff"]))
-    if not result["verified"]:
-        raise VerificationError(f"int8 {what} gives non-finite outputs where torch's are finite; {not_written} "
-                                "not written")
-    return result
 
 
 def proxy_calibration(data: "ProxyData", images: int = 256) -> list[np.ndarray]:
@@ -233,12 +185,12 @@ def int8_check(model: "nn.Module", data: "ProxyData", calibration_images: int = 
     latencies (and the fp32 TFLite conversion they need): their keys are None. `models`: int8_models'
     result for this model and data, made beforehand. `val_images`: score only the first N held-out
     images (each runs alone through the batch-1 int8 models: about 3 ms an image for both)."""
-    import torch
+    import torch  # here and below: torch and onnxruntime load only when a check runs
 
-    from nas.export.onnx import export_onnx
+    from nas.export.onnx import export_onnx, onnx_predict
     from nas.export.tflite import (INSTALL_HINT, make_interpreter, runtime_version, tflite_available,
-                                   time_interpreter, to_tflite)
-    from nas.latency.measure import make_session, time_session
+                                   tflite_predict, time_interpreter, to_tflite)
+    from nas.export.timing import make_session, time_session
 
     model = _cpu_copy(model)
     shape = (1, 3, data.resolution, data.resolution)

@@ -8,6 +8,7 @@ import numpy as np
 
 from nas.runtime.files import atomic_write_text
 from nas.runtime.plots import pyplot, save_figure
+from nas.runtime.stats import mean_sd
 
 
 def pareto_front(latency: Sequence[float], accuracy: Sequence[float]) -> list[int]:
@@ -133,8 +134,6 @@ def fmt(x: Any, digits: int = 2) -> str:
 
 
 def accuracy_cell(row: dict) -> str:
-    from nas.accuracy.stats import mean_sd
-
     if row.get("accuracy_label"):  # a model's prediction or a published figure: one value, no seeds
         return f"{row['accuracy_mean']:.4f}"
     return mean_sd(row["accuracy_mean"], row["accuracy_sd"])

@@ -16,14 +16,15 @@ import os
 import sys
 import time
 import warnings
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from nas.export.converter import in_converter_process
-from nas.latency.measure import Timing
+from nas.export.timing import Timing
+from nas.export.verify import check_exported
 from nas.runtime.errors import UserError
 from nas.runtime.log import root_handlers_kept
 
@@ -87,7 +88,7 @@ def _quiet_converter():
     return litert_torch
 
 
-@in_converter_process
+@in_converter_process(require_tflite)
 def to_tflite(model: nn.Module, input_shape: Sequence[int], quant_config=None, *, channels_last: bool = True,
               keep_4d_output: bool = False) -> bytes:
     """TFLite flatbuffer of `model` in eval mode, traced on a zero input; `input_shape` is NCHW.
@@ -172,6 +173,12 @@ def run_float(interp, x: np.ndarray) -> np.ndarray:
     return y
 
 
+def tflite_predict(tflite: bytes, threads: int = 1) -> Callable[[np.ndarray], np.ndarray]:
+    """float32 NCHW -> logits with LiteRT (an int8 model's input quantized, output dequantized)."""
+    interp = make_interpreter(tflite, threads)
+    return lambda x: run_float(interp, x)
+
+
 def random_input(interp, seed: int = 0) -> np.ndarray:
     inp = interp.get_input_details()[0]
     x = np.random.default_rng(seed).standard_normal(inp["shape"]).astype(np.float32)
@@ -209,10 +216,7 @@ def max_abs_diff(model: nn.Module, tflite: bytes, input_shape: Sequence[int], se
 
 def check_tflite(model: nn.Module, tflite: bytes, input_shape: Sequence[int], not_written: str, *,
                  threads: int = 1, runs: int = 50, **check) -> dict:
-    """nas.export.onnx.check_exported for a TFLite model, timed with the LiteRT interpreter."""
-    from nas.export.onnx import check_exported
-    from nas.export.quantize import tflite_predict
-
+    """nas.export.verify.check_exported for a TFLite model, timed with the LiteRT interpreter."""
     seed = check.get("seed", 0)
     return check_exported(model, tuple(input_shape), not_written, runtime="LiteRT",
                           diff=lambda: max_abs_diff(model, tflite, input_shape, seed),

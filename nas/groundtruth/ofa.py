@@ -16,7 +16,7 @@ import numpy as np
 
 from nas.core.space import RESOLUTION, SearchSpace, load_space
 from nas.core.spec import ArchSpec
-from nas.groundtruth.data import ofa_predictor_weights, ofa_specialized
+from nas.groundtruth.records import ofa_predictor_weights, ofa_specialized
 
 SPACE = "ofa_mobilenetv3"
 SLOTS, PER_STAGE = 20, 4

@@ -28,13 +28,12 @@ from threadpoolctl import threadpool_limits
 
 from nas.core.spec import ArchSpec
 from nas.groundtruth.accel import BLOCKS, FIELDS, accel_space, arch_of
-from nas.groundtruth.data import ACCEL_SOURCE, accel_records
+from nas.groundtruth.records import ACCEL_SOURCE, FPGA_DEVICES, accel_records
 from nas.latency.predict import Prediction
 
 KEYS = tuple(f"block{i}_{f}" for i in range(BLOCKS) for f in FIELDS)  # the 28 feature columns
 TOP1_TREES = {"max_iter": 400, "learning_rate": 0.2, "max_leaf_nodes": 4, "random_state": 0}
 LATENCY_TREES = {"max_iter": 300, "learning_rate": 0.2, "max_leaf_nodes": 8, "random_state": 0}
-FPGA_DEVICES = {"zcu102": "latency_zcu102", "vck190": "latency_vck190"}
 _Z90 = 1.2815515655446004  # standard normal 90th percentile: p10 / p90 of a measured mean +- std
 _E, _K = (1, 4, 6), (3, 5)
 _COMBOS = tuple((e, k, se) for e in _E for k in _K for se in (False, True))

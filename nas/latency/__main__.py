@@ -18,8 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from nas.runtime.cli import (ArgumentParser, THREADS, emit, int_in, positive_int, resume_command, run_main,
-                             seed_int, set_resume_hint)
+from nas.runtime.cli import (ArgumentParser, THREADS, add_spec_limit_flags, emit, int_in, positive_int,
+                             resume_command, run_main, seed_int, set_resume_hint)
 from nas.runtime.errors import UserError
 from nas.latency import calibrate
 from nas.runtime.files import load_json_file
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("--force", action="store_true", help="write even over, or in front of, a shipped device table")
     i.set_defaults(run=cmd_import)
 
-    calibrate.register(sub)
+    add_spec_limit_flags(calibrate.register(sub))  # its measurements name spec files
 
     for name in ("build", "validate"):
         sub.choices[name].add_argument("--table", type=Path,
@@ -269,7 +269,10 @@ def main(argv: list[str] | None = None) -> int:
     args.parser = p
     args.argv = sys.argv[1:] if argv is None else argv
     if hasattr(args, "func"):  # a subcommand that prints its own output
-        return args.func(args) or 0
+        from nas.core.spec_file import spec_limits
+
+        with spec_limits(getattr(args, "max_params", None), getattr(args, "max_macs", None)):
+            return args.func(args) or 0
     result = args.run(args)
     emit(result, args.json, getattr(args, "human", _human))
     return 0

@@ -174,7 +174,7 @@ class OnnxBackend(Backend):
         return onnx
 
     def runner(self, model, threads, seed=0):
-        from nas.latency.measure import make_session, random_input
+        from nas.export.timing import make_session, random_input  # onnxruntime: only for this runtime
         session = make_session(model, threads)
         feeds = random_input(session, seed)
         return lambda: session.run(None, feeds)

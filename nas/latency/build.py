@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from nas.latency.backend import Backend, OnnxBackend
-from nas.latency.measure import Timing
+from nas.export.timing import Timing
 from nas.latency.ops import Op
 from nas.core.spec import ArchSpec
 

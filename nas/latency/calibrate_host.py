@@ -10,7 +10,8 @@ import numpy as np
 
 from nas.latency.build import measure_specs
 from nas.runtime.paths import REFERENCE_DIR
-from nas.core.spec import ArchSpec, load_spec
+from nas.core.spec import ArchSpec
+from nas.core.spec_file import load_spec
 
 log = logging.getLogger(__name__)
 

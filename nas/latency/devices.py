@@ -14,6 +14,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from nas.runtime.errors import UserError
+from nas.runtime.registry import DEVICES
 from nas.latency.backend import Backend, OnnxBackend, make_backend, parse_host_name
 from nas.latency.measure import host_fingerprint
 from nas.latency.ops import Op, ops_of
@@ -28,8 +29,6 @@ log = logging.getLogger(__name__)
 FINGERPRINT_KEYS = ("cpu", "cores", "runtime", "provider", "threads", "converter", "precision")
 # What a table written before these keys existed was measured with.
 _FINGERPRINT_DEFAULTS = {"precision": "fp32"}
-HOST_DEVICES = ("host", "host:int8", "host-litert", "host-litert:int8")
-FPGA_DEVICES = ("zcu102", "vck190")  # Accel-NASBench's (nas.groundtruth.surrogate), networks of its space only
 
 
 class TableDevice:
@@ -272,24 +271,25 @@ def table_out(name: str, out: str | None, force: bool) -> Path:
 
 
 def get_device(name: str, threads: int = 1):
-    """A device by name: host, host:int8, host-litert, host-litert:int8, pixel1, zcu102, vck190, a
-    table/model under latency_tables/, or a path to one."""
+    """A device by name: one registered in `DEVICES` (host and its variants, the FPGAs zcu102 and
+    vck190, a user's own), a table/model under ./latency_tables/ or shipped, or a path to one."""
     if not isinstance(name, str) or not name.strip():
-        raise UserError("empty device name")
-    host = parse_host_name(name)
-    if host is not None:
-        return host_device(threads, backend=make_backend(*host))
-    if name in FPGA_DEVICES:
-        from nas.groundtruth.surrogate import AccelFpgaDevice  # scikit-learn: imported only when asked for
-
-        return AccelFpgaDevice(name)
+        raise UserError("empty device name", field="device")
+    user_table = not name.endswith((".yaml", ".yml")) and (USER_TABLES_DIR / f"{name}.yaml").is_file()
+    if DEVICES.accepts(name) and not user_table:
+        return DEVICES.lookup(name)(name, threads)
     path = Path(name) if name.endswith((".yaml", ".yml")) else device_file(name)
     if not path.exists():
-        known = sorted({p.stem for d in (USER_TABLES_DIR, TABLES_DIR) for p in d.glob("*.yaml")
-                        if not p.stem.endswith("_published") and not p.stem.startswith("host")})
-        raise UserError(f"unknown device {name!r} (known: host, {', '.join(known)}; also "
-                        f"{', '.join(HOST_DEVICES[1:])}; FPGAs {', '.join(FPGA_DEVICES)} (Accel-NASBench's space "
-                        f"only); or a path to a table)")
+        tables = sorted({p.stem for d in (USER_TABLES_DIR, TABLES_DIR) for p in d.glob("*.yaml")
+                         if not p.stem.endswith("_published") and not p.stem.startswith("host")})
+        raise UserError(f"unknown device {name!r} (known: host, {', '.join(tables)}; also "
+                        f"{', '.join(n for e in map(DEVICES.entry, DEVICES) for n in e.meta.get('variants', (e.name,)) if n != 'host')}"
+                        f"; or a path to a table)", field="device")
+    return load_device_file(name, path)
+
+
+def load_device_file(name: str, path: Path):
+    """A device from its file: a per-op table, a table per resolution, or a calibrated model."""
     data = load_yaml_file(path)
     log.debug("device %s: %s from %s", name, "op table" if isinstance(data, dict) and "ops" in data
               else "calibrated model", path)
@@ -299,3 +299,11 @@ def get_device(name: str, threads: int = 1):
         return load_resolution_device(path, data)
     from nas.latency.calibrated import load_calibrated_device
     return load_calibrated_device(path)
+
+
+@DEVICES.register("host", pattern=r"host(-litert)?(:.*)?",  # a bad precision: parse_host_name says which
+                  help="this machine, per-op tables timed here with ONNX Runtime; host:int8, host-litert (LiteRT), "
+                       "host-litert:int8 time the same networks another way",
+                  variants=("host", "host:int8", "host-litert", "host-litert:int8"))
+def _host(name: str, threads: int = 1):
+    return host_device(threads, backend=make_backend(*parse_host_name(name)))

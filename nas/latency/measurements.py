@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Mapping
 
 from nas.core.check import Checker
-from nas.core.spec import ArchSpec, load_spec
+from nas.core.spec import ArchSpec
+from nas.core.spec_file import load_spec
 from nas.runtime.errors import UserError
 from nas.runtime.files import load_yaml_file, read_text_file
 from nas.runtime.paths import DATA_ROOT, ROOT

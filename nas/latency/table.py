@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping
 
 from nas.core.check import Checker
 from nas.runtime.errors import UserError
-from nas.latency.measure import Timing
+from nas.export.timing import Timing
 from nas.runtime.files import atomic_write_text, load_yaml_file
 from nas.runtime.lock import wait_lock
 

@@ -32,15 +32,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from nas.accuracy.config import data_from_flags, stem_stride_flag
+from nas.accuracy.proxy_config import data_from_flags, stem_stride_flag
 from nas.budgets import BUDGETS
-from nas.core.spec import load_spec
+from nas.core.spec_file import load_spec, spec_limits
 from nas.netadapt.checkpoints import LOG_NAME
-from nas.netadapt.config import PARALLEL, SELECT_RULES, default_out, netadapt_budget
-from nas.runtime.cli import (ArgumentParser, THREADS, emit, non_negative_int, positive_float, positive_int,
-                             resume_command, run_main, set_resume_hint)
+from nas.netadapt.netadapt_config import PARALLEL, SELECT_RULES, default_out, netadapt_budget
+from nas.runtime.cli import (ArgumentParser, THREADS, add_spec_limit_flags, emit, non_negative_int, positive_float,
+                             positive_int, resume_command, run_main, seed_int, set_resume_hint)
 from nas.runtime.errors import UserError
-from nas.runtime.tune import TRIAL_RETRIES
+from nas.runtime.ray_tune import TRIAL_RETRIES
 
 
 def _fraction(text: str) -> float:
@@ -72,7 +72,7 @@ def _parser() -> ArgumentParser:
                         "(NetAdapt); noise-aware: highest accuracy, proposals within 1 standard error of it "
                         "tied and broken by the largest latency cut; latency: the largest latency cut")
     a.add_argument("--max-iterations", type=positive_int, help="stop after N iterations in all (--resume goes on)")
-    a.add_argument("--seed", type=non_negative_int, default=0)
+    a.add_argument("--seed", type=seed_int, default=0)
     r = p.add_argument_group("where it runs")
     r.add_argument("--parallel", choices=PARALLEL, help="none: in-process; ray: each proposal a Ray Tune trial")
     r.add_argument("--address", help="Ray cluster address (with --parallel ray)")
@@ -87,12 +87,14 @@ def _parser() -> ArgumentParser:
     d.add_argument("--stem-stride", type=stem_stride_flag, default="auto")
     d.add_argument("--train-images", type=positive_int, help="training subset (default: the budget's)")
     d.add_argument("--val-images", type=positive_int, help="held-out subset (default: the budget's)")
+    add_spec_limit_flags(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    spec = load_spec(args.spec)
+    with spec_limits(args.max_params, args.max_macs):
+        spec = load_spec(args.spec)
     data = data_from_flags(args)
     budget = netadapt_budget(args.budget)
     changes = {k: v for k, v in {"train_images": args.train_images, "val_images": args.val_images,
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.address and (args.parallel or budget.parallel) != "ray":  # it would be ignored: refused
         raise UserError(f"takes effect only with --parallel ray (the {budget.name} budget runs proposals in this "
                         f"process)", field="--address")
-    from nas.netadapt.run import run_netadapt  # torch: after the flags are checked
+    from nas.netadapt.netadapt_run import run_netadapt  # torch: after the flags are checked
 
     try:
         result = run_netadapt(

@@ -8,9 +8,9 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 
-from nas.accuracy.config import TrainConfig
+from nas.accuracy.proxy_config import TrainConfig
 from nas.core.spec import ArchSpec, spec_from_dict
-from nas.netadapt.config import NetAdaptConfig
+from nas.netadapt.netadapt_config import NetAdaptConfig
 from nas.netadapt.proposals import Proposal
 from nas.netadapt.surgery import shrink
 from nas.runtime.files import save_state
@@ -26,7 +26,7 @@ class ProxyTask:
     """The proxy data and the train / fine-tune / evaluate steps NetAdapt needs, all seeded."""
 
     def __init__(self, config: NetAdaptConfig, threads: int | None = None):
-        from nas.accuracy.data import load_data
+        from nas.accuracy.proxy_data import load_data
         from nas.runtime.session import select_device, set_threads
 
         self.config = config
@@ -41,7 +41,7 @@ class ProxyTask:
         return int(self.data.val_y.shape[0])
 
     def adapt(self, spec: ArchSpec) -> ArchSpec:
-        from nas.accuracy.train import adapt_spec
+        from nas.accuracy.short_training import adapt_spec
 
         return adapt_spec(spec, self.data.num_classes, self.data.resolution, self.config.data.stem_stride)
 
@@ -55,7 +55,7 @@ class ProxyTask:
     def run(self, spec: ArchSpec, state: Mapping[str, torch.Tensor] | None, train: TrainConfig | None,
             seed: int) -> dict[str, Any]:
         """Train `spec` from `state` (None: from scratch) with `train` (None: evaluate only)."""
-        from nas.accuracy.train import Trainer
+        from nas.accuracy.short_training import Trainer
 
         started = time.perf_counter()
         trainer = Trainer(spec, self.data, train or self.config.finetune(1), seed, self.config.data.stem_stride)
@@ -106,7 +106,7 @@ def finetune_with_ray(config: NetAdaptConfig, parent_spec: ArchSpec, parent_stat
     from ray import tune
 
     from nas.runtime.session import select_device
-    from nas.runtime.tune import run_tune, trial_error
+    from nas.runtime.ray_tune import run_tune, trial_error
 
     weights_dir = work_dir / "proposals" / name
     weights_dir.mkdir(parents=True, exist_ok=True)

@@ -7,9 +7,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from nas.accuracy.stats import standard_error
 from nas.core.spec import ArchSpec
 from nas.netadapt.surgery import Knob, candidate_widths, structure
+from nas.runtime.stats import standard_error
 
 
 @dataclass

@@ -14,11 +14,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from nas.accuracy.stats import judge, paired_difference, seed_summary, verdict
 from nas.budgets import Budget
-from nas.core.spec import ArchSpec, load_spec, save_spec, scale_width
+from nas.core.spec import ArchSpec, save_spec, scale_width
+from nas.core.spec_file import load_spec
 from nas.runtime.jsonl import JsonlWriter, jsonable, read_jsonl
 from nas.runtime.paths import REFERENCE_DIR
+from nas.runtime.stats import judge, paired_difference, seed_summary, verdict
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def baseline_networks(ctx) -> list[dict[str, Any]]:
         note = scaled.describe() + ("" if scaled.within else f"; no width lands within {TOLERANCE:.0%} of the target")
         networks.append({"name": scaled.spec.name, "kind": "width_scaled", "spec": scaled.spec, "note": note})
     if "netadapted" in ctx.baselines:
-        from nas.netadapt.run import run_netadapt
+        from nas.netadapt.netadapt_run import run_netadapt
 
         # NetAdapt only narrows: below the target, it starts from the width step just above it. Its
         # choices are the pipeline's; its final fine-tune is skipped: only the architecture is kept.
@@ -76,7 +77,7 @@ def _train_one(job: tuple) -> tuple:
     if callable(job[1]):
         key, fn, args = job
         return key, fn(*args)
-    from nas.accuracy.config import ProxyConfig
+    from nas.accuracy.proxy_config import ProxyConfig
     from nas.accuracy.proxy import TrainingProxy
     from nas.core.spec import spec_from_dict
 
@@ -208,14 +209,13 @@ def comparison(networks: list[dict[str, Any]], trainings: dict[tuple[str, int], 
     return {"rows": rows, "verdict": text[0].upper() + text[1:], "seeds": seeds}
 
 
-def run_comparison(ctx) -> dict[str, Any]:
-    """The compare stage: baselines, trainings, rows and verdict (and, beside the trainings, the
-    deployment's conversions for the deploy stage)."""
-    from nas.pipeline.deploy import convert_job
-
+def run_comparison(ctx, side: tuple | None = None) -> dict[str, Any]:
+    """The compare stage: baselines, trainings, rows and verdict. `side`, (function, args) of a job
+    that needs no training (the deploy stage's conversions, which the pipeline passes), runs beside
+    the trainings (train_networks)."""
     networks = baseline_networks(ctx)
     seeds = seeds_of(ctx.budget, ctx.config.seed)
-    trainings = train_networks(networks, seeds, ctx, side=convert_job(ctx))
+    trainings = train_networks(networks, seeds, ctx, side=side)
     result = comparison(networks, trainings, seeds, ctx.prepared.device, ctx.config.target_ms)
     log.info(result["verdict"])
     return result

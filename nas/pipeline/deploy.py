@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.core.spec import ArchSpec, spec_from_dict
+from nas.pipeline.compare import final_weights_path, seeds_of
 from nas.runtime.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,6 @@ def convert_job(ctx) -> tuple | None:
 
 
 def _trained_args(ctx) -> tuple:
-    from nas.pipeline.compare import final_weights_path, seeds_of
-
     weights = final_weights_path(ctx.run_dir, seeds_of(ctx.budget, ctx.config.seed))
     return str(weights), ctx.prepared.data, ctx.budget.name
 
@@ -122,7 +121,7 @@ def trained_final(spec: ArchSpec, data_config, budget: str, weights: Path):
     """The compare stage's trained final network (as trained: the data's classes and resolution)
     and its proxy data (the budget's final recipe's images)."""
     from nas.accuracy.proxy import make_proxy
-    from nas.accuracy.train import adapt_spec
+    from nas.accuracy.short_training import adapt_spec
     from nas.budgets import get_budget
     from nas.core.model import build_model
     from nas.runtime.files import load_state

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.budgets import get_budget
-from nas.pipeline.config import RunConfig
+from nas.pipeline.run_config import RunConfig
 from nas.pipeline.prepare import Prepared, prepare
 from nas.pipeline.runner import RunState, Stage, run_stages
 from nas.runtime.errors import UserError
@@ -56,7 +56,7 @@ class Family:
     state: RunState
 
     def shares_supernet(self) -> bool:
-        from nas.supernet.proxy import SupernetProxy
+        from nas.supernet.supernet_proxy import SupernetProxy
 
         # TuNAS's joint search trains each target's supernet with that target's reward: not shared
         return (isinstance(self.prepared[0].proxy, SupernetProxy) and not self.config.supernet

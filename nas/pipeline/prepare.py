@@ -3,15 +3,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from nas.budgets import get_budget
-from nas.pipeline.config import RunConfig
+from nas.pipeline.run_config import RunConfig
+
+if TYPE_CHECKING:  # torch-heavy modules, imported when a run is prepared
+    from nas.accuracy.proxy_interface import Proxy
+    from nas.accuracy.proxy_config import DataConfig
+    from nas.core.space import SearchSpace
+    from nas.latency.predict import Device
 
 FAMILY_SPACES = {"large": "mobilenetv3_large", "small": "mobilenetv3_small"}
 
 
-def pick_space(space: str, target_ms: float, device) -> tuple[Any, str]:
+def pick_space(space: str, target_ms: float, device: Device) -> tuple[SearchSpace, str]:
     """`auto`: the family whose seed network's latency on this device is nearest the target."""
     from nas.core.space import load_space
 
@@ -29,17 +35,19 @@ def pick_space(space: str, target_ms: float, device) -> tuple[Any, str]:
 
 @dataclass
 class Prepared:
-    device: Any
-    space: Any
+    """A run's inputs, resolved and checked: what every stage is given."""
+
+    device: Device
+    space: SearchSpace
     why: str  # how the space was chosen
-    data: Any
-    proxy: Any
+    data: DataConfig
+    proxy: Proxy
     proxy_name: str
 
 
 def prepare(config: RunConfig) -> Prepared:
     """Resolve device, space, data and proxy; a bad one is a one-line error naming where it came from."""
-    from nas.accuracy.config import DataConfig
+    from nas.accuracy.proxy_config import DataConfig
     from nas.accuracy.datasets import open_source
     from nas.accuracy.proxy import make_proxy
     from nas.latency.devices import get_device
@@ -65,7 +73,7 @@ def prepare(config: RunConfig) -> Prepared:
 
 def check_supernet(path: str, space) -> None:
     from nas.runtime.errors import UserError
-    from nas.supernet.run import read_checkpoint
+    from nas.supernet.supernet_run import read_checkpoint
 
     state = read_checkpoint(path)
     trained_on = state["identity"]["space"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from nas.pipeline.config import RunConfig
+from nas.pipeline.run_config import RunConfig
 from nas.runtime.errors import UserError
 from nas.runtime.files import atomic_write_text
 from nas.runtime.paths import RUNS_DIR

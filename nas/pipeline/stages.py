@@ -15,17 +15,20 @@ from typing import Any
 
 import numpy as np
 
-from nas.core.spec import ArchSpec, load_spec, save_spec
+from nas.core.spec import ArchSpec, save_spec
+from nas.core.spec_file import load_spec
 from nas.budgets import Budget, get_budget
 from nas.pipeline.compare import latency_points, run_comparison
-from nas.pipeline.config import RunConfig, reward_name
-from nas.pipeline.deploy import run_deploy
+from nas.pipeline.run_config import RunConfig, reward_name
+from nas.pipeline.deploy import convert_job, run_deploy
 from nas.pipeline.prepare import Prepared
 from nas.pipeline.runner import RunState, Stage, run_stages
 from nas.pipeline.score_map import fit_score_map
 from nas.pipeline.select import select_seed
 from nas.runtime.files import atomic_write_text
 from nas.runtime.jsonl import read_jsonl
+from nas.runtime.registry import REWARDS
+from nas.supernet.supernet_checkpoint import read_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +51,7 @@ class Context:
 
     @property
     def deploy(self) -> tuple[str, ...]:
-        from nas.pipeline.config import DEPLOY
+        from nas.pipeline.run_config import DEPLOY
 
         return tuple(self.config.deploy) if self.config.deploy is not None else DEPLOY
 
@@ -61,11 +64,7 @@ class Context:
         return self.config.reward_w if self.config.reward_w is not None else self.prepared.space.reward_w
 
     def reward(self):
-        from nas.search.reward import RewardConfig
-
-        t, w = self.config.target_ms, self.reward_w
-        return {"mnasnet": lambda: RewardConfig.soft(t, w), "hard": lambda: RewardConfig.hard(t),
-                "tunas": lambda: RewardConfig.tunas(t)}[reward_name(self.config)]()
+        return REWARDS.lookup(reward_name(self.config))(self.config.target_ms, self.reward_w)
 
     @cached_property
     def records(self) -> list[dict]:
@@ -94,14 +93,12 @@ def score_map(ctx: Context) -> dict[str, float]:
 def run_supernet(ctx: Context) -> dict[str, Any]:
     """--proxy supernet: train the run's one weight-sharing supernet (resumable by epoch), or take the
     one --supernet names; other proxies skip this stage."""
-    from nas.supernet.proxy import SupernetProxy
+    from nas.supernet.supernet_proxy import SupernetProxy
 
     config, p = ctx.config, ctx.prepared
     if not isinstance(p.proxy, SupernetProxy):
         return {"skipped": True, "note": f"skipped: the proxy is {p.proxy_name}"}
     if config.supernet:
-        from nas.supernet.run import read_checkpoint
-
         state = config.located("supernet", lambda: read_checkpoint(Path(config.supernet)))  # checked in prepare
         path = Path(config.supernet)
         path = path / "supernet.pt" if path.is_dir() else path
@@ -128,7 +125,7 @@ def train_run_supernet(space: str, data, out: Path, budget: Budget, seed: int, l
     """A run's (or a family's) supernet, trained into `out` with the budget's recipe; resumes by epoch.
     With a learner (TuNAS's joint search) the controller trains with it."""
     from nas.runtime.log import progress_enabled
-    from nas.supernet.run import CHECKPOINT, SupernetRequest, train_supernet
+    from nas.supernet.supernet_run import CHECKPOINT, SupernetRequest, train_supernet
 
     request = SupernetRequest(space=space, data=data, out=out, config=budget.accuracy.supernet, seed=seed,
                               resume=(out / CHECKPOINT).exists(), progress=progress_enabled(), learner=learner,
@@ -155,7 +152,7 @@ def run_search(ctx: Context) -> dict[str, Any]:
     from nas.runtime.log import progress_enabled
     from nas.search.algorithms import make_algorithm
     from nas.search.guided import token_latency
-    from nas.search.loop import Evaluator, SearchRun
+    from nas.search.search_loop import Evaluator, SearchRun
 
     p, config, budget = ctx.prepared, ctx.config, ctx.budget
     trained = ctx.state.done("supernet")
@@ -178,8 +175,6 @@ def run_search(ctx: Context) -> dict[str, Any]:
                        batch=min(50, max(1, ctx.samples // 8)),
                        latency=latency)
     if config.algorithm == "tunas":  # continue from the controller the joint training left
-        from nas.supernet.run import read_checkpoint
-
         options["controller_state"] = read_checkpoint(Path(trained["checkpoint"]))["learner"]["controller"]
     algorithm = make_algorithm(config.algorithm, p.space, seed=config.seed, **options)
     with tqdm(total=ctx.samples, desc="search", unit="arch", leave=False, mininterval=1,
@@ -213,7 +208,7 @@ def run_select(ctx: Context) -> dict[str, Any]:
 
 
 def run_adapt(ctx: Context) -> dict[str, Any]:
-    from nas.netadapt.run import run_netadapt
+    from nas.netadapt.netadapt_run import run_netadapt
 
     config, p = ctx.config, ctx.prepared
     if p.proxy.predicts_accuracy:  # an accuracy model of the space: NetAdapt moves its choices
@@ -261,8 +256,8 @@ def run_compare(ctx: Context) -> dict[str, Any]:
     predicts ImageNet top-1, beside the networks others found in the space (nothing trained)."""
     p = ctx.prepared
     if not p.proxy.predicts_accuracy:
-        return run_comparison(ctx)
-    from nas.groundtruth.compare import groundtruth_comparison
+        return run_comparison(ctx, side=convert_job(ctx))
+    from nas.groundtruth.known_networks import groundtruth_comparison
 
     result = groundtruth_comparison(ctx.final, ctx.config.device, p.device, p.proxy, ctx.config.target_ms)
     log.info(result["verdict"])
@@ -276,7 +271,7 @@ def inherited_weights(ctx: Context, spec: ArchSpec):
     if "checkpoint" not in trained:
         return None
     from nas.runtime.errors import UserError
-    from nas.supernet.run import load_calibrated_extractor
+    from nas.supernet.supernet_run import load_calibrated_extractor
 
     extract = load_calibrated_extractor(trained["checkpoint"])
     try:

@@ -26,10 +26,10 @@ from nas.runtime.cli import (ArgumentParser, THREADS, emit, int_in, non_negative
                              resume_command, run_main, seed_int, set_resume_hint)
 from nas.runtime.errors import UserError
 from nas.runtime.paths import RUNS_DIR
-from nas.accuracy.population import POPULATIONS
-from nas.accuracy.config import DATASETS, OPTIMIZERS, ZERO_COST_NAMES, data_from_flags, stem_stride_flag
+from nas.audit.population import POPULATIONS
+from nas.accuracy.proxy_config import DATASETS, OPTIMIZERS, ZERO_COST_NAMES, data_from_flags, stem_stride_flag
 from nas.budgets import BUDGETS, get_budget
-from nas.runtime.tune import TRIAL_RETRIES
+from nas.runtime.ray_tune import TRIAL_RETRIES
 
 
 # Config fields a flag sets: a bad value is reported under the flag's name.
@@ -121,8 +121,8 @@ def _parser() -> ArgumentParser:
     a.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_common(a)
 
-    from nas.accuracy.imagenet_audit import (ACCEL_NETWORKS, DEFAULT_NETWORKS, DEFAULT_PROXIES,
-                                             DEFAULT_TRAINED_NETWORKS, REFERENCE_LABEL)
+    from nas.audit.imagenet import (ACCEL_NETWORKS, DEFAULT_NETWORKS, DEFAULT_PROXIES, DEFAULT_TRAINED_NETWORKS,
+                                    REFERENCE_LABEL)
 
     i = sub.add_parser("imagenet-audit", help=f"rank every proxy against {REFERENCE_LABEL}")
     i.add_argument("--networks", type=int_in(4, ACCEL_NETWORKS), default=DEFAULT_NETWORKS,
@@ -156,9 +156,9 @@ def _parser() -> ArgumentParser:
 
 def cmd_train(args) -> dict:
     from nas.accuracy.proxy import make_proxy
-    from nas.core.spec import load_spec
+    from nas.core.spec_file import load_spec
 
-    from nas.accuracy.stats import seed_summary, standard_error
+    from nas.runtime.stats import seed_summary, standard_error  # scipy: not loaded for --help
 
     spec = load_spec(args.spec)
     accuracy_budget = get_budget(args.budget).accuracy
@@ -191,7 +191,7 @@ def _human_train(r: dict) -> str:
         status = (f"top-1 {r['accuracy']:.4f} ± {r['standard_error']:.4f} (binomial SE of the measurement; one "
                   f"seed: --seeds 3 adds the seed-to-seed sd)")
     else:
-        from nas.accuracy.stats import mean_sd
+        from nas.runtime.stats import mean_sd  # scipy: not loaded for --help
 
         status = f"top-1 {mean_sd(r['accuracy'], r['accuracy_sd'])} (seed-to-seed sd, {len(r['seeds'])} seeds)"
     return (f"{r['name']} ({r['arch_hash']}): {status} on {r['val_images']} held-out {r['dataset']} images after "
@@ -201,7 +201,7 @@ def _human_train(r: dict) -> str:
 
 def cmd_score(args) -> dict:
     from nas.accuracy.proxy import make_proxy
-    from nas.core.spec import load_spec
+    from nas.core.spec_file import load_spec
 
     spec = load_spec(args.spec)
     data = data_from_flags(args)
@@ -223,8 +223,8 @@ def _human_score(r: dict) -> str:
 
 
 def cmd_audit(args) -> dict:
-    from nas.accuracy.audit import AuditConfig, run_audit
-    from nas.accuracy.audit_report import markdown_table, write_report
+    from nas.audit.fidelity import AuditConfig, run_audit
+    from nas.audit.fidelity_report import markdown_table, write_report
 
     data = data_from_flags(args)
     space_tag = Path(args.space).stem
@@ -281,8 +281,8 @@ def _human_audit(r: dict) -> str:
 
 
 def cmd_imagenet_audit(args) -> dict:
-    from nas.accuracy.imagenet_audit import ImageNetAuditConfig, run_imagenet_audit
-    from nas.accuracy.imagenet_audit_report import markdown_report, write_report
+    from nas.audit.imagenet import ImageNetAuditConfig, run_imagenet_audit
+    from nas.audit.imagenet_report import markdown_report, write_report
 
     proxies = [name for item in args.proxies for name in item.split(",") if name]
     config = ImageNetAuditConfig(networks=args.networks, trained_networks=args.trained_networks,

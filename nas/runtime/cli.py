@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import shlex
 import signal
 import sys
@@ -102,6 +103,30 @@ def seed_int(text: str) -> int:
     return value
 
 
+MAX_SPEC_LIMIT = 10**18  # above any network the per-block bounds allow: a flag can lift a cap entirely
+
+
+def spec_limit(text: str) -> int:
+    """argparse type of --max-params / --max-macs: a count written 2000000000 or 2e9, in 1..1e18."""
+    try:
+        value = float(text) if any(c in text for c in ".eE") else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and value == int(value) and 1 <= value <= MAX_SPEC_LIMIT):
+        raise argparse.ArgumentTypeError(f"must be a whole number in 1..1e18, got {text!r}")
+    return int(value)
+
+
+def add_spec_limit_flags(parser: argparse.ArgumentParser) -> None:
+    """--max-params / --max-macs on a command that loads a spec file: its caps on the network's totals
+    (nas.core.check's defaults), for specs larger than any the project ships. The command passes
+    them to nas.core.spec_file.spec_limits."""
+    g = parser.add_argument_group("size caps of a spec file")
+    g.add_argument("--max-params", type=spec_limit, metavar="N",
+                   help="refuse a spec with more parameters than N (default 1e9)")
+    g.add_argument("--max-macs", type=spec_limit, metavar="N", help="refuse a spec with more MACs than N (default 1e11)")
+
+
 def emit(result: dict[str, Any], as_json: bool, human: Callable[[dict[str, Any]], str]) -> None:
     """Print the human summary, or (with --json) one JSON object as the last line of stdout.
 
@@ -166,7 +191,7 @@ def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | N
         code = main(argv)
     except UserError as err:
         _work_is_over()
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {on_command_line(err)}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
     except VerificationError as err:  # an exporter or runtime fault, not the input: one line, exit 1
         _work_is_over()
@@ -181,6 +206,13 @@ def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | N
         sys.exit(EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED)
     _work_is_over()
     sys.exit(code or 0)
+
+
+def on_command_line(err: UserError) -> UserError:
+    """A library error names a setting's key (`target_ms`); on the command line it is the flag (`--target-ms`)."""
+    if err.source is None and err.field and re.fullmatch(r"[a-z][a-z0-9_]*", err.field):
+        return UserError(err.message, field="--" + err.field.replace("_", "-"))
+    return err
 
 
 def _work_is_over() -> None:

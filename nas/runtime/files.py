@@ -128,7 +128,8 @@ def _writable_parent(p: Path) -> None:
         raise UserError("is a directory, expected a file path", source=str(p))
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Put a folder's entries (a file renamed or created in it) on disk: a power cut keeps them."""
     try:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
@@ -155,7 +156,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> N
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, p)
-        _fsync_dir(p.parent)  # the rename itself on disk: after a power cut the file is the new one
+        fsync_dir(p.parent)  # the rename itself on disk: after a power cut the file is the new one
     except OSError as err:
         raise UserError(f"cannot write: {err.strerror or err}", source=str(p)) from None
     finally:
@@ -198,12 +199,8 @@ def load_state(path: str | os.PathLike, *, source: str | None = None, field: str
 
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise fail("file not found") from None
-    except IsADirectoryError:
-        raise fail("is a directory, expected a weights file") from None
     except OSError as err:
-        raise fail(f"cannot read: {err.strerror or err}") from None
+        raise fail(unreadable(err, "a weights file")) from None
     except Exception as err:  # torch raises many types for a corrupt or truncated file
         raise fail(f"cannot load weights: {err.__class__.__name__}") from None
     if isinstance(state, Mapping) and isinstance(state.get("model"), Mapping):
@@ -216,3 +213,12 @@ def load_state(path: str | os.PathLike, *, source: str | None = None, field: str
             bad = tensor[~torch.isfinite(tensor)].flatten()[0].item()
             raise fail(f"{name}: tensor holds a non-finite value ({bad}); weights must be finite numbers")
     return state  # as loaded: an OrderedDict keeps the _metadata that load_state_dict reads
+
+
+def unreadable(err: OSError, expected: str) -> str:
+    """Why a file could not be read, in a few words: missing, a folder, or the system's reason."""
+    if isinstance(err, FileNotFoundError):
+        return "file not found"
+    if isinstance(err, IsADirectoryError):
+        return f"is a directory, expected {expected}"
+    return f"cannot read: {err.strerror or err}"

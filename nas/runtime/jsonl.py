@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from nas.runtime.errors import UserError
-from nas.runtime.files import open_no_follow
+from nas.runtime.files import fsync_dir, open_no_follow
 
 
 def jsonable(value: Any) -> Any:
@@ -58,9 +58,11 @@ def append_jsonl(path: str | os.PathLike, record: Mapping[str, Any]) -> None:
 
 
 def _scan(p: Path) -> tuple[list[dict[str, Any]], int, bool]:
-    """(records, bytes they take, torn) of the file at `p`."""
+    """(records, bytes they take, torn) of the file at `p`. Logs live in run folders: a symbolic link
+    there is refused before anything reads through it (or a resume writes anything)."""
     try:
-        data = p.read_bytes()
+        with os.fdopen(open_no_follow(p, os.O_RDONLY), "rb") as f:
+            data = f.read()
     except FileNotFoundError:
         return [], 0, False
     except IsADirectoryError:
@@ -92,8 +94,11 @@ class JsonlWriter:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             repair(self.path)
+            new = not self.path.exists()
             self._f = os.fdopen(open_no_follow(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND), "a",
                                 encoding="utf-8")
+            if new:  # the log's name on disk too: fsyncing its lines alone would not keep it after a power cut
+                fsync_dir(self.path.parent)
         except OSError as err:
             raise UserError(f"cannot write: {err.strerror or err}", source=str(self.path)) from None
 

@@ -20,8 +20,7 @@ if __name__ == "__main__":  # Ctrl-C while the imports below load torch: one lin
 from argparse import ArgumentTypeError
 from pathlib import Path
 
-from nas.budgets import BUDGETS
-from nas.pipeline.config import ALGORITHMS, BASELINES, DEPLOY, RunConfig, new_run_config, saved_run_config
+from nas.pipeline.run_config import BASELINES, DEPLOY, RunConfig, new_run_config, saved_run_config
 from nas.pipeline.prepare import limit_local_cpus, prepare
 from nas.pipeline.rundir import check_new_run_dir, create_run_dir, default_run_dir, latest_run, write_config
 from nas.pipeline.family import prepare_family, run_family
@@ -29,7 +28,8 @@ from nas.pipeline.stages import run_pipeline, run_result
 from nas.runtime.cli import (ArgumentParser, emit, non_negative_int, positive_float, positive_int, resume_command,
                              run_main, seed_int, set_resume_hint)
 from nas.runtime.lock import run_lock
-from nas.runtime.tune import TRIAL_RETRIES
+from nas.runtime.registry import ALGORITHMS, BUDGETS, REWARDS
+from nas.runtime.ray_tune import TRIAL_RETRIES
 
 PROG = "python -m nas.search"
 
@@ -49,7 +49,9 @@ def parser() -> ArgumentParser:
                         "only networks under the target), controller (MnasNet's LSTM with PPO), random, evolution, "
                         "ofa-evolution, or tunas (TuNAS: the supernet and the controller trained together; implies "
                         "--proxy supernet)")
-    p.add_argument("--reward", choices=["mnasnet", "hard", "tunas"])
+    p.add_argument("--reward", choices=list(REWARDS),
+                   help="mnasnet, hard or tunas (default: hard for a searcher that proposes only networks under "
+                        "the target, else tunas)")
     p.add_argument("--samples", type=positive_int, help="override the budget's number of samples")
     p.add_argument("--seed", type=seed_int)
     p.add_argument("--data", help="data set folder (default: Fashion-MNIST from dataset-fashion-mnist)")
@@ -131,7 +133,7 @@ def new_run(args) -> tuple[Path, RunConfig]:
 
 def accuracy(row: dict) -> str:
     """mean ± seed-to-seed sd over the row's seeds; or a model's prediction, labelled as one."""
-    from nas.accuracy.stats import mean_sd
+    from nas.runtime.stats import mean_sd
 
     if row.get("accuracy_label"):
         return f"{row['accuracy_mean']:.4f} ({row['accuracy_label']})"

@@ -1,4 +1,4 @@
-"""Search algorithms behind one narrow ask/tell interface (`nas.search.base`), their registry, their
+"""Search algorithms behind one narrow ask/tell interface (`nas.search.ask_tell`), their registry, their
 checkpoints, and a Ray Tune `Searcher` around them."""
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from nas.search.base import Algorithm, Suggestion, SynchronousBatches  # noqa: F401 - Suggestion re-exported
+from nas.search.ask_tell import Algorithm, Suggestion, SynchronousBatches  # noqa: F401 - Suggestion re-exported
 from nas.search.controller import Controller, ControllerConfig
 from nas.search.guided import GuidedEvolution
 from nas.search.ofa_evolution import ConstrainedEvolution
 from nas.runtime.errors import UserError
+from nas.runtime.registry import ALGORITHMS
 from nas.core.space import SearchSpace
 
 # The controller a search uses: MnasNet's PPO with ControllerConfig's paper constants except the
@@ -155,49 +156,75 @@ class TunasSearch(ControllerSearch):
             self.controller.load_state_dict(controller_state)
 
 
-ALGORITHMS: dict[str, type[Algorithm]] = {
-    "controller": ControllerSearch, "random": RandomSearch, "evolution": RegularizedEvolution, "tunas": TunasSearch,
-    "ofa-evolution": ConstrainedEvolution, "guided-evolution": GuidedEvolution,
-}
+for _cls, _name, _help, _meta in (
+        (GuidedEvolution, "guided-evolution", "evolution guided by a Bayesian model of the accuracies so far, "
+         "proposing only networks under the target (the default)", {"target_only": True}),
+        (ControllerSearch, "controller", "MnasNet's LSTM controller trained with PPO", {}),
+        (RandomSearch, "random", "uniform samples of the space", {}),
+        (RegularizedEvolution, "evolution", "regularized (aging) evolution", {}),
+        (ConstrainedEvolution, "ofa-evolution", "once-for-all's evolution under the latency constraint",
+         {"target_only": True}),
+        (TunasSearch, "tunas", "TuNAS: the supernet and the controller trained together (implies --proxy supernet)",
+         {"trains_supernet": True})):
+    ALGORITHMS.register(_name, _cls, help=_help, **_meta)
 
 
 def make_algorithm(name: str, space: SearchSpace, seed: int = 0, **options: Any) -> Algorithm:
-    try:
-        cls = ALGORITHMS[name]
-    except KeyError:
-        raise UserError(f"unknown searcher {name!r} (one of {', '.join(ALGORITHMS)})", field="searcher") from None
-    return cls(space, seed=seed, **options)
+    return ALGORITHMS.lookup(name)(space, seed=seed, **options)
 
 
 CHECKPOINT_MAGIC = b"nas searcher checkpoint\n"
 CHECKPOINT_FORMAT = 1
 
 
-def save_state(algorithm: Algorithm, path: str | Path) -> None:
+def save_state(algorithm: Algorithm, path: str | Path, keep_previous: bool = True) -> None:
     """Checkpoint written whole or not at all, and on disk before the evaluations it covers.
 
     Data only: tensors and plain containers (torch.save), read back with weights_only=True, so a
     checkpoint from elsewhere cannot run code; a SHA-256 of the payload catches a torn or flipped
-    file, which is then refused by name rather than loaded with wrong values."""
-    from nas.runtime.files import atomic_write
+    file, which is then refused by name rather than loaded with wrong values. With `keep_previous`
+    the checkpoint it replaces stays beside it as PATH.prev (a hard link, so no copy is written; a
+    copy where the file system has none): a damaged checkpoint then costs one save, not the run."""
+    import os
+
+    from nas.runtime.files import atomic_write, atomic_write_bytes
 
     buffer = io.BytesIO()
     torch.save({"format": CHECKPOINT_FORMAT, "state": algorithm.state_dict()}, buffer)
     payload = buffer.getvalue()
     header = CHECKPOINT_MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n"
-    atomic_write(path, lambda f: f.write(header + payload))
+    p = Path(path)
+    if keep_previous and p.is_file() and not p.is_symlink():
+        previous, link = p.with_name(p.name + ".prev"), p.with_name(f".{p.name}.prev.tmp{os.getpid()}")
+        try:  # link, then rename over PATH.prev: never a moment without a whole PATH.prev
+            link.unlink(missing_ok=True)
+            os.link(p, link)
+            os.replace(link, previous)
+        except OSError:
+            link.unlink(missing_ok=True)
+            atomic_write_bytes(previous, p.read_bytes())
+    atomic_write(p, lambda f: f.write(header + payload))
 
 
 def load_state(algorithm: Algorithm, path: str | Path) -> None:
     algorithm.load_state_dict(read_state(path))
 
 
-def read_state(path: str | Path) -> dict[str, Any]:
-    """A checkpoint's algorithm state (see save_state), or one error naming the file."""
-    def bad(why: str) -> UserError:
-        return UserError(f"{why}; start a new run with another --out", source=str(path), field="searcher")
+def read_state(path: str | Path, advice: str | None = "start a new run with another --out") -> dict[str, Any]:
+    """A checkpoint's algorithm state (see save_state), or one error naming the file and ending in
+    `advice` (None: the caller adds its own). A symbolic link is refused, not followed."""
+    import os
 
-    data = Path(path).read_bytes()
+    from nas.runtime.files import open_no_follow, unreadable
+
+    def bad(why: str) -> UserError:
+        return UserError(f"{why}; {advice}" if advice else why, source=str(path), field="searcher")
+
+    try:
+        with os.fdopen(open_no_follow(path, os.O_RDONLY), "rb") as f:
+            data = f.read()
+    except OSError as err:
+        raise bad(unreadable(err, "a searcher checkpoint")) from None
     if not data.startswith(CHECKPOINT_MAGIC):
         raise bad("not a searcher checkpoint of this version")
     digest, payload = data[len(CHECKPOINT_MAGIC):len(CHECKPOINT_MAGIC) + 64], data[len(CHECKPOINT_MAGIC) + 65:]

@@ -38,7 +38,7 @@ from threadpoolctl import threadpool_limits
 
 from nas.core.space import PER_LAYER_KINDS, RESOLUTION, SearchSpace
 from nas.runtime.errors import UserError
-from nas.search.base import SynchronousBatches
+from nas.search.ask_tell import SynchronousBatches
 
 MUTATION_RATES = (0.05, 0.1, 0.2)
 SCREEN_MARGIN = 0.005  # the latency screen passes candidates it predicts up to 0.5% over the target

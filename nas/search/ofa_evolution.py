@@ -7,7 +7,7 @@ import numpy as np
 
 from nas.core.space import SearchSpace
 from nas.runtime.errors import UserError
-from nas.search.base import SynchronousBatches
+from nas.search.ask_tell import SynchronousBatches
 
 
 class ConstrainedEvolution(SynchronousBatches):

@@ -20,6 +20,7 @@ from numpy.typing import ArrayLike
 from scipy.special import ndtr
 
 from nas.runtime.errors import UserError
+from nas.runtime.registry import REWARDS
 
 SOFT_W = -0.07          # MnasNet: 2x latency is worth ~5% relative accuracy (2**-0.07 = 0.953)
 SMALL_W = -0.15         # MobileNetV3-Small's search: accuracy moves faster with latency
@@ -273,3 +274,12 @@ class RewardConfig:
         if self.overrun_penalty:
             value = value - self.overrun_penalty * np.asarray(prob_over_target(latency_ms, p10, p90, self.target_ms))
         return _out(np.asarray(value))
+
+
+# The rewards a run chooses by name: factory(target_ms, w) -> RewardConfig, w the space's soft exponent.
+REWARDS.register("mnasnet", lambda target_ms, w: RewardConfig.soft(target_ms, w),
+                 help="MnasNet's soft constraint ACC x (LAT/T)^w")
+REWARDS.register("hard", lambda target_ms, w: RewardConfig.hard(target_ms),
+                 help="MnasNet's hard constraint: no reward for exceeding the target (alpha 0, beta -1)")
+REWARDS.register("tunas", lambda target_ms, w: RewardConfig.tunas(target_ms),
+                 help="TuNAS's absolute reward Q - 0.10 |LAT/T - 1|")

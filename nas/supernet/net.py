@@ -31,7 +31,7 @@ def activation(x: torch.Tensor, name: str | None) -> torch.Tensor:
 
 class ElasticBN(nn.BatchNorm2d):
     """BatchNorm over the first C channels of the largest layer's; running statistics are shared too
-    (they are recalibrated for each evaluated path: `nas.supernet.train.recalibrate_bn`)."""
+    (they are recalibrated for each evaluated path: `nas.supernet.path_training.recalibrate_bn`)."""
 
     def __init__(self, channels: int):
         super().__init__(channels, eps=BN_EPS, momentum=BN_MOMENTUM)
@@ -170,7 +170,7 @@ class ElasticBneck(nn.Module):
 
 class Supernet(nn.Module):
     """Shared weights for every network of `space` as a proxy task trains it: the task's classes,
-    input resolution and stem stride (`nas.accuracy.train.adapt_spec`)."""
+    input resolution and stem stride (`nas.accuracy.short_training.adapt_spec`)."""
 
     def __init__(self, space: SearchSpace, num_classes: int | None = None, resolution: int | None = None,
                  stem_stride: int | None = None, kernel_transform: bool = False):

@@ -22,9 +22,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from nas.accuracy.config import DATASETS, data_from_flags, stem_stride_flag
-from nas.runtime.cli import (ArgumentParser, THREADS, WORKERS, emit, non_negative_int, positive_int,
-                             resume_command, run_main, set_resume_hint)
+from nas.accuracy.proxy_config import DATASETS, data_from_flags, stem_stride_flag
+from nas.runtime.cli import (ArgumentParser, THREADS, WORKERS, add_spec_limit_flags, emit,
+                             positive_int, resume_command, run_main, seed_int, set_resume_hint)
 from nas.runtime.errors import UserError
 from nas.runtime.paths import RUNS_DIR, path_slug
 
@@ -41,7 +41,7 @@ def _parser() -> ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the training in --out from its last epoch")
     p.add_argument("--init", metavar="WEIGHTS.pt", help="start from these weights (e.g. a NetAdapt checkpoint's): "
                                                         "they must fit the spec adapted to the data")
-    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     t = p.add_argument_group("length and batch")
     t.add_argument("--epochs", type=positive_int, default=DEFAULT_EPOCHS, help=f"epochs (default {DEFAULT_EPOCHS})")
@@ -65,15 +65,17 @@ def _parser() -> ArgumentParser:
     r.add_argument("--threads", type=THREADS,
                    help="torch threads (per worker on Ray; default: this process's CPUs, 1 per Ray worker)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_spec_limit_flags(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
-    from nas.core.spec import load_spec
+    from nas.core.spec_file import load_spec, spec_limits
 
-    spec = load_spec(args.spec)
+    with spec_limits(args.max_params, args.max_macs):
+        spec = load_spec(args.spec)
     try:
         data = data_from_flags(args)
     except UserError as err:
@@ -87,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                         source=args.init, field="--init")
     out = Path(args.out) if args.out else RUNS_DIR / f"train-{path_slug(spec.name)}-s{args.seed}"
     from nas.runtime.log import progress_enabled
-    from nas.train.run import TrainRequest, run_training  # torch: after the flags are checked
+    from nas.train.training_run import TrainRequest, run_training  # torch: after the flags are checked
 
     request = TrainRequest(spec=spec, data=data, out=out, epochs=args.epochs, batch_size=args.batch_size,
                            train_images=args.train_images, val_images=args.val_images, seed=args.seed,
@@ -99,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = run_training(request)
     except KeyboardInterrupt:
-        from nas.train.checkpoint import CHECKPOINT
+        from nas.train.training_state import CHECKPOINT
 
         set_resume_hint(again if (out / CHECKPOINT).exists() else None)
         raise

@@ -1,7 +1,8 @@
 """Interrupt a command at a chosen state and check that what it left behind is whole.
 
 Used by test_interruption.py (signals sent when a state is observed: a log line, a file) and by
-experiments/benchmarks/interruption_audit.py (many random moments, a table of outcomes).
+experiments/benchmarks/interruption_audit.py (many random moments and simulated power cuts, a table
+of outcomes).
 """
 from __future__ import annotations
 
@@ -141,6 +142,90 @@ def run_until(cmd: Sequence[str], sig: signal.Signals | None, delay_s: float = 0
             pass
     return Outcome(sig.name if sig is not None else "none", delay_s, hit, proc.returncode, err, seconds, cpu,
                    probed, left)
+
+
+# A power cut, simulated without a hook in the package: `python -c POWER_CUT N[:NAME] FOLDER SNAPSHOT TALLY
+# module args...` runs `python -m module args...` under an audit hook (sys.addaudithook) that counts the
+# renames (os.rename, os.replace) into or out of FOLDER (with NAME: only those onto a file of that
+# name). After the Nth, at the next change to FOLDER
+# (a file opened for writing, a rename, a removal, a link, a new folder) or at exit, whichever comes
+# first, it copies FOLDER to SNAPSHOT as it is and dies at once (os._exit(137)): the disk as a power
+# cut leaves it when everything before the rename was durable and nothing after it reached the disk.
+# N = 0 never cuts. TALLY receives the number of renames seen (at exit, or at the cut). Only the
+# command's own process is watched: files its child processes write are not counted.
+POWER_CUT = r"""
+import atexit, os, runpy, shutil, sys
+cut_after, _, only = sys.argv[1].partition(":")
+cut_after, folder, snapshot, tally = int(cut_after), os.path.abspath(sys.argv[2]), sys.argv[3], sys.argv[4]
+module, sys.argv = sys.argv[5], [sys.argv[5], *sys.argv[6:]]
+state = {"renames": 0, "armed": False, "busy": False}
+WRITES = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+CHANGES = {"os.remove": 0, "os.rmdir": 0, "os.mkdir": 0, "os.link": 1, "os.symlink": 1, "os.truncate": 0,
+           "shutil.rmtree": 0}
+
+
+def inside(path):
+    if isinstance(path, int) or path is None:
+        return False  # a descriptor: it was opened, and counted, by path
+    p = os.path.abspath(os.fsdecode(path))
+    return p == folder or p.startswith(folder + os.sep)
+
+
+def save_tally():
+    with open(tally, "w") as f:
+        f.write(str(state["renames"]))
+
+
+def cut():
+    state["busy"] = True
+    shutil.copytree(folder, snapshot, symlinks=True)
+    save_tally()
+    os._exit(137)
+
+
+def hook(event, args):
+    if state["busy"]:
+        return
+    if event in ("os.rename", "os.replace"):
+        if inside(args[0]) or inside(args[1]):
+            if state["armed"]:
+                cut()
+            if not only or os.path.basename(os.fsdecode(args[1])) == only:
+                state["renames"] += 1
+                state["armed"] = state["renames"] == cut_after
+    elif state["armed"]:
+        if event == "open":
+            path, mode, flags = args
+            writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or bool((flags or 0) & WRITES)
+            if writes and inside(path):
+                cut()
+        elif event in CHANGES and inside(args[CHANGES[event]]):
+            cut()
+
+
+def at_exit():
+    if state["armed"]:
+        cut()  # the Nth rename was the last change: the cut comes as the command ends
+    save_tally()
+
+
+atexit.register(at_exit)
+sys.addaudithook(hook)
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+
+
+def power_cut(cmd: Sequence[str], folder: Path, cut_after: int, snapshot: Path, timeout: float = 600,
+              only: str = "") -> tuple[Outcome, int]:
+    """Run `python -m cmd...` and cut its power after the `cut_after`-th rename in `folder` (0: never;
+    with `only`, the `cut_after`-th onto a file so named); (the outcome, the renames it counted). A cut
+    leaves `snapshot`, the folder's copy at that moment."""
+    with tempfile.TemporaryDirectory(prefix="nas-power-") as tmp:
+        tally = Path(tmp) / "renames"
+        got = run_until(["-c", POWER_CUT, f"{cut_after}:{only}", str(folder), str(snapshot), str(tally), *cmd],
+                        None, timeout=timeout, module=False)
+        renames = int(tally.read_text()) if tally.exists() else -1
+    return got, renames
 
 
 # What Ray Tune writes itself in an experiment and its trial folders (the project's own files there,

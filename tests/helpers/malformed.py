@@ -151,9 +151,25 @@ def _spec_several() -> list[Bad]:
     ]
 
 
+def _oversized_spec(width: int, cap: int = 8192, resolution: int | None = None) -> str:
+    """The Small spec with every block's channels times `width` (at most `cap`): each block within
+    its bounds, the whole network beyond the caps on its totals (nas.core.check.MAX_PARAMS, MAX_MACS)."""
+    d = yaml.safe_load(SPEC)
+    for row in d["blocks"]:
+        row["exp"], row["out"] = min(cap, row["exp"] * width), min(cap, row["out"] * width)
+    if resolution:
+        d["resolution"] = resolution
+    return yaml.safe_dump(d, sort_keys=False)
+
+
 def _spec_cases() -> list[Bad]:
     s = SPEC
     return _broken_files("spec") + [
+        # 1.05e9 parameters (and 394e9 MACs: the parameters are named first), 128 blocks' worth of bounds
+        Bad("spec-totals-params.yaml", _oversized_spec(10**6), ("parameters", "--max-params"), ("--max-macs",)),
+        Bad("spec-totals-macs.yaml", _oversized_spec(6, resolution=2048), ("MACs", "--max-macs"), ("--max-params",)),
+        Bad("spec-deeply-nested.yaml", _swap(s, 'name: "mobilenetv3_small"', "name: " + "[" * 5000 + "]" * 5000),
+            ("nesting",)),
         Bad("spec-unknown-key.yaml", _swap(s, "resolution:", "resolutoin:"), ("resolutoin",)),
         Bad("spec-no-blocks.yaml", s.split("blocks:")[0] + "head: {conv: 576, act: hswish}\n", ("blocks",)),
         Bad("spec-blocks-scalar.yaml", s.split("blocks:")[0] + "blocks: 7\nhead: {conv: 576, act: hswish}\n",
@@ -288,7 +304,7 @@ def _config_cases() -> list[Bad]:
     ] + field_cases("config", yaml.safe_load(c), [((key,), values) for key, values in CONFIG_VALUES.items()])
 
 
-# Every key a run config takes (nas.pipeline.config.CONFIG_KEYS) with values it must refuse; a value
+# Every key a run config takes (nas.pipeline.run_config.CONFIG_KEYS) with values it must refuse; a value
 # checked only once the run starts (an address to connect to) would not fail fast, so none is here.
 CONFIG_VALUES = {
     "target_ms": [MISSING, None, True, [15.8], 1e12, [15.8, 15.8], [15.8, 0], [15.8, "fast"], list(range(1, 10))],
@@ -443,6 +459,9 @@ def _timings_cases() -> list[Bad]:
                                (("unit",), ["s", "us", None])],
                             dump=json.dumps, suffix=".json")
     return generated + [
+        Bad("timings-deeply-nested.json", "[" * 100_000 + "]" * 100_000, ("nested too deeply",)),
+        Bad("timings-deeply-nested-device.json",
+            dump({**good, "device": "@"}).replace('"@"', "[" * 5000 + "]" * 5000), ("nested too deeply",)),
         Bad("timings-empty.json", "", ("empty",)),
         Bad("timings-truncated.json", dump(good)[:40], ("JSON",)),
         Bad("timings-binary.json", b"\xff\xfe\x00garbage", ("UTF-8",)),
@@ -494,7 +513,7 @@ def parsed(bad: Bad):
         if bad.label.endswith(".csv"):
             return bad.content
         return yaml.load(bad.content, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except (yaml.YAMLError, json.JSONDecodeError):
+    except (yaml.YAMLError, json.JSONDecodeError, RecursionError):  # nested too deeply: compared as bytes
         return None
 
 

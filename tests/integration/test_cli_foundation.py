@@ -32,7 +32,7 @@ def test_export_with_weights_round_trip(tmp_path, capsys):
     import torch
 
     from nas.core.model import build_model
-    from nas.core.spec import load_spec
+    from nas.core.spec_file import load_spec
     spec_path = REFERENCE / "mobilenetv3_small_minimalistic.yaml"
     torch.manual_seed(3)
     model = build_model(load_spec(spec_path))

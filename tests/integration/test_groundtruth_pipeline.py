@@ -7,7 +7,7 @@ import json
 import pytest
 
 from helpers import assert_user_error, check_user_error, run_cli, run_inprocess
-from nas.core.spec import load_spec
+from nas.core.spec_file import load_spec
 from nas.groundtruth.ofa import config_of, predict_top1
 from nas.latency.devices import get_device
 from nas.runtime.jsonl import read_jsonl

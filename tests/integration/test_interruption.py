@@ -22,7 +22,7 @@ from helpers.interrupt import ENV, broken_files, lines_in, run_until, tree_cpus
 from nas.latency.devices import get_device
 from nas.latency.table import LatencyTable
 from nas.runtime.jsonl import read_jsonl
-from nas.core.spec import load_spec
+from nas.core.spec_file import load_spec
 
 TINY_SPACE = DATA / "tiny_space.yaml"
 
@@ -155,9 +155,9 @@ sys.path.insert(0, {tests!r})
 from ray import tune
 from test_search_resume import TINY
 from nas.latency.devices import get_device
-from nas.accuracy.config import ProxyConfig
+from nas.accuracy.proxy_config import ProxyConfig
 from nas.search.reward import RewardConfig
-from nas.search.loop import Evaluator, SearchRun
+from nas.search.search_loop import Evaluator, SearchRun
 from nas.search.algorithms import make_algorithm
 from nas.core.space import load_space
 

@@ -24,6 +24,7 @@ from helpers import REFERENCE, ROOT, assert_user_error, check_user_error, run_cl
 from nas.runtime.paths import RUNS_DIR, cache_dir
 
 SPEC = str(REFERENCE / "mobilenetv3_small.yaml")
+PUBLISHED = str(ROOT / "latency_tables" / "pixel1_published.yaml")
 TINY = str(ROOT / "tests" / "data" / "tiny_space.yaml")
 WATCHED = [ROOT / "latency_tables", ROOT / "experiments" / "runs", ROOT / "search_spaces", RUNS_DIR.absolute(),
            cache_dir()]
@@ -230,6 +231,20 @@ FLAG_CASES = [
     (["nas.proxies", "audit", "--space", "mobilenetv9", "--samples", "3", "--out", "{out}/a"], ("mobilenetv9",)),
     (["nas.proxies", "audit", "--space", TINY, "--samples", "1", "--out", "{out}/a"], ("--samples",)),
     (["nas.proxies", "audit", "--space", TINY, "--samples", "3", "--ray-cpus", "0"], ("--ray-cpus",)),
+    # tiny targets, negative seeds, the caps on a spec's totals
+    (["nas.search", "--target-ms", "1e-9", "--out", "{out}/run"], ("--target-ms", "below")),
+    (["nas.search", "--target-ms", "1e-310", "--out", "{out}/run"], ("--target-ms", "below")),
+    (["nas.netadapt", "--spec", SPEC, "--target-ms", "1e-9", "--out", "{out}/r"], ("--target-ms", "floor")),
+    (["nas.train", SPEC, "--seed", "-1", "--out", "{out}/r"], ("--seed",)),
+    (["nas.netadapt", "--spec", SPEC, "--target-ms", "5", "--seed", "-1", "--out", "{out}/r"], ("--seed",)),
+    (["nas.latency", "validate", "--seed", "-3", "--table", "{out}/host.yaml"], ("--seed",)),
+    (["nas.train", SPEC, "--max-params", "0", "--out", "{out}/r"], ("--max-params",)),
+    (["nas.export", SPEC, "--onnx", "{out}/m.onnx", "--max-macs", "nan"], ("--max-macs",)),
+    (["nas.export", SPEC, "--onnx", "{out}/m.onnx", "--max-params", "1e30"], ("--max-params",)),
+    (["nas.netadapt", "--spec", SPEC, "--target-ms", "5", "--max-params", "1000", "--out", "{out}/r"],
+     ("parameters", "cap of 1,000", "--max-params")),
+    (["nas.latency", "calibrate", "--device", "phone", "--measurements", PUBLISHED, "--max-macs", "1e6", "--out",
+      "{out}/t.yaml"], ("measurements[0].spec", "MACs", "cap of 1,000,000")),
 ]
 
 
@@ -240,6 +255,84 @@ def test_malformed_flag(argv, needles, sandbox, capsys):
     infile.write_text("not what the flag wants\n")
     code, _, err = run_inprocess([a.format(out=out, infile=infile) for a in argv], capsys)
     check_user_error(code, err, *needles)
+
+
+# ---- a run folder from elsewhere: a damaged searcher checkpoint, links planted in it ------------
+
+@pytest.fixture(scope="module")
+def stopped_search(tmp_path_factory):
+    """A search stopped (a simulated power cut) just after its first batch was logged and told:
+    config.yaml, pipeline.json, the log, searcher.ckpt and its previous copy (of the batch's ask, so
+    it agrees with the log), the search stage not done."""
+    from helpers.interrupt import power_cut
+
+    folder = tmp_path_factory.mktemp("stopped")
+    run, snapshot = folder / "run", folder / "snapshot"
+    # saves of searcher.ckpt: the start, the first batch's ask, its tell (then the cut)
+    got, _ = power_cut(["nas.search", "--target-ms", "15", "--space", "mobilenetv3_small", "--budget", "smoke",
+                        "--out", str(run)], run, 3, snapshot, only="searcher.ckpt")
+    assert got.returncode == 137, got.stderr[-2000:]
+    assert "search" not in json.loads((snapshot / "pipeline.json").read_text())["done"]
+    assert (snapshot / "search" / "searcher.ckpt.prev").is_file()
+    (snapshot / ".lock").unlink()  # the stopped run's: a resume would say it took it over
+    return snapshot
+
+
+def _flip(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def _link_to_victim(run: Path, name: str) -> None:
+    """The run's file `name` moved beside the run folder, a link to it in its place."""
+    path, victim = run / name, run.parent / f"victim-{Path(name).name}"
+    if path.exists():
+        path.rename(victim)
+    else:
+        victim.write_text("precious\n")
+    path.symlink_to(victim)
+
+
+CKPT, PREV, LOG = "search/searcher.ckpt", "search/searcher.ckpt.prev", "search/samples.jsonl"
+# (label, what breaks the folder, the file the line must name, what its message must say)
+RUN_CASES = [
+    ("ckpt-flipped-byte", lambda run: _flip(run / CKPT), CKPT,
+     ("checksum does not match", ".prev is whole and agrees", "cp ")),
+    ("ckpt-cut-short", lambda run: (run / CKPT).write_bytes((run / CKPT).read_bytes()[:200]), CKPT,
+     ("checksum does not match", "is whole and agrees")),
+    ("ckpt-not-one", lambda run: (run / CKPT).write_text("hello\n"), CKPT,
+     ("not a searcher checkpoint", "is whole and agrees")),
+    ("ckpt-missing", lambda run: (run / CKPT).unlink(), "search",
+     ("samples.jsonl but no", "is whole and agrees")),
+    ("ckpt-and-prev-damaged", lambda run: (_flip(run / CKPT), _flip(run / PREV)), CKPT,
+     ("checksum does not match", "cannot stand in", "start a new run")),
+    ("ckpt-linked", lambda run: _link_to_victim(run, CKPT), CKPT, ("symbolic link",)),
+    ("log-linked", lambda run: _link_to_victim(run, LOG), LOG, ("symbolic link",)),
+    ("lock-linked", lambda run: _link_to_victim(run, ".lock"), ".lock", ("symbolic link",)),
+]
+
+
+def _files(folder: Path) -> dict[str, tuple]:
+    """Every file and link under `folder` but the lock (taken and given back by any run, which also
+    changes its folder's time): whether a link, bytes, time."""
+    return {str(p.relative_to(folder)): (p.is_symlink(), p.read_bytes() if p.is_file() else b"", p.lstat().st_mtime_ns)
+            for p in folder.rglob("*") if (p.name != ".lock" and not p.is_dir()) or p.is_symlink()}
+
+
+@pytest.mark.parametrize("label, breaks, blamed, needles", RUN_CASES, ids=[c[0] for c in RUN_CASES])
+def test_malformed_run_folder_on_resume(label, breaks, blamed, needles, stopped_search, tmp_path, capsys):
+    """A stopped run's folder, damaged or with a link planted in it: --resume refuses it in one line
+    naming the file, and writes nothing, there or where a link points."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(stopped_search, run, symlinks=True)
+    breaks(run)
+    before, outside = _files(run), _files(tmp_path)
+    code, _, err = run_inprocess(["nas.search", "--resume", "--quiet", "--out", str(run)], capsys)
+    check_blames(code, err, [run / blamed], needles)
+    assert _files(run) == before and _files(tmp_path) == outside
 
 
 def test_corpus_size():
@@ -331,7 +424,7 @@ def test_no_two_cases_of_a_kind_parse_alike():
 
 
 def test_every_run_config_key_has_a_bad_value_case():
-    from nas.pipeline.config import CONFIG_KEYS
+    from nas.pipeline.run_config import CONFIG_KEYS
 
     assert set(malformed.CONFIG_VALUES) == set(CONFIG_KEYS), "a new config key needs its bad values"
     blamed = {n for b in malformed.cases("config") for n in b.needles}

@@ -8,7 +8,7 @@ import time
 
 from helpers import REFERENCE, ROOT, assert_user_error
 from helpers.interrupt import ENV, lines_in
-from nas.core.spec import load_spec
+from nas.core.spec_file import load_spec
 from nas.latency.devices import get_device
 from nas.runtime.jsonl import read_jsonl
 

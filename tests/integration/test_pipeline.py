@@ -17,7 +17,7 @@ from nas.runtime.jsonl import read_jsonl
 from nas.pipeline.prepare import pick_space
 from nas.pipeline.select import select_seed
 from nas.core.space import load_space
-from nas.core.spec import load_spec
+from nas.core.spec_file import load_spec
 from helpers import ROOT, assert_user_error, check_user_error, run_cli, run_inprocess
 
 
@@ -173,7 +173,7 @@ def test_bad_config_files(tmp_path, text, field, capsys):
 
 
 def test_shipped_configs_are_valid():
-    from nas.pipeline.config import DEFAULTS, validate_config
+    from nas.pipeline.run_config import DEFAULTS, validate_config
     for name in ("reproduce_large", "reproduce_small", "custom_host"):
         path = ROOT / "experiments" / f"{name}.yaml"
         config = validate_config({**DEFAULTS, **yaml.safe_load(path.read_text())}, str(path))
@@ -240,9 +240,9 @@ def test_trials_run_on_the_cluster_given_by_address(tmp_path, monkeypatch):
     from ray import cloudpickle
     from ray.cluster_utils import Cluster
 
-    from nas.accuracy.config import ProxyConfig
+    from nas.accuracy.proxy_config import ProxyConfig
     from nas.search.algorithms import make_algorithm
-    from nas.search.loop import Evaluator, SearchRun
+    from nas.search.search_loop import Evaluator, SearchRun
     from nas.search.reward import RewardConfig
 
     os.makedirs("/tmp/ray", exist_ok=True)  # Ray records the cluster address there

@@ -20,7 +20,8 @@ import yaml
 from helpers import DATA, ROOT, run_cli
 from helpers.interrupt import broken_files, run_until
 from nas.core.space import load_space
-from nas.core.spec import load_spec, spec_from_string
+from nas.core.spec import spec_from_string
+from nas.core.spec_file import load_spec
 from nas.latency.devices import TableDevice, get_device, host_device, load_host_table
 from nas.latency.table import LatencyTable
 from nas.pipeline.select import floor_ms

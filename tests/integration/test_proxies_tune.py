@@ -17,7 +17,7 @@ def test_evaluate_specs_on_a_local_ray(tmp_path):
     specs = [TINY, scale_width(TINY, 1.5, name="tiny_wide")]
     config = ProxyConfig(data=DataConfig(path=str(directory)),
                          train=TrainConfig(train_images=64, val_images=32, epochs=2, batch_size=32, bn_images=32))
-    from nas.accuracy.tune import evaluate_specs
+    from nas.accuracy.tune_trials import evaluate_specs
 
     results = evaluate_specs(specs, config, cpus=2, run_dir=tmp_path / "runs", name="t")
     assert not ray.is_initialized()  # the Ray it started is stopped again
@@ -34,7 +34,7 @@ def test_evaluate_specs_on_a_local_ray(tmp_path):
 
 
 def test_no_specs_needs_no_ray():
-    from nas.accuracy.tune import evaluate_specs
+    from nas.accuracy.tune_trials import evaluate_specs
 
     assert evaluate_specs([], ProxyConfig()) == []
     assert not ray.is_initialized()

@@ -129,7 +129,7 @@ DRIVER = textwrap.dedent("""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
     from nas.accuracy import DataConfig, ProxyConfig, TrainConfig
-    from nas.accuracy.tune import evaluate_specs
+    from nas.accuracy.tune_trials import evaluate_specs
     from nas.core.spec import scale_width
     from nas.runtime.session import ray_session
     from helpers.data import TINY

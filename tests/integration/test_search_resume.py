@@ -16,7 +16,7 @@ from nas.latency.devices import get_device
 from nas.core.counts import count_params
 from nas.search.reward import RewardConfig
 from nas.runtime.jsonl import JsonlWriter, read_jsonl
-from nas.search.loop import Evaluator, SearchRun
+from nas.search.search_loop import Evaluator, SearchRun
 from nas.search.algorithms import make_algorithm
 from nas.search.guided import token_latency
 from nas.core.space import load_space
@@ -124,7 +124,7 @@ def test_crash_and_resume_matches_uninterrupted(algorithm, where, reference, tmp
         with pytest.raises(Crash):
             build(tmp_path, algorithm, proxy=ParamsProxy(crash_at=21)).run_inprocess(BATCH)
     else:                       # 19 records logged: part of the third batch
-        monkeypatch.setattr("nas.search.loop.JsonlWriter", CrashingWriter)
+        monkeypatch.setattr("nas.search.search_loop.JsonlWriter", CrashingWriter)
         CrashingWriter.left = 19
         with pytest.raises(Crash):
             build(tmp_path, algorithm).run_inprocess(BATCH)
@@ -207,7 +207,7 @@ HELPER = """
 import os, signal, sys
 sys.path.insert(0, {tests!r})
 from test_search_resume import build, ParamsProxy, BATCH
-import nas.search.loop as loop
+import nas.search.search_loop as loop
 
 run_dir, algorithm, resume, kill_after = sys.argv[1], sys.argv[2], sys.argv[3] == "1", int(sys.argv[4])
 held = sys.argv[5]

@@ -12,7 +12,7 @@ from nas.search.controller import ControllerConfig
 from nas.runtime.errors import UserError
 from nas.latency.devices import get_device
 from nas.search.reward import RewardConfig
-from nas.search.loop import Evaluator, SearchRun
+from nas.search.search_loop import Evaluator, SearchRun
 from nas.search.algorithms import (ALGORITHMS, ControllerSearch, RandomSearch, RegularizedEvolution, TuneSearcher,
                            load_state, make_algorithm, save_state)
 from nas.core.space import load_space
@@ -254,7 +254,7 @@ def _flaky_trainable(config, marks):
 def test_ray_path_retries_and_records_failed_trials(local_ray, tmp_path):
     from ray import tune
 
-    from nas.accuracy.config import ProxyConfig
+    from nas.accuracy.proxy_config import ProxyConfig
 
     space = load_space(TINY)
     ev = Evaluator(get_device("pixel1"), None, RewardConfig.hard(1.3))
@@ -290,7 +290,7 @@ def _dying_trainable(config, marks):
 def test_ray_path_survives_dying_workers(local_ray, tmp_path, retries):
     from ray import tune
 
-    from nas.accuracy.config import ProxyConfig
+    from nas.accuracy.proxy_config import ProxyConfig
 
     space = load_space(TINY)
     ev = Evaluator(get_device("pixel1"), None, RewardConfig.hard(1.3))
@@ -310,7 +310,7 @@ def test_ray_path_survives_dying_workers(local_ray, tmp_path, retries):
 
 def test_ray_path_trains_a_tiny_proxy(local_ray, tmp_path, fashion_mnist):
     """End to end: a local Ray, real training on Fashion-MNIST or its stand-in (2 epochs of 128 images), ASHA."""
-    from nas.accuracy.config import DataConfig, ProxyConfig, TrainConfig
+    from nas.accuracy.proxy_config import DataConfig, ProxyConfig, TrainConfig
 
     space = load_space(TINY)
     proxy = ProxyConfig(DataConfig(path=str(fashion_mnist)),
@@ -326,7 +326,7 @@ def test_ray_path_trains_a_tiny_proxy(local_ray, tmp_path, fashion_mnist):
 def test_diverging_training_is_a_failed_sample_and_the_search_goes_on(tmp_path, fashion_mnist):
     """Real training at an absurd learning rate: the loss turns NaN; each such network fails (reward 0:
     no network has succeeded to be worse than)."""
-    from nas.accuracy.config import DataConfig, ProxyConfig, TrainConfig
+    from nas.accuracy.proxy_config import DataConfig, ProxyConfig, TrainConfig
     from nas.accuracy.proxy import TrainingProxy
 
     space = load_space(TINY)

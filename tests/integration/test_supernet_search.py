@@ -10,7 +10,7 @@ from helpers import DATA, assert_user_error, run_cli
 from nas.core.space import load_space
 from nas.runtime.jsonl import read_jsonl
 from nas.search.algorithms import read_state
-from nas.supernet.proxy import SupernetProxy
+from nas.supernet.supernet_proxy import SupernetProxy
 
 TINY = DATA / "tiny_space.yaml"
 
@@ -70,8 +70,8 @@ def test_extract_hands_inherited_weights_to_nas_train(smoke_run, tmp_path):
     """What `nas.train --init` checks (its own tests run it with --init): the weights fit the spec as
     trained, and they are the supernet's, BN re-estimated for the path."""
     from nas.core.model import build_model
-    from nas.core.spec import load_spec
-    from nas.train.loop import check_fits, training_spec
+    from nas.core.spec_file import load_spec
+    from nas.train.training_loop import check_fits, training_spec
     from nas.train.recipe import scale_recipe
 
     out, result = smoke_run

@@ -104,7 +104,7 @@ def test_resume_refuses_other_settings(tiny_spec, fashion_mnist, tmp_path, capsy
 
 def test_init_with_weights_of_another_shape(tiny_spec, fashion_mnist, tmp_path, capsys):
     from nas.core.model import build_model
-    from nas.accuracy.train import adapt_spec
+    from nas.accuracy.short_training import adapt_spec
 
     wide = adapt_spec(scale_width(TINY, 2.0), 10, 32)
     torch.save(build_model(wide).state_dict(), tmp_path / "wide.pt")

@@ -4,12 +4,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from nas.accuracy.audit import tau_standard_error
-from nas.accuracy.published import (PUBLISHED_FILE, load_published, partial_correlation,
-                                    partial_tau_standard_error, residuals)
+from nas.audit.published import PUBLISHED_FILE, load_published
+from nas.audit.ranks import partial_correlation, partial_tau_standard_error, residuals, tau_standard_error
 from nas.core.counts import count_macs, count_params
 from nas.core.model import build_model
-from nas.core.spec import load_spec
+from nas.core.spec_file import load_spec
 from nas.runtime.errors import UserError
 from helpers import REFERENCE
 

@@ -7,12 +7,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from nas.accuracy import audit as audit_module
-from nas.accuracy.audit import (AuditConfig, ResultCache, combine_seeds, reference_ceiling, reference_proxies,
+from nas.audit import fidelity as audit_module
+from nas.audit.fidelity import (AuditConfig, ResultCache, combine_seeds, reference_ceiling, reference_proxies,
                                run_audit)
-from nas.accuracy.population import sample_specs
-from nas.accuracy.audit_report import markdown_table
-from nas.accuracy.config import DataConfig
+from nas.audit.population import sample_specs
+from nas.audit.fidelity_report import markdown_table
+from nas.accuracy.proxy_config import DataConfig
 from nas.accuracy.proxy import TrainingProxy, ZeroCostScorer
 from nas.budgets import get_budget
 from nas.runtime.errors import UserError
@@ -75,7 +75,7 @@ def test_ceiling_is_the_seed_to_seed_tau():
 
 
 def test_the_half_ceiling_measures_how_the_means_of_two_halves_of_the_seeds_agree():
-    from nas.accuracy.audit import half_ceiling
+    from nas.audit.fidelity import half_ceiling
 
     agree = _seed_rows([[1, 2, 3, 4]] * 4)
     assert reference_ceiling(agree)["reference_half_ceiling_tau"] == pytest.approx(1.0)
@@ -94,7 +94,7 @@ def test_the_half_ceiling_measures_how_the_means_of_two_halves_of_the_seeds_agre
 def test_the_mean_ceiling_predicts_how_two_averaged_references_agree():
     from scipy.stats import kendalltau
 
-    from nas.accuracy.audit import half_ceiling, mean_ceiling
+    from nas.audit.fidelity import half_ceiling, mean_ceiling
 
     rng = np.random.default_rng(0)
     single, averaged, halves = [], [], []

@@ -1,7 +1,8 @@
 """The width-scaled baseline: the family's MobileNetV3 at the run's latency, within 2%."""
 import pytest
 
-from nas.core.spec import load_spec, scale_width
+from nas.core.spec import scale_width
+from nas.core.spec_file import load_spec
 from nas.latency.devices import get_device
 from nas.netadapt.surgery import structure
 from nas.pipeline.baselines import TOLERANCE, width_scaled

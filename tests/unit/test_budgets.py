@@ -51,13 +51,13 @@ def test_after_a_search_netadapt_takes_the_pipelines_changes():
 def test_an_unknown_budget_is_a_one_line_error_naming_the_flag():
     with pytest.raises(UserError) as info:
         get_budget("infinite")
-    assert info.value.field == "--budget" and "infinite" in str(info.value) and "\n" not in str(info.value)
+    assert info.value.field == "budget" and "infinite" in str(info.value) and "\n" not in str(info.value)
     assert all(name in str(info.value) for name in BUDGETS)
 
 
 def test_the_users_read_the_one_table():
     from nas.accuracy.proxy import make_proxy
-    from nas.netadapt.config import NetAdaptConfig, make_config
+    from nas.netadapt.netadapt_config import NetAdaptConfig, make_config
 
     config = make_config(5.0, budget="smoke")
     b = BUDGETS["smoke"].netadapt

@@ -16,7 +16,8 @@ from nas.latency.calibrated import CalibratedDevice, load_calibrated_device
 from nas.latency.features import FEATURE_NAMES, feature_matrix
 from nas.latency.fit import MODELS, calibrate
 from nas.latency.measurements import load_measurements
-from nas.core.spec import load_spec, scale_width
+from nas.core.spec import scale_width
+from nas.core.spec_file import load_spec
 
 PUBLISHED = ROOT / "latency_tables" / "pixel1_published.yaml"
 SHIPPED = ROOT / "latency_tables" / "pixel1.yaml"

@@ -6,7 +6,8 @@ from types import SimpleNamespace
 import pytest
 
 from nas.budgets import get_budget
-from nas.core.spec import load_spec, scale_width
+from nas.core.spec import scale_width
+from nas.core.spec_file import load_spec
 from nas.latency.devices import get_device
 from nas.pipeline import compare
 from nas.runtime.jsonl import read_jsonl
@@ -96,7 +97,7 @@ def test_budgets_name_their_seeds_and_baselines():
 
 def test_trainings_in_worker_processes_equal_those_made_here(tmp_path, monkeypatch, fashion_mnist):
     """One thread per training, in a pool or here: the same numbers, whatever the CPU count."""
-    from nas.accuracy.config import DataConfig
+    from nas.accuracy.proxy_config import DataConfig
     from nas.runtime import session
     from helpers.data import TINY
 

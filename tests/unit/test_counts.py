@@ -12,7 +12,8 @@ from helpers import REFERENCE
 from nas.core.counts import KINDS, count_macs, count_params, op_counts
 from nas.core.model import build_model
 from nas.core.space import load_space
-from nas.core.spec import load_spec, scale_width
+from nas.core.spec import scale_width
+from nas.core.spec_file import load_spec
 from nas.latency.features import FEATURE_NAMES, feature_matrix, spec_features
 
 ZOO = sorted(p.stem for p in REFERENCE.glob("*.yaml"))

@@ -12,10 +12,12 @@ from helpers.data import TINY
 from nas.core.model import build_model
 from nas.core.spec import save_spec
 from nas.export import onnx as export_onnx_module
-from nas.export.onnx import VERIFY_TOLERANCE, VerificationError, export_spec
+from nas.export.onnx import export_spec
+from nas.export.verify import VERIFY_TOLERANCE
 from nas.pipeline import stages
 from nas.pipeline.runner import RunState, run_stages
 from nas.runtime.cli import emit
+from nas.runtime.errors import VerificationError
 from nas.runtime.lock import run_lock
 
 SMALL = replace(TINY, resolution=32, num_classes=10)  # exports in well under a second

@@ -17,9 +17,9 @@ from helpers.data import TINY, one_torch_thread  # noqa: F401 (autouse fixture)
 from nas.core.model import build_model
 from nas.core.spec import save_spec
 from nas.export import onnx as onnx_module
-from nas.export import quantize as quantize_module
 from nas.export import tflite as tflite_module
-from nas.export.onnx import VERIFY_TOLERANCE
+from nas.export import verify as verify_module
+from nas.export.verify import VERIFY_TOLERANCE
 
 SMALL = replace(TINY, resolution=32, num_classes=10)
 
@@ -110,7 +110,7 @@ def test_failed_tflite_check_writes_neither_file_and_exits_1(tmp_path, spec_file
 def test_int8_check_with_non_finite_outputs_exits_1(tmp_path, spec_file, capsys, monkeypatch):
     def non_finite(model, predict, input_shape, samples=32, seed=0):
         return {"max_abs_diff": math.nan, "top1_agreement": 0.0, "output_range": 1.0}
-    monkeypatch.setattr(quantize_module, "int8_agreement", non_finite)
+    monkeypatch.setattr(verify_module, "int8_agreement", non_finite)
     out = tmp_path / "m8.onnx"
     code, stdout, err = run_inprocess(["nas.export", str(spec_file), "--onnx", str(out), "--int8", "--verify",
                                        "--no-time"], capsys)

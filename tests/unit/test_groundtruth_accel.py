@@ -15,7 +15,7 @@ from nas.core.space import load_space
 from nas.groundtruth import surrogate
 from nas.groundtruth.accel import accel_space, arch_of, spec_of
 from nas.groundtruth.surrogate import predict_top1
-from nas.groundtruth.data import accel_records
+from nas.groundtruth.records import accel_records
 from nas.latency.devices import get_device
 from nas.runtime.errors import UserError
 

@@ -5,8 +5,8 @@ import pytest
 
 from nas.accuracy.proxy import make_proxy
 from nas.groundtruth.accel import accel_space, spec_of
-from nas.groundtruth.compare import groundtruth_comparison
-from nas.groundtruth.data import accel_records
+from nas.groundtruth.known_networks import groundtruth_comparison
+from nas.groundtruth.records import accel_records
 from nas.groundtruth.ofa import ofa_space
 from nas.latency.devices import get_device
 

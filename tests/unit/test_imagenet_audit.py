@@ -7,7 +7,7 @@ import pytest
 
 from helpers import check_user_error, run_inprocess
 from helpers.data import write_idx_dataset
-from nas.accuracy import imagenet_audit as ia
+from nas.audit import imagenet as ia
 from nas.runtime.errors import UserError
 
 
@@ -26,7 +26,7 @@ def test_draw_is_seeded_repeatable_and_distinct():
 
 
 def test_the_records_are_as_many_as_the_flag_allows():
-    from nas.groundtruth.data import accel_records
+    from nas.groundtruth.records import accel_records
 
     assert len(accel_records()) == ia.ACCEL_NETWORKS
 
@@ -61,8 +61,7 @@ def test_summary_gives_the_known_answers():
     assert rows["latency"]["kendall_tau"] == pytest.approx(s["latency_kendall_tau"])
     assert 0.2 < s["latency_kendall_tau"] < 0.9
     # Each proxy on its own n, with the noise of that n.
-    from nas.accuracy.audit import tau_standard_error
-    from nas.accuracy.published import partial_tau_standard_error
+    from nas.audit.ranks import partial_tau_standard_error, tau_standard_error
 
     assert rows["oracle"]["n"] == 60 and rows["trained"]["n"] == 20
     assert rows["trained"]["tau_se"] == pytest.approx(tau_standard_error(20))

@@ -14,12 +14,13 @@ from nas.latency import devices
 from nas.latency.build import Schedule, measure_ops
 from nas.latency.calibrate_host import calibration_specs, fit_scale_offset
 from nas.latency.devices import TableDevice, host_device, load_host_table
-from nas.latency.measure import Timing, host_fingerprint
+from nas.export.timing import Timing
+from nas.latency.measure import host_fingerprint
 from nas.latency.ops import ops_of, space_ops
 from nas.latency.table import LatencyTable
 from nas.latency.validate import round_noise_pct, validate
 from nas.core.space import load_space
-from nas.core.spec import load_spec
+from nas.core.spec_file import load_spec
 from helpers import REFERENCE, ROOT, assert_user_error, check_user_error, run_cli, run_inprocess
 
 TINY = ROOT / "tests" / "data" / "tiny_space.yaml"

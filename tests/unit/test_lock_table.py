@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 from helpers import ROOT
-from nas.latency.measure import Timing
+from nas.export.timing import Timing
 from nas.latency.table import LatencyTable, lock_path
 from nas.runtime.errors import UserError
 
@@ -79,7 +79,7 @@ def test_a_table_of_another_device_on_disk_is_not_merged_into(tmp_path):
 
 FILLER = textwrap.dedent("""
     import sys, time
-    from nas.latency.measure import Timing
+    from nas.export.timing import Timing
     from nas.latency.table import LatencyTable
     path, tag = sys.argv[1], sys.argv[2]
     table = LatencyTable.load(path)

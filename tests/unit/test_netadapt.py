@@ -16,12 +16,13 @@ from nas.runtime.errors import UserError
 from nas.export.onnx import randomize_for_check
 from nas.latency.devices import get_device
 from nas.core.model import build_model
-from nas.accuracy.stats import standard_error
+from nas.runtime.stats import standard_error
 from nas.netadapt.proposals import TIE_SE, choose, make_proposals, may_win, proposal_score
-from nas.netadapt.run import run_netadapt, tie_note
+from nas.netadapt.netadapt_run import run_netadapt, tie_note
 from nas.runtime.jsonl import read_log
-from nas.accuracy.config import DataConfig, TrainConfig
-from nas.core.spec import has_residual, load_spec
+from nas.accuracy.proxy_config import DataConfig, TrainConfig
+from nas.core.spec import has_residual
+from nas.core.spec_file import load_spec
 from nas.netadapt.surgery import (candidate_widths, filter_norms, floor_widths, knobs_of, node_widths, residual_groups,
                          select_channels, shrink, structure)
 
@@ -423,7 +424,7 @@ class ScriptedTask:
 def scripted(monkeypatch):
     """`scripted.score = fn(proposal) -> accuracy | (accuracy, failed)`; `scripted.rounds`: the proposals
     of each iteration."""
-    import nas.netadapt.run as run_module
+    import nas.netadapt.netadapt_run as run_module
 
     script = SimpleNamespace(score=lambda p: 0.5, rounds=[])
 
@@ -678,7 +679,7 @@ def test_the_log_records_the_noise_and_the_tie_the_choice_used(tiny, scripted, t
     # bottleneck(blocks[3]..blocks[4]) is 0.01 behind, within noise, and cuts 0.5 ms instead of 0.375.
     accuracy = {"blocks[1].exp": 0.45, "bottleneck(blocks[3]..blocks[4])": 0.44}
     scripted.score = lambda p: accuracy.get(p.knob.label, 0.3)
-    caplog.set_level(logging.DEBUG, logger="nas.netadapt.run")
+    caplog.set_level(logging.DEBUG, logger="nas.netadapt.netadapt_run")
     result = scripted_run(spec, 9.2, tmp_path, select="noise-aware")
     seed, record = _iterations(tmp_path)
     assert seed["noise"] == {"n_val": 100, "accuracy": 0.5, "se": 0.05}

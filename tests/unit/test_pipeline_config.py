@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from nas.pipeline.config import CONFIG_KEYS, new_run_config, saved_run_config, validate_config
-from nas.runtime.config import layer, located, read_config_file
+from nas.pipeline.run_config import CONFIG_KEYS, new_run_config, saved_run_config, validate_config
+from nas.runtime.settings import DEFAULT, describe_origin, layer, located, read_config_file
 from nas.runtime.errors import UserError
 
 
@@ -20,7 +20,8 @@ def args(**given):
 def test_flags_beat_the_file_which_beats_the_defaults():
     values, origins = layer({"a": 1, "b": 2, "c": 3}, {"b": 20, "c": 30}, "run.yaml", {"c": 300, "a": None})
     assert values == {"a": 1, "b": 20, "c": 300}
-    assert origins == {"a": (None, "--a"), "b": ("run.yaml", "b"), "c": (None, "--c")}
+    assert origins == {"a": (DEFAULT, "--a"), "b": ("run.yaml", "b"), "c": (None, "--c")}
+    assert [describe_origin(origins, k) for k in "abc"] == ["default", "run.yaml:b", "flag --c"]
 
 
 def test_an_error_names_the_file_and_key_or_the_flag(tmp_path):
@@ -137,7 +138,7 @@ def test_the_target_flag_takes_one_number_or_a_comma_separated_family():
 
 
 def test_a_reward_that_a_target_only_searcher_cannot_use_is_refused_and_the_default_follows_the_searcher():
-    from nas.pipeline.config import reward_name
+    from nas.pipeline.run_config import reward_name
 
     default = new_run_config(args(target_ms=25.0))
     assert (default.algorithm, default.reward, reward_name(default)) == ("guided-evolution", None, "hard")

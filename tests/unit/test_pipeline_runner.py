@@ -8,7 +8,7 @@ import pytest
 
 from helpers import DATA
 from nas.pipeline import stages
-from nas.pipeline.config import validate_config
+from nas.pipeline.run_config import validate_config
 from nas.pipeline.prepare import Prepared
 from nas.pipeline.runner import RunState, run_stages
 
@@ -78,7 +78,7 @@ def test_score_map_is_kept_as_soon_as_it_is_fitted(tmp_path, monkeypatch):
     """A search interrupted after the score map was fitted resumes with that map, not a refit."""
     from nas.core.space import load_space
     from nas.latency.devices import get_device
-    from nas.search import loop
+    from nas.search import search_loop as loop
 
     fits = []
 

@@ -5,10 +5,10 @@ import math
 import numpy as np
 import pytest
 
-from nas.accuracy.audit import (AuditConfig, ResultCache, correlation, rank_values, recommend, reference_ceiling,
-                               summarise, tau_standard_error)
-from nas.accuracy.population import sample_specs, stratified_specs
-from nas.accuracy.published import predicted_latency_ms
+from nas.audit.fidelity import AuditConfig, ResultCache, recommend, reference_ceiling, summarise
+from nas.audit.population import sample_specs, stratified_specs
+from nas.audit.published import predicted_latency_ms
+from nas.audit.ranks import correlation, rank_values, tau_standard_error
 from nas.runtime.errors import UserError
 
 

@@ -9,8 +9,8 @@ import torch
 from helpers.data import one_torch_thread, write_idx_dataset  # noqa: F401 (autouse fixture)
 from nas.runtime.errors import UserError
 from nas.accuracy import datasets
-from nas.accuracy.config import DataConfig
-from nas.accuracy.data import _load_cached, load_data, split_indices
+from nas.accuracy.proxy_config import DataConfig
+from nas.accuracy.proxy_data import _load_cached, load_data, split_indices
 from nas.accuracy.datasets import (FASHION_MNIST_DIR, detect_dataset, open_source, read_cifar_dir, read_idx_dir,
                                   read_image_folder, to_resolution)
 

@@ -9,8 +9,8 @@ import torch
 from nas.runtime.errors import UserError
 from nas.accuracy import DataConfig, ProxyConfig, TrainConfig, Trainer, adapt_spec, load_data, make_proxy, train_spec
 from nas.budgets import get_budget
-from nas.accuracy.train import warmup_cosine
-from nas.core.spec import load_spec
+from nas.accuracy.training_core import warmup_cosine
+from nas.core.spec_file import load_spec
 from helpers import REFERENCE
 from helpers.data import TINY, one_torch_thread, write_idx_dataset  # noqa: F401 (autouse fixture)
 

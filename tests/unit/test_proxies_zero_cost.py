@@ -9,7 +9,8 @@ import torch
 
 from nas.runtime.errors import UserError
 from nas.accuracy import ZERO_COST, adapt_spec, zero_cost_score
-from nas.core.spec import load_spec, scale_width
+from nas.core.spec import scale_width
+from nas.core.spec_file import load_spec
 from helpers import REFERENCE
 from helpers.data import one_torch_thread  # noqa: F401 (autouse fixture)
 from helpers.data import TINY
@@ -30,7 +31,7 @@ def tiny():
 
 
 def test_registry_has_the_required_proxies():
-    from nas.accuracy.config import ZERO_COST_NAMES
+    from nas.accuracy.proxy_config import ZERO_COST_NAMES
 
     assert REQUIRED <= set(ZERO_COST) and tuple(ZERO_COST) == ZERO_COST_NAMES  # the CLI's list is the registry's
     with pytest.raises(UserError, match="unknown zero-cost proxy"):

@@ -9,13 +9,14 @@ import pytest
 import torch
 
 from helpers.data import TINY, one_torch_thread  # noqa: F401 (autouse fixture)
-from nas.accuracy.config import DataConfig, TrainConfig
-from nas.accuracy.data import load_data
-from nas.accuracy.train import Trainer
+from nas.accuracy.proxy_config import DataConfig, TrainConfig
+from nas.accuracy.proxy_data import load_data
+from nas.accuracy.short_training import Trainer
 from nas.core.model import build_model
 from nas.export import quantize
 from nas.export import tflite as tflite_module
-from nas.export.onnx import export_onnx
+from nas.export.onnx import export_onnx, onnx_predict
+from nas.export.verify import int8_agreement
 
 SMALL = replace(TINY, resolution=32, num_classes=10)
 SHAPE = (1, 3, 32, 32)
@@ -90,7 +91,7 @@ def test_int8_onnx_of_default_initialised_bn_quantizes_every_conv(caplog):
     assert not [r for r in caplog.records if "initializer" in r.getMessage() or "pre-processing" in r.getMessage()]
     graph = onnx.load_from_string(int8).graph
     assert "Identity" not in {n.op_type for n in graph.node}
-    r = quantize.int8_agreement(model, quantize.onnx_predict(int8), SHAPE, samples=8)
+    r = int8_agreement(model, onnx_predict(int8), SHAPE, samples=8)
     assert np.isfinite(r["max_abs_diff"]) and 0 <= r["top1_agreement"] <= 1
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from helpers import ROOT
 from nas.core.space import load_space
-from nas.core.spec import load_spec
+from nas.core.spec_file import load_spec
 from nas.latency.devices import get_device, host_table_path, load_host_table
 from nas.latency.measure import host_fingerprint
 from nas.latency.table import LatencyTable

@@ -11,7 +11,7 @@ pytest.importorskip("ray")
 from ray import tune  # noqa: E402
 
 from nas.runtime.session import ray_session  # noqa: E402
-from nas.runtime.tune import run_tune, trial_error  # noqa: E402
+from nas.runtime.ray_tune import run_tune, trial_error  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -55,7 +55,7 @@ def test_a_name_from_a_file_cannot_steer_an_output_path():
     from dataclasses import replace
 
     from nas.core.space import load_space
-    from nas.netadapt.config import default_out
+    from nas.netadapt.netadapt_config import default_out
     from nas.runtime.paths import RUNS_DIR, path_slug
 
     for name in ("../../etc/evil", "/abs/path", "..", ".hidden", "a b/c", ""):
@@ -174,3 +174,169 @@ def test_the_ray_token_is_made_private(tmp_path, caplog):
     private_token(str(token))  # already private: nothing to say
     private_token(str(tmp_path / "none"))  # no token: nothing to do
     assert caplog.text == ""
+
+
+# ---- the searcher's checkpoint keeps its previous copy ---------------------------------------
+
+def _search(run_dir, resume=False, crash_at=None, samples=24):
+    """A random search of the tiny space scored by parameter count (cheap, deterministic), killed at
+    its `crash_at`-th evaluation when asked."""
+    import torch
+
+    from helpers import DATA
+    from nas.core.counts import count_params
+    from nas.core.space import load_space
+    from nas.latency.devices import get_device
+    from nas.search.algorithms import make_algorithm
+    from nas.search.search_loop import Evaluator, SearchRun
+    from nas.search.reward import RewardConfig
+
+    class Proxy:
+        cheap, calls = True, 0
+
+        def evaluate(self, spec):
+            Proxy.calls += 1
+            if Proxy.calls == crash_at:
+                raise _Crash()
+            return {"score": float(count_params(spec)), "accuracy": None, "failed": False, "seconds": 0.0}
+
+    torch.set_num_threads(1)
+    space = load_space(DATA / "tiny_space.yaml")
+    evaluator = Evaluator(get_device("pixel1"), Proxy(), RewardConfig.hard(1.3), lambda r: min(1.0, r["score"] / 1e6))
+    return SearchRun(run_dir, space, make_algorithm("evolution", space, seed=3, population=8, tournament=3),
+                     evaluator, samples, resume=resume)
+
+
+class _Crash(BaseException):
+    """The process dies here."""
+
+
+def _log(run_dir):
+    from nas.runtime.jsonl import read_jsonl
+
+    return [(r["i"], tuple(r["tokens"]), r["reward"]) for r in read_jsonl(run_dir / "samples.jsonl")]
+
+
+def _flip(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_a_damaged_searcher_checkpoint_names_its_good_previous_copy(tmp_path):
+    """Every save keeps the checkpoint it replaces as searcher.ckpt.prev. A damaged searcher.ckpt is
+    refused by name; where the previous copy is whole and agrees with the log the line gives the
+    command that resumes from it, and that resume logs what an uninterrupted run logs."""
+    import shlex
+    import subprocess
+
+    import pytest
+
+    from nas.runtime.errors import UserError
+    from nas.search.algorithms import read_state
+
+    _search(tmp_path / "ref").run_inprocess(8)
+    expected = _log(tmp_path / "ref")
+    assert len(expected) == 24 and read_state(tmp_path / "ref" / "searcher.ckpt.prev")["told"] == 16
+
+    for crash_at in (None, 13):  # finished (the copy is of the last ask), or killed mid-batch (of the last tell)
+        run = tmp_path / f"run-{crash_at}"
+        if crash_at:
+            with pytest.raises(_Crash):
+                _search(run, crash_at=crash_at).run_inprocess(8)
+        else:
+            _search(run).run_inprocess(8)
+        state = run / "searcher.ckpt"
+        _flip(state)
+        with pytest.raises(UserError, match="checksum does not match") as err:
+            _search(run, resume=True)
+        line = str(err.value)
+        assert err.value.source == str(state) and "\n" not in line
+        assert f"previous copy {run / 'searcher.ckpt.prev'} is whole and agrees" in line
+        command = line.split("`")[1]
+        assert shlex.split(command)[0] == "cp"
+        subprocess.run(shlex.split(command), check=True)
+        _search(run, resume=True).run_inprocess(8)
+        assert _log(run) == expected, crash_at
+
+
+def test_a_previous_checkpoint_that_disagrees_with_the_log_is_not_offered(tmp_path):
+    import pytest
+
+    from nas.runtime.errors import UserError
+
+    run = tmp_path / "run"
+    with pytest.raises(_Crash):
+        _search(run, crash_at=13).run_inprocess(8)
+    previous = run / "searcher.ckpt.prev"
+    older = previous.read_bytes()  # after the first batch's tell: 8 told
+    _search(run, resume=True).run_inprocess(8)
+    _flip(run / "searcher.ckpt")
+    previous.write_bytes(older)  # the log now holds 24 samples the copy never asked
+    with pytest.raises(UserError, match="cannot stand in .sample 8 is in the log but not in it.; start a new run"):
+        _search(run, resume=True)
+    _flip(previous)  # a damaged copy: named as such
+    with pytest.raises(UserError, match=r"cannot stand in \(corrupt searcher checkpoint"):
+        _search(run, resume=True)
+    previous.unlink()
+    with pytest.raises(UserError, match=r"checksum does not match\); start a new run with another --out$"):
+        _search(run, resume=True)
+
+
+def test_a_linked_searcher_checkpoint_is_refused_not_followed(tmp_path):
+    import pytest
+
+    from nas.runtime.errors import UserError
+
+    run = tmp_path / "run"
+    _search(run, samples=8).run_inprocess(8)
+    victim = tmp_path / "elsewhere.ckpt"
+    (run / "searcher.ckpt").rename(victim)
+    (run / "searcher.ckpt").symlink_to(victim)
+    with pytest.raises(UserError, match="symbolic link") as err:
+        _search(run, resume=True)
+    assert err.value.source == str(run / "searcher.ckpt")
+
+
+# ---- specs of absurd size --------------------------------------------------------------------
+
+def test_a_spec_of_absurd_size_is_refused_by_its_totals(tmp_path):
+    """Every block within its bounds, the whole network over the caps on parameters or MACs: one
+    error naming the file and its largest part, counted from the spec alone (no model is built);
+    --max-params / --max-macs (spec_limits) raise the caps for a command; MobileNetV3-Large at 6x
+    its width is well inside them."""
+    import time
+
+    import pytest
+    import yaml
+
+    from helpers import REFERENCE, assert_user_error, run_cli
+    from nas.core.check import MAX_MACS, MAX_PARAMS
+    from nas.core.spec import save_spec, scale_width
+    from nas.core.spec_file import load_spec, spec_limits
+    from nas.runtime.errors import UserError
+
+    small = yaml.safe_load((REFERENCE / "mobilenetv3_small.yaml").read_text())
+    for row in small["blocks"]:
+        row["exp"] = row["out"] = 8192  # the per-block bound
+    huge = tmp_path / "huge.yaml"
+    huge.write_text(yaml.safe_dump(small))
+    start = time.perf_counter()
+    with pytest.raises(UserError, match=r"1,048,983,096 parameters, more than the cap of 1,000,000,000") as err:
+        load_spec(huge)
+    assert time.perf_counter() - start < 1.0
+    assert err.value.source == str(huge) and err.value.field == "blocks[0]" and "--max-params" in str(err.value)
+    with spec_limits(max_params=2 * MAX_PARAMS, max_macs=10 * MAX_MACS):
+        assert len(load_spec(huge).blocks) == 11
+    with pytest.raises(UserError, match="parameters"):  # the caps are back after the block
+        load_spec(huge)
+    wide = tmp_path / "wide.yaml"
+    save_spec(scale_width(load_spec("mobilenetv3_large"), 6), wide)  # as wide as the bounds allow
+    load_spec(wide)
+
+    proc = run_cli("nas.inspect", str(huge))
+    assert_user_error(proc, "huge.yaml", "blocks[0]", "--max-params")
+    out = tmp_path / "m.onnx"
+    proc = run_cli("nas.export", str(REFERENCE / "mobilenetv3_small.yaml"), "--onnx", str(out), "--max-macs", "1e6")
+    assert_user_error(proc, "mobilenetv3_small.yaml", "MACs, more than the cap of 1,000,000")
+    assert not out.exists()

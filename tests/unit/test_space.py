@@ -6,7 +6,8 @@ from hypothesis import strategies as st
 from nas.runtime.errors import UserError
 from nas.core.counts import count_params
 from nas.core.space import SPACES_DIR, load_space, space_from_dict
-from nas.core.spec import load_spec, spec_from_dict, spec_from_string
+from nas.core.spec import spec_from_dict, spec_from_string
+from nas.core.spec_file import load_spec
 from nas.runtime.files import load_yaml_file
 from helpers import REFERENCE
 

@@ -8,8 +8,8 @@ from nas.runtime.errors import UserError
 from nas.core.check import Checker
 from nas.core.counts import count_macs, count_params
 from nas.core.model import build_model
-from nas.core.spec import (ArchSpec, BlockSpec, load_spec, make_divisible, scale_width, spec_from_dict,
-                      spec_from_string, spec_to_yaml)
+from nas.core.spec import ArchSpec, BlockSpec, make_divisible, scale_width, spec_from_dict, spec_from_string, spec_to_yaml
+from nas.core.spec_file import load_spec
 from helpers import REFERENCE
 
 # docs/reference.md: exact parameter counts (1000 classes) and multiply-adds (conv + linear).

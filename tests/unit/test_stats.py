@@ -5,7 +5,7 @@ import math
 import pytest
 from scipy import stats
 
-from nas.accuracy.stats import judge, paired_difference, seed_summary, verdict
+from nas.runtime.stats import judge, paired_difference, seed_summary, verdict
 
 
 def test_seed_summary_mean_and_sample_sd():

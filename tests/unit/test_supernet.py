@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from nas.accuracy.data import ProxyData
-from nas.accuracy.train import adapt_spec
+from nas.accuracy.proxy_data import ProxyData
+from nas.accuracy.short_training import adapt_spec
 from nas.core.model import build_model
 from nas.core.space import load_space
 from nas.runtime.errors import UserError
 from nas.supernet.net import Supernet
-from nas.supernet.config import SupernetConfig
-from nas.supernet.train import SupernetTraining, evaluate_path
+from nas.supernet.supernet_config import SupernetConfig
+from nas.supernet.path_training import SupernetTraining, evaluate_path
 
 TINY = Path(__file__).parent.parent / "data" / "tiny_space.yaml"
 SPACES = ("mobilenetv3_large", "mobilenetv3_small", "mnasnet")
@@ -197,7 +197,7 @@ def test_the_sandwich_rule_trains_the_largest_and_the_smallest_at_every_step():
 
 
 def test_an_extracted_network_carries_its_own_paths_batchnorm():
-    from nas.supernet.train import extract_calibrated, recalibrate_path_bn
+    from nas.supernet.path_training import extract_calibrated, recalibrate_path_bn
 
     space, data = load_space(TINY), patch_data()
     training = SupernetTraining(space, data, CONFIG)

@@ -6,8 +6,8 @@ import torch
 from helpers.data import TINY
 from nas.core.model import build_model
 from nas.runtime.errors import UserError
-from nas.train.checkpoint import check_identity
-from nas.train.loop import EMA, check_fits
+from nas.train.training_state import check_identity
+from nas.train.training_loop import EMA, check_fits
 from nas.train.recipe import PAPER, LrSchedule, ema_decay_at, scale_recipe, split_batch
 
 

@@ -5,7 +5,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from nas.accuracy.audit import CASCADE_KEEP, rank_values
+from nas.audit.fidelity import CASCADE_KEEP
+from nas.audit.ranks import rank_values
 from nas.runtime.files import atomic_write_text
 
 

@@ -2,7 +2,7 @@
 
 Every worker builds the same supernet from the same seed, draws the same paths and data order, and
 trains on its share of each global batch; the gradients are averaged across workers before every
-step (nas.supernet.train.average_gradients), so the weights stay equal everywhere. Worker 0 writes
+step (nas.supernet.path_training.average_gradients), so the weights stay equal everywhere. Worker 0 writes
 supernet.pt after every epoch, exactly as a single process does, so either kind of training
 resumes from it. As for `nas.train --workers`, on a multi-node cluster the output directory and the
 data set must be on storage every node reaches.
@@ -12,18 +12,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from nas.supernet.supernet_checkpoint import CHECKPOINT, read_checkpoint, save_checkpoint
+
 
 def supernet_worker_loop(config: dict[str, Any]) -> None:
     import ray.train
     import ray.train.torch
 
-    from nas.accuracy.config import DataConfig
-    from nas.accuracy.data import load_data
+    from nas.accuracy.proxy_config import DataConfig
+    from nas.accuracy.proxy_data import load_data
     from nas.core.space import load_space
     from nas.runtime.session import set_threads
-    from nas.supernet.config import SupernetConfig
-    from nas.supernet.run import CHECKPOINT, read_checkpoint, save_checkpoint
-    from nas.supernet.train import SupernetTraining
+    from nas.supernet.supernet_config import SupernetConfig
+    from nas.supernet.path_training import SupernetTraining
 
     set_threads(config["threads"])
     context = ray.train.get_context()

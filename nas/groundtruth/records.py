@@ -10,6 +10,8 @@ import numpy as np
 
 from nas.runtime.paths import DATA_ROOT
 
+FPGA_DEVICES = {"zcu102": "latency_zcu102", "vck190": "latency_vck190"}  # Accel-NASBench: device -> its field
+
 GROUNDTRUTH_DIR = DATA_ROOT / "groundtruth"
 ACCEL_RECORDS = GROUNDTRUTH_DIR / "accel_records.jsonl.gz"
 OFA_PREDICTOR = GROUNDTRUTH_DIR / "ofa_acc_predictor.npz"

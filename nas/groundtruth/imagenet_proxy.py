@@ -13,10 +13,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from nas.accuracy.base import Proxy
+from nas.accuracy.proxy_interface import Proxy
 from nas.core.spec import ArchSpec
-from nas.groundtruth.data import ACCEL_SOURCE, OFA_SOURCE
-from nas.runtime.errors import UserError
+from nas.groundtruth.records import ACCEL_SOURCE, OFA_SOURCE
+from nas.runtime.registry import PROXIES
 
 
 class GroundTruthProxy(Proxy):
@@ -55,15 +55,15 @@ def _accel_predict(specs: Sequence[ArchSpec]) -> np.ndarray:
     return predict_top1(specs)
 
 
-GROUND_TRUTH = {
-    "ofa-imagenet": lambda: GroundTruthProxy("ofa-imagenet", "ofa_mobilenetv3", OFA_SOURCE, _ofa_predict,
-                                             "predicted ImageNet top-1 (OFA's accuracy predictor)"),
-    "accel-imagenet": lambda: GroundTruthProxy("accel-imagenet", "accel_mnasnet", ACCEL_SOURCE, _accel_predict,
-                                               "predicted ImageNet top-1 (surrogate of Accel-NASBench's records)"),
-}
+@PROXIES.register("ofa-imagenet", help="predicted ImageNet top-1 (OFA's accuracy predictor); ofa_mobilenetv3 only",
+                  kind="imagenet")
+def _ofa_imagenet(name: str, context=None) -> GroundTruthProxy:
+    return GroundTruthProxy("ofa-imagenet", "ofa_mobilenetv3", OFA_SOURCE, _ofa_predict,
+                            "predicted ImageNet top-1 (OFA's accuracy predictor)")
 
 
-def ground_truth_proxy(name: str) -> GroundTruthProxy:
-    if name not in GROUND_TRUTH:
-        raise UserError(f"unknown ImageNet proxy {name!r} (one of {', '.join(GROUND_TRUTH)})", field="proxy")
-    return GROUND_TRUTH[name]()
+@PROXIES.register("accel-imagenet", help="predicted ImageNet top-1 (a surrogate of Accel-NASBench's records); "
+                  "accel_mnasnet only", kind="imagenet")
+def _accel_imagenet(name: str, context=None) -> GroundTruthProxy:
+    return GroundTruthProxy("accel-imagenet", "accel_mnasnet", ACCEL_SOURCE, _accel_predict,
+                            "predicted ImageNet top-1 (surrogate of Accel-NASBench's records)")

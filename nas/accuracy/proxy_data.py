@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from nas.runtime.errors import UserError
-from nas.accuracy.config import DataConfig
+from nas.accuracy.proxy_config import DataConfig
 from nas.accuracy.datasets import ImageSource, open_source
 
 MAX_VAL_POOL = 10_000

@@ -10,11 +10,12 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from nas.budgets import BUDGETS
-from nas.runtime.config import Origins, blame, file_origins, flag, layer, located, read_config_file
+from nas.runtime.settings import (Origins, blame, describe_origin, file_origins, flag, layer, located,
+                                read_config_file)
 from nas.runtime.errors import UserError
+from nas.runtime.registry import ALGORITHMS, BUDGETS, REWARDS
 from nas.runtime.cli import MAX_SEED
-from nas.runtime.tune import TRIAL_RETRIES
+from nas.runtime.ray_tune import TRIAL_RETRIES
 
 T = TypeVar("T")
 
@@ -42,7 +43,7 @@ class RunConfig:
     budget: str
     seed: int
     algorithm: str
-    reward: str | None   # None: the algorithm's (hard for TARGET_ONLY searchers, else tunas)
+    reward: str | None   # None: the algorithm's (hard for a target_only searcher, else tunas)
     reward_w: float | None
     samples: int | None
     dataset: str
@@ -77,6 +78,10 @@ class RunConfig:
 
     def located(self, key: str, make: Callable[[], T]) -> T:
         return located(self.origins, key, make)
+
+    def origin(self, key: str) -> str:
+        """Where `key`'s value came from: "default", "python", "flag --seed" or "FILE:key"."""
+        return describe_origin(self.origins, key)
 
 
 def validate_config(config: dict[str, Any], origins: Origins | str) -> RunConfig:
@@ -126,13 +131,6 @@ def _check_one_target(t, fail) -> None:
         raise fail("target_ms", f"{t:g} ms is absurd for one inference (at most 100000)")
     if t < MIN_TARGET_MS:  # (LAT/T) overflows the rewards long before 0
         raise fail("target_ms", f"{t:g} ms is below any inference (at least {MIN_TARGET_MS:g})")
-
-
-def _check_choice(options: tuple[str, ...], says: str):
-    def check(config, key, fail) -> None:
-        if config[key] not in options:
-            raise fail(key, f"must be {says}, got {config[key]!r}")
-    return check
 
 
 def _check_text(optional: bool):
@@ -196,22 +194,34 @@ def _check_supernet(config, key, fail) -> None:
         raise fail(key, f"no trained supernet at {v} (a directory holding supernet.pt, or the file)")
 
 
-ALGORITHMS = ("controller", "random", "evolution", "tunas", "ofa-evolution", "guided-evolution")
-TARGET_ONLY = ("ofa-evolution", "guided-evolution")  # propose only networks under the target: hard reward
-REWARDS = ("mnasnet", "hard", "tunas")
+def _target_only(algorithm: str) -> bool:
+    """A searcher that proposes only networks under the target: it ranks them by accuracy (the hard reward)."""
+    return ALGORITHMS.accepts(algorithm) and bool(ALGORITHMS.entry(algorithm).meta.get("target_only"))
 
 
 def reward_name(config) -> str:
     """The reward a run uses: what it was given, else its algorithm's."""
-    return config.reward or ("hard" if config.algorithm in TARGET_ONLY else "tunas")
+    return config.reward or ("hard" if _target_only(config.algorithm) else "tunas")
+
+
+def _one_of(registry) -> str:
+    names = list(registry)
+    return ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def _check_registered(registry):
+    def check(config, key, fail) -> None:
+        if not isinstance(config[key], str) or not registry.accepts(config[key]):
+            raise fail(key, f"must be {_one_of(registry)}, got {config[key]!r}")
+    return check
 
 
 def _check_reward(config, key, fail) -> None:
     v = config[key]
     if v is None:
         return
-    _check_choice(REWARDS, "mnasnet, hard or tunas")(config, key, fail)
-    if config.get("algorithm") in TARGET_ONLY and v != "hard":
+    _check_registered(REWARDS)(config, key, fail)
+    if _target_only(config.get("algorithm")) and v != "hard":
         raise fail(key, f"{config['algorithm']} proposes only networks under the target and ranks them by "
                         f"accuracy (the hard reward); {v!r} cannot take effect: leave the reward out, or choose "
                         f"another algorithm")
@@ -219,8 +229,8 @@ def _check_reward(config, key, fail) -> None:
 
 def _check_algorithm(config, key, fail) -> None:
     """tunas: TuNAS's joint search trains its own supernet with the controller (the supernet proxy)."""
-    _check_choice(ALGORITHMS, ", ".join(ALGORITHMS[:-1]) + " or " + ALGORITHMS[-1])(config, key, fail)
-    if config[key] == "tunas":
+    _check_registered(ALGORITHMS)(config, key, fail)
+    if ALGORITHMS.entry(config[key]).meta.get("trains_supernet"):
         if config.get("proxy") not in (None, "supernet"):
             raise fail(key, f"tunas trains the supernet that scores its samples: it takes --proxy supernet, "
                             f"not {config['proxy']!r}")
@@ -238,7 +248,7 @@ _CHECKS: dict[str, Callable[[dict, str, Callable], None]] = {
     "target_ms": _check_target,
     "space": _check_text(optional=False), "device": _check_text(optional=False),
     "proxy": _check_text(optional=True),
-    "budget": _check_choice(tuple(BUDGETS), f"one of {', '.join(BUDGETS)}"),
+    "budget": _check_registered(BUDGETS),
     "seed": _check_seed,
     "algorithm": _check_algorithm,
     "reward": _check_reward,

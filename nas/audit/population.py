@@ -1,9 +1,10 @@
 """Which architectures an audit ranks: random draws from a search space, or draws spread evenly
-over its predicted latency. Light to import (numpy only), so the command line can list the names."""
+over its predicted latency. Light to import (no torch, no scipy), so the command line can list the names."""
 from __future__ import annotations
 
 import numpy as np
 
+from nas.audit.published import predicted_latency_ms
 from nas.core.spec import ArchSpec
 from nas.runtime.errors import UserError
 
@@ -44,8 +45,6 @@ def stratified_specs(space_name: str, samples: int, seed: int, pool: int = 100) 
     candidates = _distinct_draws(space_name, pool * samples, seed)
     if len(candidates) < samples:
         raise UserError(f"the space holds fewer than {samples} distinct architectures", field="--samples")
-    from nas.accuracy.published import predicted_latency_ms
-
     log_ms = np.log(predicted_latency_ms(candidates))
     targets = np.linspace(*np.percentile(log_ms, [1, 99]), samples)
     free = np.ones(len(candidates), dtype=bool)

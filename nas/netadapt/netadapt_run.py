@@ -20,19 +20,19 @@ from typing import Any, Mapping
 
 import torch
 
-from nas.accuracy.config import DataConfig
+from nas.accuracy.proxy_config import DataConfig
 from nas.budgets import NetAdaptBudget
 from nas.core.spec import ArchSpec, save_spec
 from nas.netadapt.checkpoints import LOG_NAME, RunLog
-from nas.netadapt.config import NetAdaptConfig, default_out, make_config, stream_seed
+from nas.netadapt.netadapt_config import NetAdaptConfig, default_out, make_config, stream_seed
 from nas.netadapt.finetune import ProxyTask, finetune_in_process, finetune_with_ray
-from nas.accuracy.stats import standard_error
 from nas.netadapt.proposals import choose, make_proposals, may_win, predict_ms, proposal_score
 from nas.netadapt.surgery import floor_widths, knobs_of
 from nas.runtime.errors import UserError
 from nas.runtime.files import load_state, save_state
 from nas.runtime.lock import run_lock
 from nas.runtime.session import ray_session
+from nas.runtime.stats import standard_error
 
 log = logging.getLogger(__name__)
 

@@ -15,15 +15,12 @@ from nas.runtime.files import load_yaml_file
 Origin = tuple[str | None, str]  # (file or None for a flag, field or flag name)
 Origins = dict[str, Origin]
 T = TypeVar("T")
+DEFAULT, PYTHON = "<default>", "<python>"  # origins no file names: a default, an argument given from Python
 
 
 def flag(key: str) -> str:
     """The command-line flag of a settings key: target_ms -> --target-ms."""
     return "--" + key.replace("_", "-")
-
-
-def flag_origins(keys: Iterable[str]) -> Origins:
-    return {key: (None, flag(key)) for key in keys}
 
 
 def file_origins(source: str, keys: Iterable[str]) -> Origins:
@@ -45,7 +42,7 @@ def read_config_file(path: str | os.PathLike, keys: Iterable[str]) -> dict[str, 
 def layer(defaults: Mapping[str, Any], file_values: Mapping[str, Any], source: str | None,
           flags: Mapping[str, Any]) -> tuple[dict[str, Any], Origins]:
     """defaults <- file values (from `source`) <- flags that were given (not None), with origins."""
-    values, origins = dict(defaults), flag_origins(defaults)
+    values, origins = dict(defaults), {key: (DEFAULT, flag(key)) for key in defaults}
     for key, value in file_values.items():
         values[key], origins[key] = value, (source, key)
     for key, value in flags.items():
@@ -54,9 +51,14 @@ def layer(defaults: Mapping[str, Any], file_values: Mapping[str, Any], source: s
     return values, origins
 
 
-def blame(origins: Origins, key: str, message: str) -> UserError:
-    """A UserError about `key`'s value, naming the file and field (or the flag) it came from."""
+def _where(origins: Origins, key: str) -> Origin:
     source, field = origins.get(key, (None, flag(key)))
+    return (None if source in (DEFAULT, PYTHON) else source), field
+
+
+def blame(origins: Origins, key: str, message: str) -> UserError:
+    """A UserError about `key`'s value, naming the file and field (or the flag, or the argument) it came from."""
+    source, field = _where(origins, key)
     return UserError(message, source=source, field=field)
 
 
@@ -65,4 +67,14 @@ def located(origins: Origins, key: str, make: Callable[[], T]) -> T:
     try:
         return make()
     except UserError as err:
-        raise err.located(*origins.get(key, (None, flag(key)))) from None
+        raise err.located(*_where(origins, key)) from None
+
+
+def describe_origin(origins: Origins, key: str) -> str:
+    """Where a value came from, in words: "default", "python", "flag --seed" or "FILE:key"."""
+    source, field = origins.get(key, (DEFAULT, flag(key)))
+    if source == DEFAULT:
+        return "default"
+    if source == PYTHON:
+        return "python"
+    return f"flag {field}" if source is None else f"{source}:{field}"

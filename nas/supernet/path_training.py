@@ -20,12 +20,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from nas.accuracy.data import ProxyData
-from nas.accuracy.train import adapt_spec, evaluate_accuracy, recalibrate_bn, warmup_cosine
+from nas.accuracy.proxy_data import ProxyData
+from nas.accuracy.short_training import adapt_spec
+from nas.accuracy.training_core import decay_groups, evaluate_accuracy, optimizer_step, recalibrate_bn, warmup_cosine
 from nas.core.space import SearchSpace
 from nas.core.spec import ArchSpec
 from nas.runtime.session import generator, seed_everything
-from nas.supernet.config import SupernetConfig
+from nas.supernet.supernet_config import SupernetConfig
 from nas.supernet.net import Supernet
 
 log = logging.getLogger(__name__)
@@ -50,12 +51,8 @@ class SupernetTraining:
         self.steps_per_epoch = max(1, n // self.batch_size)
         self.total_steps = config.epochs * self.steps_per_epoch
         # No weight decay on BN, biases and the kernel transforms (which start as identities).
-        named = list(self.net.named_parameters())
-        decay = [p for name, p in named if p.ndim > 1 and ".transforms." not in name]
-        rest = [p for name, p in named if not (p.ndim > 1 and ".transforms." not in name)]
-        self.optimizer = torch.optim.SGD([{"params": decay, "weight_decay": config.weight_decay},
-                                          {"params": rest, "weight_decay": 0.0}],
-                                         lr=config.learning_rate, momentum=0.9, nesterov=True)
+        groups = decay_groups(self.net, config.weight_decay, lambda name, p: p.ndim > 1 and ".transforms." not in name)
+        self.optimizer = torch.optim.SGD(groups, lr=config.learning_rate, momentum=0.9, nesterov=True)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
                                                            warmup_cosine(self.total_steps, config.warmup))
         self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
@@ -87,20 +84,20 @@ class SupernetTraining:
         for b in range(self.steps_per_epoch):
             start = b * self.batch_size + self.rank * share
             x, y = self.data.train_batch(order[start:start + share])
-            self.optimizer.zero_grad(set_to_none=True)
-            loss_sum = 0.0
-            for spec in self.paths(rng):
-                loss = self.criterion(self.net(x, spec), y)
-                if not torch.isfinite(loss):
-                    self.failure = f"non-finite loss at step {self.step} on {spec.name}"
-                    return None
-                loss.backward()
-                loss_sum += float(loss.detach())
-            if self.world > 1:
-                average_gradients(self.net)
-            nn.utils.clip_grad_norm_(self.net.parameters(), 5.0)
-            self.optimizer.step()
-            self.scheduler.step()
+            failed = []
+
+            def path_losses():
+                for spec in self.paths(rng):
+                    failed[:] = [spec.name]
+                    yield self.criterion(self.net(x, spec), y)
+
+            average = (lambda: average_gradients(self.net)) if self.world > 1 else None
+            losses = optimizer_step(self.optimizer, self.scheduler, path_losses(), before_step=average,
+                                    clip=(self.net.parameters(), 5.0))
+            if losses is None:
+                self.failure = f"non-finite loss at step {self.step} on {failed[0]}"
+                return None
+            loss_sum = sum(float(loss) for loss in losses)
             self.step += 1
             if hasattr(self.policy, "after_step"):
                 self.policy.after_step(self)

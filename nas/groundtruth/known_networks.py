@@ -57,7 +57,7 @@ def _ofa_rows(device_name: str, device, proxy, target: float) -> list[dict[str, 
 
 def _accel_rows(device, proxy, target: float) -> list[dict[str, Any]]:
     from nas.groundtruth.accel import spec_of
-    from nas.groundtruth.data import accel_records
+    from nas.groundtruth.records import accel_records
 
     records = accel_records()
     specs = [spec_of(r["architecture"], name=f"accel-{i}") for i, r in enumerate(records)]

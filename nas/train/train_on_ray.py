@@ -1,6 +1,6 @@
 """Data-parallel training on Ray Train: N workers (torch DistributedDataParallel), one global batch.
 
-Each worker runs the same loop as a single process (nas.train.loop) on its share of every batch,
+Each worker runs the same loop as a single process (nas.train.training_loop) on its share of every batch,
 so the recipe (scaled to the global batch) is unchanged. Worker 0 writes the per-epoch checkpoint
 into the run directory: on a multi-node cluster that directory, and the data set's path, must be
 reachable from every node (shared storage). The data set travels as its DataConfig, never as
@@ -21,13 +21,13 @@ def worker_loop(config: dict[str, Any]) -> None:
     import ray.train
     import ray.train.torch
 
-    from nas.accuracy.config import DataConfig
-    from nas.accuracy.data import load_data
+    from nas.accuracy.proxy_config import DataConfig
+    from nas.accuracy.proxy_data import load_data
     from nas.core.spec import spec_from_dict
     from nas.runtime.files import load_state
     from nas.runtime.session import set_threads
-    from nas.train.checkpoint import load_checkpoint, save_checkpoint
-    from nas.train.loop import Training, run_epochs
+    from nas.train.training_state import load_checkpoint, save_checkpoint
+    from nas.train.training_loop import Training, run_epochs
     from nas.train.recipe import Recipe
 
     set_threads(config["threads"])  # Ray sets OMP_NUM_THREADS per worker; torch is told explicitly

@@ -4,8 +4,10 @@ elsewhere (the supernet's, the ImageNet models', cascades) import it without imp
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any
 
+from nas.accuracy.proxy_config import DataConfig, TrainConfig
 from nas.core.spec import ArchSpec
 
 
@@ -26,3 +28,15 @@ class Proxy(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
+
+
+@dataclass(frozen=True)
+class ProxyContext:
+    """What a registered proxy factory, `factory(name, context) -> Proxy`, is made for."""
+
+    budget: Any  # the budget's accuracy part (nas.budgets.AccuracyBudget): recipes, zero-cost batch
+    data: DataConfig
+    seed: int = 0
+    device: str = "auto"  # torch device
+    threads: int | None = None
+    train: TrainConfig | None = None  # replaces the budget's recipe for a training proxy

@@ -8,13 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from nas.accuracy.config import DataConfig, TrainConfig
+from nas.accuracy.proxy_config import DataConfig, TrainConfig
 from nas.runtime.jsonl import jsonable
 from nas.budgets import BUDGETS, NetAdaptBudget, get_budget
 from nas.core.spec import ArchSpec
 from nas.runtime.errors import UserError
 from nas.runtime.paths import RUNS_DIR, path_slug
-from nas.runtime.tune import TRIAL_RETRIES
+from nas.runtime.ray_tune import TRIAL_RETRIES
 
 SELECT_RULES = ("ratio", "accuracy", "noise-aware", "latency")
 PARALLEL = ("none", "ray")

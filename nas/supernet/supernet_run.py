@@ -15,15 +15,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from nas.accuracy.config import DataConfig
+from nas.accuracy.proxy_config import DataConfig
 from nas.runtime.errors import UserError
-from nas.supernet.config import SupernetConfig
+from nas.supernet.supernet_config import SupernetConfig
+from nas.supernet.supernet_checkpoint import CHECKPOINT, read_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT = "supernet.pt"
 SUMMARY = "supernet.json"
-FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -60,14 +59,14 @@ def identity_of(req: SupernetRequest, space) -> dict[str, Any]:
 
 
 def train_supernet(req: SupernetRequest) -> dict[str, Any]:
-    from nas.accuracy.data import load_data
+    from nas.accuracy.proxy_data import load_data
     from nas.core.space import load_space
     from nas.runtime.files import atomic_write_text
     from nas.runtime.jsonl import jsonable
     from nas.runtime.lock import run_lock
     from nas.runtime.session import select_device, set_threads
-    from nas.supernet.train import SupernetTraining
-    from nas.train.checkpoint import check_identity
+    from nas.supernet.path_training import SupernetTraining
+    from nas.train.training_state import check_identity
     from nas.train.recipe import split_batch
 
     started = time.perf_counter()
@@ -102,8 +101,8 @@ def train_supernet(req: SupernetRequest) -> dict[str, Any]:
             training.load_state_dict(saved)
         done_before = training.epoch
         if on_ray:
-            from nas.supernet.ray_train import supernet_worker_loop
-            from nas.train.ray_train import fit_on_ray
+            from nas.supernet.supernet_on_ray import supernet_worker_loop
+            from nas.train.train_on_ray import fit_on_ray
 
             config = {"space": space_source(req.space), "data": asdict(req.data), "config": c.as_dict(),
                       "seed": req.seed, "identity": identity, "out": str(out.resolve()), "until": until,
@@ -141,32 +140,6 @@ def train_supernet(req: SupernetRequest) -> dict[str, Any]:
     return result
 
 
-def save_checkpoint(training, out: Path, identity: dict[str, Any], space: str, data: dict[str, Any]) -> None:
-    """OUT/supernet.pt, replaced whole: the training's state and what it was made from."""
-    from nas.runtime.files import save_state
-
-    save_state({"format": FORMAT, "kind": "supernet", "identity": identity, "space_source": space, "data": data,
-                **training.state_dict()}, Path(out) / CHECKPOINT)
-
-
-def read_checkpoint(path: Path, field: str = "--supernet") -> dict[str, Any]:
-    """A supernet checkpoint on the CPU; a missing, damaged or foreign file is one line naming it."""
-    import torch
-
-    path = Path(path)
-    if path.is_dir():
-        path = path / CHECKPOINT
-    if not path.is_file():
-        raise UserError(f"no supernet here ({CHECKPOINT})", source=str(path), field=field)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for a corrupt or truncated file
-        raise UserError(f"cannot load the supernet: {err.__class__.__name__}", source=str(path), field=field) from None
-    if not isinstance(state, dict) or state.get("kind") != "supernet" or state.get("format") != FORMAT:
-        raise UserError("not a supernet of `python -m nas.supernet train`", source=str(path), field=field)
-    return state
-
-
 def load_supernet(path: str | Path, field: str = "--supernet"):
     """(Supernet with the trained weights in eval mode, the checkpoint's dict, the DataConfig it was trained on)."""
     from nas.core.space import load_space
@@ -193,8 +166,8 @@ def _space_hash(space) -> str:
 def load_calibrated_extractor(path: str | Path, device: str = "cpu", field: str = "--supernet"):
     """A function spec -> stand-alone network with the supernet's weights and BN statistics
     re-estimated for its path on the training images the supernet saw (its recipe's bn_images)."""
-    from nas.accuracy.data import load_data
-    from nas.supernet.train import extract_calibrated
+    from nas.accuracy.proxy_data import load_data
+    from nas.supernet.path_training import extract_calibrated
 
     net, state, data_config = load_supernet(path, field)
     config = SupernetConfig(**state["config"])

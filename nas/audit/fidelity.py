@@ -4,7 +4,7 @@ Samples N architectures from a search space, trains each as a reference (the bud
 recipe, at R seeds: the reference is their mean, and the seed-to-seed tau is the ceiling a proxy
 can reach), evaluates every proxy on each, and reports Kendall tau and Spearman rho of every proxy
 against the reference, with the seconds each costs. A second reference needs no training: the
-zoo's networks with published ImageNet top-1 (`nas.accuracy.published`), ranked by every
+zoo's networks with published ImageNet top-1 (`nas.audit.published`), ranked by every
 zero-cost proxy and the budget's training proxy. Every result is appended to `results.jsonl` in
 the output directory as soon as it exists, keyed by the architecture's content hash, the proxy's
 name and its fingerprint (which holds the seed), so an interrupted audit resumes where it stopped.
@@ -19,20 +19,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from scipy import stats
 from tqdm import tqdm
 
 from nas.runtime.errors import UserError
 from nas.runtime.jsonl import JsonlWriter, jsonable, read_jsonl
 from nas.accuracy.cascade import steady_state
-from nas.accuracy.config import DataConfig, ProxyConfig
+from nas.accuracy.proxy_config import DataConfig, ProxyConfig
 from nas.budgets import AccuracyBudget
 from nas.accuracy.proxy import Proxy, TrainingProxy, audit_proxies, make_proxy
-from nas.accuracy.published import (LATENCY_DEVICE, load_published, partial_correlation,
-                                    partial_tau_standard_error, predicted_latency_ms)
-from nas.accuracy.population import POPULATIONS
-from nas.accuracy.stats import seed_summary
-from nas.runtime.tune import TRIAL_RETRIES
+from nas.audit.population import POPULATIONS
+from nas.audit.published import LATENCY_DEVICE, load_published, predicted_latency_ms
+from nas.audit.ranks import (correlation, partial_correlation, partial_tau_standard_error, rank_values,
+                             tau_standard_error)
+from nas.runtime.stats import seed_summary
+from nas.runtime.ray_tune import TRIAL_RETRIES
 from nas.core.spec import ArchSpec
 
 
@@ -183,8 +183,8 @@ def audit_supernet(config: AuditConfig, out_dir: Path, progress: bool):
     the budget's supernet recipe; a SupernetProxy on it whose `training_s` is what the training took."""
     import json
 
-    from nas.supernet.proxy import SupernetProxy
-    from nas.supernet.run import CHECKPOINT, SUMMARY, SupernetRequest, train_supernet
+    from nas.supernet.supernet_proxy import SupernetProxy
+    from nas.supernet.supernet_run import CHECKPOINT, SUMMARY, SupernetRequest, train_supernet
 
     folder = out_dir / "supernet"
     summary = folder / SUMMARY
@@ -215,7 +215,7 @@ def combine_seeds(results: Sequence[dict[str, Any] | None]) -> dict[str, Any] | 
 
 def _references_on_ray(specs: Sequence[ArchSpec], references: Sequence[TrainingProxy], cache: ResultCache,
                        config: AuditConfig, out_dir: Path) -> None:
-    from nas.accuracy.tune import evaluate_specs
+    from nas.accuracy.tune_trials import evaluate_specs
 
     for i, reference in enumerate(references):
         missing = [s for s in specs if cache.get(s.content_hash(), "reference", reference.fingerprint()) is None]
@@ -234,27 +234,6 @@ def _references_on_ray(specs: Sequence[ArchSpec], references: Sequence[TrainingP
 
 BASELINES = ("params", "macs")
 CASCADE_KEEP = 0.5  # fraction of candidates a cascade trains
-
-def tau_standard_error(n: int) -> float:
-    """Standard deviation of Kendall's tau between unrelated rankings of n items."""
-    return math.sqrt(2 * (2 * n + 5) / (9 * n * (n - 1))) if n > 1 else math.inf
-
-
-def rank_values(results: Sequence[dict[str, Any]]) -> list[float]:
-    """Scores to rank by; a failed or missing score ranks below every other."""
-    values = [r.get("score") if r and not r.get("failed") else None for r in results]
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    floor = (min(finite) if finite else 0.0) - 1.0
-    return [v if v is not None and math.isfinite(v) else floor for v in values]
-
-
-def correlation(reference: Sequence[float], scores: Sequence[float]) -> tuple[float | None, float | None]:
-    """(Kendall tau-b, Spearman rho), None where undefined (fewer than 2 items or a constant side)."""
-    if len(reference) < 2 or len(set(reference)) < 2 or len(set(scores)) < 2:
-        return None, None
-    tau = stats.kendalltau(reference, scores).statistic
-    rho = stats.spearmanr(reference, scores).statistic
-    return (None if math.isnan(tau) else float(tau)), (None if math.isnan(rho) else float(rho))
 
 
 def summarise(rows: list[dict[str, Any]], names: Sequence[str], cheap: Sequence[bool],
@@ -395,7 +374,7 @@ def recommend(table: Sequence[dict[str, Any]], n: int) -> str | None:
 def summarise_published(published: Sequence[Any], specs: Sequence[ArchSpec],
                         results: dict[str, list[dict[str, Any] | None]], cheap: dict[str, bool]) -> dict[str, Any]:
     """Each proxy against published ImageNet top-1 on the zoo's networks: Kendall tau, and the partial
-    tau and Pearson at equal latency (`nas.accuracy.published.partial_correlation`, in ranks, on the
+    tau and Pearson at equal latency (`nas.audit.ranks.partial_correlation`, in ranks, on the
     pixel1 device's predicted latency), with the noise of tau at this n."""
     top1 = [p.top1 for p in published]
     latency = predicted_latency_ms(specs, LATENCY_DEVICE)

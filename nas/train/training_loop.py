@@ -17,9 +17,9 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-from nas.accuracy.config import TrainConfig
-from nas.accuracy.data import ProxyData
-from nas.accuracy.train import make_optimizer
+from nas.accuracy.proxy_config import TrainConfig
+from nas.accuracy.proxy_data import ProxyData
+from nas.accuracy.training_core import make_optimizer, optimizer_step
 from nas.core.model import build_model
 from nas.core.spec import ArchSpec
 from nas.runtime.errors import UserError
@@ -111,17 +111,13 @@ class Training:
             start = b * r.batch_size + self.rank * self.per_worker
             idx = order[start:start + self.per_worker]
             x, y = self.data.train_batch(idx, flips[idx])
-            loss = self.criterion(self.net(x), y)
-            if not torch.isfinite(loss):
+            losses = optimizer_step(self.optimizer, self.scheduler, [self.criterion(self.net(x), y)])
+            if losses is None:
                 self.failure = f"non-finite loss at step {self.step} (epoch {self.epoch + 1})"
                 return None
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            self.scheduler.step()
             self.ema.update(self.model, r)
             self.step += 1
-            total += loss.detach()
+            total += losses[0]
             if progress is not None:
                 progress(1)
         self.epoch += 1

@@ -1,17 +1,17 @@
 """Every accuracy proxy judged against ImageNet: Accel-NASBench's measured top-1 as the reference.
 
-The fidelity audit (`nas.accuracy.audit`) ranks proxies against a longer Fashion-MNIST training,
+The fidelity audit (`nas.audit.fidelity`) ranks proxies against a longer Fashion-MNIST training,
 whose networks differ by less than its own seed noise. Here the reference is ImageNet top-1
 measured by Accel-NASBench's authors: 3,110 networks of the MnasNet space `accel_mnasnet`, each
 trained from scratch on ImageNet with their 16-epoch proxy recipe at one seed
-(`nas.groundtruth.data.accel_records`). The audit draws N of them (`draw`), scores every cheap proxy
+(`nas.groundtruth.records.accel_records`). The audit draws N of them (`draw`), scores every cheap proxy
 on all N and every trained one on the first M, and reports per proxy Kendall tau against that top-1,
 the partial tau at equal predicted Pixel-1 latency (what a latency-constrained search needs), their
 noise at the proxy's n, and the seconds per network; predicted latency alone is the baseline.
 
 Every proxy scores the network as the project's proxies always do, on the Fashion-MNIST task the
 spec is adapted to (`ZeroCostScorer`, `TrainingProxy`): nothing here sees an ImageNet image. Results
-are appended to OUT/results.jsonl as they come (`nas.accuracy.audit.ResultCache`, keyed by
+are appended to OUT/results.jsonl as they come (`nas.audit.fidelity.ResultCache`, keyed by
 architecture hash, proxy name and fingerprint), so an interrupted run resumes where it stopped.
 
 Light to import (numpy and the budget table): torch, scipy, the records and the proxies load when a run
@@ -29,7 +29,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from nas.accuracy.config import ZERO_COST_NAMES, DataConfig
+from nas.accuracy.proxy_config import ZERO_COST_NAMES, DataConfig
 from nas.budgets import AccuracyBudget, get_budget
 from nas.runtime.errors import UserError
 
@@ -139,8 +139,8 @@ class ImageNetAuditConfig:
 def make_proxies(config: ImageNetAuditConfig, out_dir: Path, progress: bool = False) -> list:
     """The Proxy objects of `config.run_proxies`; `supernet` trains the space's supernet once first
     (the audit's `audit_supernet`: the budget's supernet recipe, in OUT/supernet, resumable)."""
-    from nas.accuracy.audit import AuditConfig, audit_supernet
-    from nas.accuracy.config import ProxyConfig
+    from nas.audit.fidelity import AuditConfig, audit_supernet
+    from nas.accuracy.proxy_config import ProxyConfig
     from nas.accuracy.proxy import TrainingProxy, make_proxy
 
     out = []
@@ -168,10 +168,10 @@ def run_imagenet_audit(config: ImageNetAuditConfig, out_dir: Path, progress: boo
     """Evaluate (or reload) every proxy on its networks, then summarise against the records' top-1."""
     from tqdm import tqdm
 
-    from nas.accuracy.audit import ResultCache
-    from nas.accuracy.published import LATENCY_DEVICE, predicted_latency_ms
+    from nas.audit.fidelity import ResultCache
+    from nas.audit.published import LATENCY_DEVICE, predicted_latency_ms
     from nas.groundtruth.accel import spec_of
-    from nas.groundtruth.data import accel_records
+    from nas.groundtruth.records import accel_records
     from nas.runtime.jsonl import jsonable
 
     start = time.perf_counter()
@@ -258,10 +258,10 @@ def run_imagenet_audit(config: ImageNetAuditConfig, out_dir: Path, progress: boo
 @lru_cache(maxsize=4)
 def latency_tau_all_records(device: str) -> float | None:
     """Predicted latency's tau with top-1 over every record: what the drawn N estimate."""
-    from nas.accuracy.audit import correlation
-    from nas.accuracy.published import predicted_latency_ms
+    from nas.audit.published import predicted_latency_ms
+    from nas.audit.ranks import correlation  # scipy: loaded by a summary, not on import
     from nas.groundtruth.accel import spec_of
-    from nas.groundtruth.data import accel_records
+    from nas.groundtruth.records import accel_records
 
     records = accel_records()
     specs = [spec_of(r["architecture"]) for r in records]
@@ -274,8 +274,8 @@ def proxy_row(name: str, top1: Sequence[float], latency_ms: Sequence[float],
               results: Sequence[dict[str, Any] | None]) -> dict[str, Any]:
     """One proxy on the first len(results) networks: Kendall tau and partial tau at equal latency
     against top-1, each with the noise of unrelated rankings at that n, and the median seconds."""
-    from nas.accuracy.audit import correlation, rank_values, tau_standard_error
-    from nas.accuracy.published import partial_correlation, partial_tau_standard_error
+    from nas.audit.ranks import (correlation, partial_correlation, partial_tau_standard_error,  # scipy: as above
+                                 rank_values, tau_standard_error)
 
     n = len(results)
     ref, lat = list(top1[:n]), list(latency_ms[:n])
@@ -295,8 +295,7 @@ def proxy_row(name: str, top1: Sequence[float], latency_ms: Sequence[float],
 def latency_row(top1: Sequence[float], latency_ms: Sequence[float], n: int) -> dict[str, Any]:
     """Predicted latency alone as a proxy on the first n networks: its tau with top-1 is the bar every
     proxy's plain tau is measured against; at equal latency it says nothing (partial tau 0)."""
-    from nas.accuracy.audit import correlation, tau_standard_error
-    from nas.accuracy.published import partial_tau_standard_error
+    from nas.audit.ranks import correlation, partial_tau_standard_error, tau_standard_error  # scipy: as above
 
     return {"proxy": "latency alone", "kind": "baseline", "n": n,
             "kendall_tau": correlation(list(top1[:n]), list(latency_ms[:n]))[0], "tau_se": tau_standard_error(n),
@@ -348,8 +347,7 @@ def reference_noise(top1: Sequence[float], latency_ms: Sequence[float], seed: in
 
     An estimate under a model (the records taken as the truth, the noise normal and the same for
     every network), not a measurement: it says roughly how far a perfect proxy could reach."""
-    from nas.accuracy.audit import correlation
-    from nas.accuracy.published import partial_correlation
+    from nas.audit.ranks import correlation, partial_correlation  # scipy: as above
 
     rng = np.random.default_rng([seed, 0x5EED])
     y = np.asarray(top1, dtype=float)

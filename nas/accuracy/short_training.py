@@ -9,15 +9,17 @@ import logging
 import math
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
 from nas.core.counts import count_macs, count_params
 from nas.core.model import build_model
-from nas.accuracy.config import TrainConfig
-from nas.accuracy.data import ProxyData
+from nas.accuracy.proxy_config import TrainConfig
+from nas.accuracy.proxy_data import ProxyData
+from nas.accuracy.training_core import (evaluate_accuracy, make_optimizer, optimizer_step, recalibrate_bn,
+                                        warmup_cosine)
 from nas.runtime.session import generator, seed_everything
 from nas.core.spec import ArchSpec
 
@@ -99,18 +101,13 @@ class Trainer:
                 break
             idx = order[b * self.batch_size:(b + 1) * self.batch_size]
             x, y = self.data.train_batch(idx, None if flips is None else flips[idx])
-            loss = self.criterion(self.model(x), y)
-            if not torch.isfinite(loss):
+            clip = None if self.config.clip_grad is None else (self.model.parameters(), self.config.clip_grad)
+            losses = optimizer_step(self.optimizer, self.scheduler, [self.criterion(self.model(x), y)], clip=clip)
+            if losses is None:
                 self.failure = f"non-finite loss at step {self.step}"
                 return None
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.config.clip_grad is not None:
-                nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_grad)
-            self.optimizer.step()
-            self.scheduler.step()
             self.step += 1
-            total += loss.detach()
+            total += losses[0]
             count += 1
         self.epoch += 1
         return float(total) / max(count, 1)
@@ -171,65 +168,3 @@ def train_spec(spec: ArchSpec, data: ProxyData, config: TrainConfig, seed: int =
                stem_stride: str | int = "auto") -> TrainResult:
     """Train `spec` (adapted to `data`) with `config` and return its validation top-1."""
     return Trainer(spec, data, config, seed, stem_stride).run()
-
-
-# ---- pieces ---------------------------------------------------------------------------------
-
-def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """SGD (Nesterov) or RMSProp (MobileNetV3's, TF-style epsilon); no weight decay on BN and biases."""
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    lr = config.learning_rate
-    if config.optimizer == "rmsprop":
-        # TF adds epsilon inside the square root; 0.0316 here is about TF's 1e-3 there.
-        return torch.optim.RMSprop(groups, lr=lr, alpha=0.9, eps=0.0316, momentum=config.momentum)
-    return torch.optim.SGD(groups, lr=lr, momentum=config.momentum, nesterov=config.momentum > 0)
-
-
-def warmup_cosine(total_steps: int, warmup: float) -> Callable[[int], float]:
-    """Learning-rate factor: linear warm-up over `warmup` of the steps, then cosine decay to 0."""
-    warm = int(round(warmup * total_steps))
-
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        progress = (step - warm) / max(1, total_steps - warm)
-        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
-
-    return factor
-
-
-@torch.no_grad()
-def recalibrate_bn(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
-    """Replace BN running statistics by exact averages over `batches` (no-op when there are none)."""
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    batches = iter(batches)
-    first = next(batches, None)
-    if first is None or not bns:
-        return
-    momenta = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average
-    model.train()
-    model(first[0])
-    for x, _ in batches:
-        model(x)
-    for m, momentum in zip(bns, momenta):
-        m.momentum = momentum
-
-
-@torch.no_grad()
-def evaluate_accuracy(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> tuple[float, bool]:
-    """(top-1 accuracy, whether every output was finite)."""
-    model.eval()
-    correct = torch.zeros((), dtype=torch.long)
-    total = 0
-    finite = True
-    for x, y in batches:
-        logits = model(x)
-        finite = finite and bool(torch.isfinite(logits).all())
-        correct += (logits.argmax(1) == y).sum().cpu()
-        total += y.shape[0]
-    return (float(correct) / total if total else 0.0), finite

@@ -15,10 +15,10 @@ from typing import Any
 
 import torch
 
-from nas.accuracy.config import DataConfig
-from nas.accuracy.data import load_data
-from nas.accuracy.stats import standard_error
-from nas.accuracy.train import adapt_spec, evaluate_accuracy, recalibrate_bn
+from nas.accuracy.proxy_config import DataConfig
+from nas.accuracy.proxy_data import load_data
+from nas.accuracy.short_training import adapt_spec
+from nas.accuracy.training_core import evaluate_accuracy, recalibrate_bn
 from nas.core.counts import count_macs, count_params
 from nas.core.model import build_model
 from nas.core.spec import ArchSpec, save_spec
@@ -27,8 +27,9 @@ from nas.runtime.files import atomic_write_bytes, atomic_write_text, load_state,
 from nas.runtime.jsonl import jsonable
 from nas.runtime.lock import run_lock
 from nas.runtime.session import select_device, set_threads
-from nas.train import checkpoint as ck
-from nas.train.loop import Training, check_fits, run_epochs, training_spec
+from nas.runtime.stats import standard_error
+from nas.train import training_state as ck
+from nas.train.training_loop import Training, check_fits, run_epochs, training_spec
 from nas.train.recipe import scale_recipe, split_batch
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ def run_training(req: TrainRequest) -> dict[str, Any]:
         if done_before >= until:  # finished before (or stopped here): evaluate and export again
             failure, state = None, saved
         elif req.on_ray:
-            from nas.train.ray_train import fit_on_ray
+            from nas.train.train_on_ray import fit_on_ray
 
             config = {"spec": spec.to_dict(), "data": asdict(req.data), "train_images": n,
                       "val_images": int(data.val_x.shape[0]), "recipe": recipe.as_dict(), "seed": req.seed,

@@ -5,7 +5,7 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
-from nas.accuracy.imagenet_audit import ACCEL_NETWORKS
+from nas.audit.imagenet import ACCEL_NETWORKS
 
 
 def _num(v, fmt: str) -> str:

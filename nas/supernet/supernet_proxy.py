@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nas.accuracy.base import Proxy
+from nas.accuracy.proxy_interface import Proxy
 from nas.core.spec import ArchSpec
 from nas.runtime.errors import UserError
+from nas.runtime.registry import PROXIES
 
 
 class SupernetProxy(Proxy):
@@ -36,7 +37,7 @@ class SupernetProxy(Proxy):
     def fingerprint(self) -> str:
         if self.checkpoint is None:
             return "supernet-untrained"
-        from nas.train.checkpoint import file_digest
+        from nas.train.training_state import file_digest
 
         return hashlib.sha256(f"supernet:{file_digest(self.checkpoint)}".encode()).hexdigest()[:12]
 
@@ -46,9 +47,9 @@ class SupernetProxy(Proxy):
             raise UserError("the supernet proxy has no trained supernet: train one with `python -m nas.supernet "
                             "train` and give it with --supernet", field="--supernet")
         if self._loaded is None:
-            from nas.accuracy.data import load_data
+            from nas.accuracy.proxy_data import load_data
             from nas.runtime.session import select_device
-            from nas.supernet.run import load_supernet
+            from nas.supernet.supernet_run import load_supernet
 
             net, state, data_config = load_supernet(self.checkpoint)
             device = select_device(self.device)
@@ -59,8 +60,8 @@ class SupernetProxy(Proxy):
 
     def evaluate(self, spec: ArchSpec) -> dict[str, Any]:
         from nas.runtime.session import set_threads
-        from nas.supernet.config import SupernetConfig
-        from nas.supernet.train import evaluate_path
+        from nas.supernet.supernet_config import SupernetConfig
+        from nas.supernet.path_training import evaluate_path
 
         set_threads(self.threads)
         start = time.perf_counter()
@@ -71,3 +72,9 @@ class SupernetProxy(Proxy):
         return {"proxy": self.name, "score": accuracy, "accuracy": accuracy, "seconds": time.perf_counter() - start,
                 "failed": False, "reason": None, "arch_hash": spec.content_hash(),
                 "val_images": int(data.val_x.shape[0])}
+
+
+@PROXIES.register("supernet", help="top-1 with weights inherited from one trained weight-sharing supernet",
+                  kind="supernet")
+def _supernet(name: str, context) -> SupernetProxy:
+    return SupernetProxy(device=context.device, threads=context.threads)  # its weights come later

@@ -10,6 +10,7 @@ resumed run continues exactly as an uninterrupted one with the same seed would h
 """
 from __future__ import annotations
 
+import shlex
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,13 +22,14 @@ from nas.runtime.errors import UserError
 from nas.search.reward import RewardConfig
 from nas.runtime.jsonl import JsonlWriter, read_jsonl
 from nas.runtime.session import ray_session
-from nas.search.algorithms import Algorithm, Suggestion, load_state, save_state
+from nas.search.algorithms import Algorithm, Suggestion, read_state, save_state
 from nas.core.space import SearchSpace
 from nas.core.spec import ArchSpec
 
 SAMPLES_FILE = "samples.jsonl"
 MAX_FAILED_IN_A_ROW = 20  # then the proxy or the data is broken, not one network: the run stops
 STATE_FILE = "searcher.ckpt"
+PREVIOUS_STATE_FILE = STATE_FILE + ".prev"  # the one before the last save (save_state keeps it)
 OLD_STATE_FILE = "searcher.pkl"  # earlier versions' pickle: never read (it could run code)
 
 
@@ -132,10 +134,15 @@ class SearchRun:
         if resume and not state.exists() and (self.dir / OLD_STATE_FILE).exists():
             raise UserError(f"holds {OLD_STATE_FILE} from an earlier version, a pickle this version does not read "
                             f"(a pickle can run code); start a new run with another --out", source=str(self.dir))
-        if resume and state.exists():
-            load_state(self.algorithm, state)
+        if resume and (state.exists() or state.is_symlink()):
+            try:
+                saved = read_state(state, advice=None)
+            except UserError as err:
+                raise UserError(f"{err.message}; {self._previous_copy(in_order)}", source=err.source,
+                                field=err.field) from None
+            self.algorithm.load_state_dict(saved)
         elif self.logged:  # a log without a state: the process died before its first save
-            raise UserError(f"has samples.jsonl but no {STATE_FILE}; start a new run with another --out",
+            raise UserError(f"has samples.jsonl but no {STATE_FILE}; {self._previous_copy(in_order)}",
                             source=str(self.dir))
         self.started = time.perf_counter()
         self.offset_s = max((r.get("wall_s", 0.0) for r in self.logged.values()), default=0.0)
@@ -160,6 +167,46 @@ class SearchRun:
                 raise UserError(f"sample {i} is in the log but not in the searcher's checkpoint (an older "
                                 f"checkpoint?); start a new run with another --out", source=str(self.dir))
         self._save()
+
+    def _previous_copy(self, in_order: Sequence[dict]) -> str:
+        """What to do about a damaged or missing searcher.ckpt: copy searcher.ckpt.prev over it where that
+        copy is whole and agrees with the log (resuming from it then re-issues only samples the log lacks,
+        as any resume does), else start anew. Said, not done: a checkpoint damaged on disk is worth a look."""
+        state, previous = self.dir / STATE_FILE, self.dir / PREVIOUS_STATE_FILE
+        if not (previous.exists() or previous.is_symlink()):
+            return "start a new run with another --out"
+        why = self._why_not(previous, in_order)
+        if why:
+            return f"the previous copy {previous} cannot stand in ({why}); start a new run with another --out"
+        return (f"the previous copy {previous} is whole and agrees with {SAMPLES_FILE}: resume from it with "
+                f"`cp {shlex.quote(str(previous))} {shlex.quote(str(state))}` and --resume again "
+                f"(no sample is lost or repeated)")
+
+    def _why_not(self, previous: Path, in_order: Sequence[dict]) -> str | None:
+        """Why a checkpoint cannot resume this log (None: it can): unreadable, another searcher, a
+        logged sample it never asked or asked with other tokens, or one it counts as told that the log lacks."""
+        try:
+            saved = read_state(previous, advice=None)
+        except UserError as err:
+            return err.message
+        try:
+            if saved["name"] != self.algorithm.name:
+                return f"it is the {saved['name']!r} searcher's"
+            next_index, outstanding = int(saved["next_index"]), dict(saved["outstanding"])
+            logged = set()
+            for record in in_order:
+                i = record["i"]
+                logged.add(i)
+                if i >= next_index:
+                    return f"sample {i} is in the log but not in it"
+                if i in outstanding and tuple(record["tokens"]) != tuple(outstanding[i]):
+                    return f"sample {i} in the log differs from it"
+            told = [i for i in range(next_index) if i not in outstanding and i not in logged]
+            if told:
+                return f"it counts sample {told[0]} as done, which the log lacks"
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return "not a searcher state"
+        return None
 
     def _check_tokens(self, record: dict, tokens: tuple[int, ...]) -> None:
         if tuple(record["tokens"]) != tuple(tokens):
@@ -248,7 +295,7 @@ class SearchRun:
     def run_on_ray(self, proxy_config, address: str | None = None, cpus: int | None = None,
                    asha: bool = False, max_failures: int = 1, cpus_per_trial: int = 1,
                    trainable: Callable[[dict], None] | None = None) -> list[dict]:
-        """Each suggestion becomes a Tune trial training the spec (nas.accuracy.tune); the
+        """Each suggestion becomes a Tune trial training the spec (nas.accuracy.tune_trials); the
         TuneSearcher scores finished trials with the reward and tells the algorithm.
 
         Local Ray with `cpus` CPUs unless `address` names a cluster. A trial that raises is retried
@@ -261,8 +308,8 @@ class SearchRun:
         import ray
         from ray.tune.schedulers import ASHAScheduler
 
-        from nas.accuracy.tune import _total_epochs, proxy_trainable
-        from nas.runtime.tune import run_tune, trial_error
+        from nas.accuracy.tune_trials import _total_epochs, proxy_trainable
+        from nas.runtime.ray_tune import run_tune, trial_error
         from nas.search.algorithms import TuneSearcher
 
         remaining = self.samples - self.done

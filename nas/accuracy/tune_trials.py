@@ -19,10 +19,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from nas.accuracy.config import ProxyConfig
+from nas.accuracy.proxy_config import ProxyConfig
 from nas.runtime.paths import RUNS_DIR
 from nas.runtime.session import ray_session, select_device, set_threads
-from nas.runtime.tune import TRIAL_RETRIES, run_tune, trial_error
+from nas.runtime.ray_tune import TRIAL_RETRIES, run_tune, trial_error
 from nas.core.spec import ArchSpec, spec_from_dict
 
 CHECKPOINT_FILE = "trainer.pt"
@@ -33,8 +33,8 @@ def proxy_trainable(config: dict[str, Any], specs: Sequence[dict[str, Any]] | No
     import torch
     from ray import tune
 
-    from nas.accuracy.data import load_data
-    from nas.accuracy.train import Trainer
+    from nas.accuracy.proxy_data import load_data
+    from nas.accuracy.short_training import Trainer
 
     proxy = ProxyConfig.from_dict(config["proxy"])
     set_threads(proxy.threads)  # Ray sets OMP_NUM_THREADS per task; torch is told explicitly
