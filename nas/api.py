@@ -192,8 +192,8 @@ def predict_latency(spec: ArchSpec | str | Path, device: Any = "pixel1"):
     return (get_device(device) if isinstance(device, str) else device).predict(_spec(spec))
 
 
-def score(spec: ArchSpec | str | Path, proxy: str = "params", *, budget: str = "default", dataset: str = "fashion-mnist",
-          data: str | None = None, seed: int = 0) -> dict[str, Any]:
+def score(spec: ArchSpec | str | Path, proxy: str = "params", *, budget: str = "default",
+          dataset: str = "fashion-mnist", data: str | None = None, seed: int = 0) -> dict[str, Any]:
     """One proxy's verdict on a network: a dict with `score` (higher is better), `accuracy` (a
     top-1 in [0, 1] for training proxies, None for zero-cost scores), `seconds` and `failed`."""
     from nas.accuracy.proxy_config import DataConfig

@@ -1,8 +1,8 @@
 """One interface for every accuracy proxy: `make_proxy(name, budget) -> Proxy`, `proxy.evaluate(spec) -> dict`.
 
 Every name is registered in `PROXIES` (nas.runtime.registry) by the module that implements it;
-a user's own proxy registers there too. Built in: the zero-cost scores of `ZERO_COST` (cheap: no training); the training proxies "train"
-(the budget's proxy recipe), "train-<E>ep" / "train-<S>steps" (that recipe, another length) and
+a user's own proxy registers there too. Built in: the zero-cost scores of `ZERO_COST` (cheap: no
+training); the training proxies "train" (the budget's proxy recipe), "train-<E>ep" / "train-<S>steps" (that recipe, another length) and
 "reference" (the budget's long reference training, as in the audit); "supernet", a network's
 top-1 with weights inherited from one trained weight-sharing supernet (`nas.supernet`); and cascades
 "<zero-cost>><training>", e.g. "zen>train", which train only what the zero-cost score lets

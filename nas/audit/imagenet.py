@@ -29,14 +29,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from nas.accuracy.proxy_config import ZERO_COST_NAMES, DataConfig
+from nas.accuracy.proxy_config import DataConfig
+from nas.runtime.registry import PROXIES
 from nas.budgets import AccuracyBudget, get_budget
 from nas.runtime.errors import UserError
 
 SPACE = "accel_mnasnet"
 ACCEL_NETWORKS = 3110  # records shipped in nas/data/groundtruth/accel_records.jsonl.gz
 REFERENCE_LABEL = "ImageNet top-1 measured by Accel-NASBench's authors (one seed)"
-CHEAP = ZERO_COST_NAMES  # scored on all N networks
+CHEAP = tuple(PROXIES.names(kind="zero-cost"))  # scored on all N networks
 TRAINED = ("train", "final", "supernet")  # and train-<E>ep / train-<S>steps: scored on the first M
 DEFAULT_PROXIES = (*CHEAP, "train")
 DEFAULT_NETWORKS = 500

@@ -22,12 +22,13 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from nas.runtime.cli import (ArgumentParser, THREADS, emit, int_in, non_negative_int, positive_int,
-                             resume_command, run_main, seed_int, set_resume_hint)
+from nas.runtime.cli import (ArgumentParser, THREADS, add_spec_limit_flags, emit, int_in, non_negative_int,
+                             positive_int, resume_command, run_main, seed_int, set_resume_hint)
 from nas.runtime.errors import UserError
 from nas.runtime.paths import RUNS_DIR
 from nas.audit.population import POPULATIONS
-from nas.accuracy.proxy_config import DATASETS, OPTIMIZERS, ZERO_COST_NAMES, data_from_flags, stem_stride_flag
+from nas.accuracy.proxy_config import DATASETS, OPTIMIZERS, data_from_flags, stem_stride_flag
+from nas.runtime.registry import PROXIES
 from nas.budgets import BUDGETS, get_budget
 from nas.runtime.ray_tune import TRIAL_RETRIES
 
@@ -35,6 +36,11 @@ from nas.runtime.ray_tune import TRIAL_RETRIES
 # Config fields a flag sets: a bad value is reported under the flag's name.
 _FLAG_OF = {"resolution": "--resolution", "stem_stride": "--stem-stride", "train_images": "--train-images",
             "val_images": "--val-images", "batch_size": "--batch-size", "lr": "--lr", "threads": "--threads"}
+
+
+def zero_cost_names() -> list[str]:
+    """The zero-cost scores registered (a user's own included)."""
+    return PROXIES.names(kind="zero-cost")
 
 
 @contextlib.contextmanager
@@ -93,11 +99,13 @@ def _parser() -> ArgumentParser:
     t.add_argument("--seeds", type=positive_int, default=1,
                    help="train at seeds --seed .. --seed+N-1 and report mean and seed-to-seed sd (default 1)")
     _add_common(t)
+    add_spec_limit_flags(t)
 
     s = sub.add_parser("score", help="zero-cost score(s) of one spec")
     s.add_argument("--spec", required=True, help="architecture spec (YAML)")
-    s.add_argument("--proxy", required=True, choices=[*ZERO_COST_NAMES, "all"])
+    s.add_argument("--proxy", required=True, choices=[*zero_cost_names(), "all"])
     _add_common(s)
+    add_spec_limit_flags(s)
 
     a = sub.add_parser("audit", help="rank correlation of every proxy with a longer reference training")
     a.add_argument("--space", required=True, help="search space name (mobilenetv3_large, ...) or YAML path")
@@ -132,7 +140,7 @@ def _parser() -> ArgumentParser:
                    help=f"the first M of them, which the training proxies (train*, final, supernet) score "
                         f"(0 or 4..--networks, default {DEFAULT_TRAINED_NETWORKS})")
     i.add_argument("--proxies", nargs="+", metavar="P", default=list(DEFAULT_PROXIES),
-                   help=f"proxies, space- or comma-separated: {', '.join(ZERO_COST_NAMES)}, train, train-<E>ep, "
+                   help=f"proxies, space- or comma-separated: {', '.join(zero_cost_names())}, train, train-<E>ep, "
                         f"train-<S>steps, final, supernet (default: {' '.join(DEFAULT_PROXIES)})")
     i.add_argument("--out", help="output directory (default: ./runs/imagenet-audit-<seed>)")
     i.add_argument("--seed", type=int_in(0, 2**32 - 1), default=0,
@@ -156,11 +164,12 @@ def _parser() -> ArgumentParser:
 
 def cmd_train(args) -> dict:
     from nas.accuracy.proxy import make_proxy
-    from nas.core.spec_file import load_spec
+    from nas.core.spec_file import load_spec, spec_limits
 
     from nas.runtime.stats import seed_summary, standard_error  # scipy: not loaded for --help
 
-    spec = load_spec(args.spec)
+    with spec_limits(args.max_params, args.max_macs):
+        spec = load_spec(args.spec)
     accuracy_budget = get_budget(args.budget).accuracy
     recipe = accuracy_budget.final if args.recipe == "final" else accuracy_budget.proxy
     changes = {k: v for k, v in {"train_images": args.train_images, "val_images": args.val_images,
@@ -201,11 +210,12 @@ def _human_train(r: dict) -> str:
 
 def cmd_score(args) -> dict:
     from nas.accuracy.proxy import make_proxy
-    from nas.core.spec_file import load_spec
+    from nas.core.spec_file import load_spec, spec_limits
 
-    spec = load_spec(args.spec)
+    with spec_limits(args.max_params, args.max_macs):
+        spec = load_spec(args.spec)
     data = data_from_flags(args)
-    names = list(ZERO_COST_NAMES) if args.proxy == "all" else [args.proxy]
+    names = zero_cost_names() if args.proxy == "all" else [args.proxy]
     results = [make_proxy(n, args.budget, data, args.seed, args.device, args.threads).evaluate(spec) for n in names]
     if len(results) == 1:
         return {**results[0], "name": spec.name}

@@ -22,7 +22,8 @@ from torch import nn
 
 from nas.accuracy.proxy_data import ProxyData
 from nas.accuracy.short_training import adapt_spec
-from nas.accuracy.training_core import decay_groups, evaluate_accuracy, optimizer_step, recalibrate_bn, warmup_cosine
+from nas.accuracy.training_core import (decay_groups, evaluate_accuracy, optimizer_step, recalibrate_bn,
+                                        warmup_cosine)
 from nas.core.space import SearchSpace
 from nas.core.spec import ArchSpec
 from nas.runtime.session import generator, seed_everything
@@ -51,7 +52,8 @@ class SupernetTraining:
         self.steps_per_epoch = max(1, n // self.batch_size)
         self.total_steps = config.epochs * self.steps_per_epoch
         # No weight decay on BN, biases and the kernel transforms (which start as identities).
-        groups = decay_groups(self.net, config.weight_decay, lambda name, p: p.ndim > 1 and ".transforms." not in name)
+        groups = decay_groups(self.net, config.weight_decay,
+                              lambda name, p: p.ndim > 1 and ".transforms." not in name)
         self.optimizer = torch.optim.SGD(groups, lr=config.learning_rate, momentum=0.9, nesterov=True)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
                                                            warmup_cosine(self.total_steps, config.warmup))

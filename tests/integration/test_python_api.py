@@ -15,6 +15,7 @@ from nas.core.counts import count_macs, count_params
 from nas.latency.predict import Prediction
 
 ROOT = Path(__file__).resolve().parents[2]
+TINY_SPACE = ROOT / "tests" / "data" / "tiny_space.yaml"
 
 
 class ToyDevice:
@@ -58,11 +59,11 @@ def toys():
 
 def test_a_proxy_and_a_device_registered_from_python_run_through_the_pipeline(toys, tmp_path):
     ToyProxy.calls = 0
-    result = nas.search(target_ms=12.0, space="mobilenetv3_small", device="toy", proxy="toy-params", budget="smoke",
+    result = nas.search(target_ms=0.15, space=str(TINY_SPACE), device="toy", proxy="toy-params", budget="smoke",
                         samples=24, baselines=[], deploy=[], out=tmp_path / "run")
     assert result.device == "toy" and result.run_dir == tmp_path / "run"
     assert result.predicted_ms == pytest.approx(ToyDevice().predict(result.final_spec).ms, abs=1e-3)
-    assert result.predicted_ms <= 12.0 * 1.02
+    assert result.predicted_ms <= 0.15 * 1.02
     assert ToyProxy.calls >= 24  # every sample scored by the toy proxy
     assert result.accuracy.seeds == 2 and 0 < result.accuracy.mean <= 1  # trained by the compare stage
     assert [r["kind"] for r in result.comparison] == ["final"]
@@ -110,6 +111,7 @@ def test_a_values_origin_and_a_bad_value_caught_once_with_one_message(tmp_path):
     assert str(err.value) == "budget: must be smoke, default or paper, got 'huge'"
 
 
+@pytest.mark.slow  # the whole smoke pipeline with its baselines and deployment: about 130 s of a CI worker
 def test_the_readmes_python_example_runs(tmp_path):
     readme = (ROOT / "README.md").read_text()
     code = re.search(r"```python\n(.*?)```", readme, re.S).group(1)

@@ -92,7 +92,7 @@ def test_restore_refuses_another_algorithm(small, tmp_path):
     save_state(make_algorithm("random", small), tmp_path / "s.pkl")
     with pytest.raises(UserError, match="random"):
         load_state(make_algorithm("evolution", small), tmp_path / "s.pkl")
-    with pytest.raises(UserError, match="unknown searcher"):
+    with pytest.raises(UserError, match="unknown algorithm"):
         make_algorithm("annealing", small)
 
 
