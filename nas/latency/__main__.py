@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from nas.runtime.cli import (ArgumentParser, THREADS, add_spec_limit_flags, emit, int_in, positive_int,
-                             resume_command, run_main, seed_int, set_resume_hint)
+                             resume_command, run_main, seed_int, set_resume_hint, signals_held)
 from nas.runtime.errors import UserError
 from nas.latency import calibrate
 from nas.runtime.files import load_json_file
@@ -95,9 +95,10 @@ def _build_locked(args, table, spaces, again: str, backend) -> dict:
             nonlocal replace
             for key, timing in chunk.items():
                 table.add(key, timing)
-            table.save(merge=not replace)
-            replace = False
-            set_resume_hint(f"{again}  ({len(table)} ops kept in {table.path})")
+            with signals_held():  # a Ctrl-C right after the save still gets the hint that names it
+                table.save(merge=not replace)
+                replace = False
+                set_resume_hint(f"{again}  ({len(table)} ops kept in {table.path})")
 
         measure_ops(missing, threads=args.threads, chunk=args.chunk, on_chunk=keep, progress=bar.update,
                     backend=backend)

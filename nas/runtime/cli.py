@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import re
@@ -206,6 +207,30 @@ def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | N
         sys.exit(EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED)
     _work_is_over()
     sys.exit(code or 0)
+
+
+@contextlib.contextmanager
+def signals_held():
+    """Ctrl-C and SIGTERM wait until the block is done, then arrive as usual: a save and the resume
+    hint that names it happen together, never one without the other."""
+    arrived: list[int] = []
+    try:
+        previous = {s: signal.signal(s, lambda signum, frame: arrived.append(signum))
+                    for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: signals are the main thread's to take
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for s in arrived[:1]:
+            handler = previous[s]
+            if callable(handler):
+                handler(s, None)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(s)
 
 
 def on_command_line(err: UserError) -> UserError:
