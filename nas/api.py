@@ -136,38 +136,19 @@ class Pipeline:
     def run(self, resume: bool = False) -> SearchResult:
         """Every stage not yet done; with `resume`, an interrupted run in `out` continues where it
         stopped (its saved settings must equal these)."""
-        from nas.pipeline.prepare import limit_local_cpus, prepare
-        from nas.pipeline.rundir import check_new_run_dir, create_run_dir, write_config
-        from nas.pipeline.stages import run_pipeline
-        from nas.runtime.lock import run_lock
+        from nas.pipeline.launch import launch
+        from nas.pipeline.rundir import check_new_run_dir
+        from nas.pipeline.run_config import read_saved_config
 
         run_dir = self.run_dir
-        if resume:
-            self._check_saved(run_dir)
-        else:
-            check_new_run_dir(run_dir)
-        limit_local_cpus(self.config)
-        prepared = prepare(self.config)  # every input checked before a file is written
+        saved = read_saved_config(run_dir) if resume else None
         if not resume:
-            create_run_dir(run_dir)
-        with run_lock(run_dir, what="search run"):
-            if not resume:
-                check_new_run_dir(run_dir)
-                write_config(run_dir, self.config)
-            summary = run_pipeline(self.config, run_dir, resume=resume, prepared=prepared)
-        return SearchResult.from_run(run_dir, summary)
-
-    def _check_saved(self, run_dir: Path) -> None:
-        from nas.runtime.settings import file_origins, read_config_file
-
-        path = run_dir / "config.yaml"
-        if not path.is_file():
-            raise UserError("no config.yaml here: not a run directory to resume", source=str(run_dir))
-        saved = validate_config(read_config_file(path, CONFIG_KEYS), file_origins(str(path), CONFIG_KEYS))
-        if saved != self.config:
+            check_new_run_dir(run_dir)
+        elif saved != self.config:
             differ = [k for k in CONFIG_KEYS if getattr(saved, k) != getattr(self.config, k)]
             raise UserError(f"differs from this run's saved settings in {', '.join(differ)}; resume with the same "
-                            f"settings, or start a new run", source=str(path), field=differ[0])
+                            f"settings, or start a new run", source=str(run_dir / "config.yaml"), field=differ[0])
+        return SearchResult.from_run(run_dir, launch(self.config, run_dir, resume))
 
 
 def search(target_ms: float, *, out: str | Path | None = None, resume: bool = False, **settings: Any) -> SearchResult:

@@ -11,10 +11,12 @@ predicted top-1 measured.
 from nas.groundtruth.records import FPGA_DEVICES
 from nas.runtime.registry import DEVICES
 
-for _name in FPGA_DEVICES:
-    @DEVICES.register(_name, help="Accel-NASBench's FPGA latencies (measured by its authors; a per-layer model "
-                      "between records); networks of its MnasNet space only")
-    def _fpga(name: str, threads: int = 1):
-        from nas.groundtruth.surrogate import AccelFpgaDevice  # scikit-learn: imported only when asked for
+def _fpga(name: str, threads: int = 1):
+    from nas.groundtruth.surrogate import AccelFpgaDevice  # scikit-learn: imported only when asked for
 
-        return AccelFpgaDevice(name)
+    return AccelFpgaDevice(name)
+
+
+for _name in FPGA_DEVICES:
+    DEVICES.register(_name, _fpga, help="Accel-NASBench's FPGA latencies (measured by its authors; a per-layer "
+                     "model between records); networks of its MnasNet space only")

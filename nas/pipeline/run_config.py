@@ -287,13 +287,19 @@ def _address_confirmed(config: RunConfig, origins: dict) -> RunConfig:
     return config
 
 
-def saved_run_config(run_dir: Path, args) -> RunConfig:
-    """A resumed run: its saved config.yaml; a flag may change only where and how it runs."""
+def read_saved_config(run_dir: Path) -> RunConfig:
+    """A run directory's config.yaml, checked."""
     path = run_dir / "config.yaml"
     if not path.exists():
         raise UserError("no config.yaml here: not a run directory to resume", source=str(run_dir))
+    return validate_config(read_config_file(path, CONFIG_KEYS), file_origins(str(path), CONFIG_KEYS))
+
+
+def saved_run_config(run_dir: Path, args) -> RunConfig:
+    """A resumed run: its saved config.yaml; a flag may change only where and how it runs."""
+    path = run_dir / "config.yaml"
     origins = file_origins(str(path), CONFIG_KEYS)
-    saved = validate_config(read_config_file(path, CONFIG_KEYS), origins).to_dict()
+    saved = read_saved_config(run_dir).to_dict()
     for key, given in given_flags(args).items():
         if given is not None and key not in RESUME_MAY_CHANGE and given != saved[key]:
             raise UserError(f"{flag(key)} {given} differs from this run's saved {saved[key]!r}; "

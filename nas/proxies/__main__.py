@@ -16,7 +16,6 @@ if __name__ == "__main__":  # Ctrl-C while the imports below load torch: one lin
     exit_quietly_on_ctrl_c()
 
 import argparse
-import contextlib
 import math
 import sys
 from dataclasses import replace
@@ -34,24 +33,9 @@ from nas.runtime.ray_tune import TRIAL_RETRIES
 
 
 # Config fields a flag sets: a bad value is reported under the flag's name.
-_FLAG_OF = {"resolution": "--resolution", "stem_stride": "--stem-stride", "train_images": "--train-images",
-            "val_images": "--val-images", "batch_size": "--batch-size", "lr": "--lr", "threads": "--threads"}
-
-
 def zero_cost_names() -> list[str]:
     """The zero-cost scores registered (a user's own included)."""
     return PROXIES.names(kind="zero-cost")
-
-
-@contextlib.contextmanager
-def _flag_names():
-    try:
-        yield
-    except UserError as err:
-        if err.source is None and err.field in _FLAG_OF:
-            message = str(err).removeprefix(f"{err.field}: ")
-            raise UserError(message, field=_FLAG_OF[err.field]) from None
-        raise
 
 
 def _at_least_3(text: str) -> int:
@@ -330,8 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else argv
     command, human = COMMANDS[args.command]
-    with _flag_names():
-        result = command(args)
+    result = command(args)  # a setting's key in an error is shown as its flag by run_main
     # A network that diverged is a result (failed: true), not an error: the exit status stays 0.
     emit(result, args.json, human)
     return 0

@@ -21,13 +21,11 @@ from argparse import ArgumentTypeError
 from pathlib import Path
 
 from nas.pipeline.run_config import BASELINES, DEPLOY, RunConfig, new_run_config, saved_run_config
-from nas.pipeline.prepare import limit_local_cpus, prepare
-from nas.pipeline.rundir import check_new_run_dir, create_run_dir, default_run_dir, latest_run, write_config
-from nas.pipeline.family import prepare_family, run_family
-from nas.pipeline.stages import run_pipeline, run_result
+from nas.pipeline.launch import launch
+from nas.pipeline.rundir import check_new_run_dir, default_run_dir, latest_run
+from nas.pipeline.stages import run_result
 from nas.runtime.cli import (ArgumentParser, emit, non_negative_int, positive_float, positive_int, resume_command,
-                             run_main, seed_int, set_resume_hint)
-from nas.runtime.lock import run_lock
+                             run_main, seed_int)
 from nas.runtime.registry import ALGORITHMS, BUDGETS, REWARDS
 from nas.runtime.ray_tune import TRIAL_RETRIES
 
@@ -100,22 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.seed is not None and args.seed < 0:
         p.error(f"argument --seed: must be >= 0, got {args.seed}")
     run_dir, config = resumed_run(args) if args.resume else new_run(args)
-    limit_local_cpus(config)
-    # nothing is written before the inputs check out: for a family, those of every target
-    prepared = prepare_family(config) if config.is_family else prepare(config)
     hint = resume_command(PROG, ["--resume", "--out", str(run_dir)])
-    if not args.resume:
-        create_run_dir(run_dir)
-    with run_lock(run_dir, what="search run", resume_hint=f"once it has stopped, continue with: {hint}"):
-        if not args.resume:
-            check_new_run_dir(run_dir)  # again, under the lock: a run that started meanwhile
-            write_config(run_dir, config)
-        set_resume_hint(hint)
-        if config.is_family:
-            emit(run_family(config, run_dir, resume=args.resume, prepared=prepared), args.json, human_family)
-            return 0
-        summary = run_pipeline(config, run_dir, resume=args.resume, prepared=prepared)
-    emit(run_result(summary, run_dir), args.json, human)
+    result = launch(config, run_dir, args.resume, hint=hint)
+    if config.is_family:
+        emit(result, args.json, human_family)
+    else:
+        emit(run_result(result, run_dir), args.json, human)
     return 0
 
 
