@@ -139,11 +139,11 @@ def test_pipeline_export_stage_that_fails_its_check_leaves_no_onnx(tmp_path, mon
 
 
 def test_search_whose_export_check_fails_is_one_line_exit_1_with_the_resume_hint(tmp_path, monkeypatch, capsys):
-    import nas.search.__main__ as search_main
+    import nas.pipeline.launch as launch
 
     def failing_pipeline(config, run_dir, resume, prepared):
         raise VerificationError("export stage: ONNX Runtime disagrees with torch (max |diff| 0.5); final.onnx not written")
-    monkeypatch.setattr(search_main, "run_pipeline", failing_pipeline)
+    monkeypatch.setattr(launch, "run_pipeline", failing_pipeline)
     out = tmp_path / "run"
     code, stdout, err = run_inprocess(["nas.search", "--space", "mobilenetv3_small", "--target-ms", "5",
                                        "--budget", "smoke", "--out", str(out)], capsys)
