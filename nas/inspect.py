@@ -43,13 +43,17 @@ def _human(r: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> ArgumentParser:
     p = ArgumentParser(prog="python -m nas.inspect", description=__doc__.strip().splitlines()[0])
     p.add_argument("spec", help="architecture spec: a YAML file or a published one by name (mobilenetv3_large)")
     p.add_argument("--device", help="latency device: host, pixel1, a table name under latency_tables/ or a path")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     add_spec_limit_flags(p)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     with spec_limits(args.max_params, args.max_macs):
         spec = load_spec(args.spec)
     emit(inspect_spec(spec, args.device), args.json, _human)

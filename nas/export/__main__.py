@@ -136,8 +136,8 @@ def _human(r: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = ArgumentParser(prog="python -m nas.export", description=__doc__.strip().splitlines()[0])
+def _parser() -> ArgumentParser:
+    p = ArgumentParser(prog="python -m nas.export", description=__doc__.strip().splitlines()[0], config_file=True)
     p.add_argument("spec", help="architecture spec: a YAML file or a published one by name")
     p.add_argument("--onnx", help="output .onnx path")
     p.add_argument("--tflite", help="output .tflite path (needs the optional extra 'tflite')")
@@ -159,6 +159,11 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"calibration inputs (default {DATA_CALIBRATION_IMAGES} images, "
                         f"{RANDOM_CALIBRATION_INPUTS} random inputs)")
     add_spec_limit_flags(p)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = _parser()
     args = p.parse_args(argv)
     if not args.onnx and not args.tflite:
         p.error("give --onnx OUT.onnx, --tflite OUT.tflite or both")

@@ -213,11 +213,11 @@ def _human(r: dict) -> str:
     return "\n".join(f"{k}: {v}" for k, v in r.items())
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> ArgumentParser:
     p = ArgumentParser(prog="python -m nas.latency", description="Latency tables and devices.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
 
-    b = sub.add_parser("build", help="measure every op a space can produce on this host")
+    b = sub.add_parser("build", help="measure every op a space can produce on this host", config_file=True)
     b.add_argument("--space", action="append", help=f"search space name or YAML (repeatable; default {DEFAULT_SPACE})")
     b.add_argument("--threads", type=THREADS, default=1)
     b.add_argument("--force", action="store_true", help="start a fresh table instead of completing the existing one")
@@ -226,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--chunk", type=positive_int, default=64, help="ops measured (and saved) together (default 64)")
     b.set_defaults(run=cmd_build)
 
-    v = sub.add_parser("validate", help="predicted vs measured latency of random networks on this host")
+    v = sub.add_parser("validate", help="predicted vs measured latency of random networks on this host",
+                       config_file=True)
     v.add_argument("--samples", type=int_in(1, 100_000), default=50)
     v.add_argument("--space", default=DEFAULT_SPACE)
     v.add_argument("--seed", type=seed_int, default=1, help="sampling seed (the build calibrates on seed 0)")
@@ -234,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--out", help="write every sample's predicted and measured ms to this JSON file")
     v.set_defaults(run=cmd_validate)
 
-    e = sub.add_parser("export-ops", help="write every op of a space as ONNX or TFLite, with a standalone timer")
+    e = sub.add_parser("export-ops", help="write every op of a space as ONNX or TFLite, with a standalone timer",
+                       config_file=True)
     e.add_argument("--space", default=DEFAULT_SPACE)
     e.add_argument("--out", required=True)
     e.add_argument("--format", choices=("onnx", "tflite"), default="onnx",
@@ -245,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--no-networks", action="store_true", help="ops only (the imported table stays uncalibrated)")
     e.set_defaults(run=cmd_export_ops)
 
-    i = sub.add_parser("import", help="turn time_ops.py's timings.json into a device table")
+    i = sub.add_parser("import", help="turn time_ops.py's timings.json into a device table", config_file=True)
     i.add_argument("--device", required=True, type=calibrate.check_device_name,
                    help="name of the new device (latency_tables/NAME.yaml)")
     i.add_argument("--timings", required=True)
@@ -266,6 +268,11 @@ def main(argv: list[str] | None = None) -> int:
     for sp in sub.choices.values():
         if "--json" not in sp._option_string_actions:
             sp.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = _parser()
     args = p.parse_args(argv)
     args.parser = p
     args.argv = sys.argv[1:] if argv is None else argv

@@ -51,7 +51,7 @@ def _fraction(text: str) -> float:
 
 
 def _parser() -> ArgumentParser:
-    p = ArgumentParser(prog="python -m nas.netadapt", description=__doc__.strip().splitlines()[0])
+    p = ArgumentParser(prog="python -m nas.netadapt", description=__doc__.strip().splitlines()[0], config_file=True)
     p.add_argument("--spec", required=True, help="seed architecture: a YAML file or a published one by name")
     p.add_argument("--target-ms", type=positive_float, required=True, help="latency target in ms on --device")
     p.add_argument("--device", default="pixel1", help="latency device: pixel1 (default), host or a table name")

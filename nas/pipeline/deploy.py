@@ -19,6 +19,7 @@ from typing import Any
 
 from nas.core.spec import ArchSpec, spec_from_dict
 from nas.pipeline.compare import final_weights_path, seeds_of
+from nas.pipeline.results import DeployStage
 from nas.runtime.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ def trained_final(spec: ArchSpec, data_config, budget: str, weights: Path):
     return model.eval(), data
 
 
-def run_deploy(ctx) -> dict[str, Any]:
+def run_deploy(ctx) -> DeployStage:
     from nas.export.onnx import model_for_export
     from nas.export.quantize import int8_check
     from nas.export.tflite import INSTALL_HINT, check_tflite, tflite_available
@@ -142,7 +143,7 @@ def run_deploy(ctx) -> dict[str, Any]:
     result: dict[str, Any] = {"tflite": None, "int8": None}
     if not parts:
         result["tflite_note"] = "not made (--deploy none)"
-        return result
+        return DeployStage(**result)
     out = run_dir / "deploy"
     converted = convert_deployment(spec, out, parts)  # what the compare stage did not (resumed, one CPU)
     if converted:
@@ -158,7 +159,7 @@ def run_deploy(ctx) -> dict[str, Any]:
     else:
         result["tflite_note"] = f"no final.tflite: {INSTALL_HINT}" if "tflite" in parts else "not made (--deploy)"
     if "int8" not in parts:
-        return result
+        return DeployStage(**result)
     result["int8"] = {"onnxruntime": int8_latency((run_dir / "final.onnx").read_bytes(),
                                                   (out / "int8.onnx").read_bytes(), "onnxruntime")}
     if tflite:
@@ -173,4 +174,4 @@ def run_deploy(ctx) -> dict[str, Any]:
     else:  # its training diverged, or the run's compare stage predates kept weights
         result["int8"]["accuracy"] = None
         result["int8"]["note"] = f"no trained weights at {weights}: accuracy not checked"
-    return result
+    return DeployStage(**result)

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from nas.budgets import get_budget
 from nas.pipeline.run_config import RunConfig
 from nas.pipeline.prepare import Prepared, prepare
+from nas.pipeline.results import MemberStage, ReportStage, SupernetStage
 from nas.pipeline.runner import RunState, Stage, run_stages
 from nas.runtime.errors import UserError
 from nas.runtime.files import atomic_write_text
@@ -71,7 +72,7 @@ class Family:
 
 
 def train_supernet_stage(name: str, p: Prepared):
-    def stage(family: Family) -> dict[str, Any]:
+    def stage(family: Family) -> SupernetStage:
         from nas.pipeline.stages import train_run_supernet
 
         config = family.config
@@ -79,12 +80,12 @@ def train_supernet_stage(name: str, p: Prepared):
         out = family.run_dir / supernet_stage(name)
         result = train_run_supernet(space, p.data, out, get_budget(config.budget), config.seed)
         users = [t for t, q in zip(config.targets, family.prepared) if q.space.name == name]
-        return result | {"space": name, "targets": users}
+        return replace(result, space=name, targets=users)
     return stage
 
 
 def member_stage(i: int):
-    def stage(family: Family) -> dict[str, Any]:
+    def stage(family: Family) -> MemberStage:
         from nas.pipeline.rundir import write_config
         from nas.pipeline.stages import run_pipeline, run_result
         from nas.runtime.lock import run_lock
@@ -93,7 +94,7 @@ def member_stage(i: int):
         t = config.targets[i]
         supernet = None
         if family.shares_supernet():
-            supernet = family.state.done(supernet_stage(p.space.name))["checkpoint"]
+            supernet = family.state.result(supernet_stage(p.space.name), SupernetStage).checkpoint
         member = config.for_target(t, supernet)
         out = member_dir(family.run_dir, t)
         resume = (out / "config.yaml").exists()  # started in an earlier run of the family: continue it
@@ -106,18 +107,13 @@ def member_stage(i: int):
     return stage
 
 
-def member_result(done: dict[str, Any]) -> dict[str, Any]:
-    """A member's stage record, less the runner's seconds: what the member run itself prints."""
-    return {k: v for k, v in done.items() if k != "seconds"}
-
-
-def report_stage(family: Family) -> dict[str, Any]:
+def report_stage(family: Family) -> ReportStage:
     from nas.export.family_report import write_family_report
 
     members = [family.state.done(f"{t:g}ms") for t in family.config.targets]
     supernets = supernets_of(family)
     report, plot = write_family_report(family.run_dir, family.config.device, members, supernets)
-    return {"report": str(report), "plot": str(plot)}
+    return ReportStage(report=str(report), plot=str(plot))
 
 
 def supernets_of(family: Family) -> list[dict[str, Any]]:
@@ -139,11 +135,11 @@ def run_family(config: RunConfig, run_dir: Path, resume: bool, prepared: list[Pr
     log.info(f"family of {len(config.targets)} targets ({', '.join(f'{t:g}' for t in config.targets)} ms) on "
              f"{config.device}; spaces {', '.join(family.spaces())}; run {run_dir}")
     run_stages(stages_of(family), state, family)
-    done = state.done("report")
+    done = state.result("report", ReportStage)
     result = {
         "targets": list(config.targets), "device": config.device, "budget": config.budget,
-        "family": [member_result(state.done(f"{t:g}ms")) for t in config.targets], "supernets": supernets_of(family),
-        "report": done["report"], "plot": done["plot"], "run_dir": str(run_dir), "wall_s": round(state.elapsed(), 1),
+        "family": [state.result(f"{t:g}ms", MemberStage).printed() for t in config.targets],
+        "supernets": supernets_of(family), "report": done.report, "plot": done.plot, "run_dir": str(run_dir), "wall_s": round(state.elapsed(), 1),
     }
     atomic_write_text(run_dir / "summary.json", json.dumps(result, indent=1, sort_keys=True))
     return result

@@ -1,8 +1,9 @@
 """The one runner: walks a table of stages, records each one's result and seconds in pipeline.json.
 
-A stage is `(name, function)`; the function takes the run's context and returns a plain dict,
-which lands in pipeline.json (`done[name]`, with its `seconds`) before the next stage starts. So a
-resumed run skips every stage already done and starts at the first unfinished one.
+A stage is `(name, function)`; the function takes the run's context and returns its typed record
+(nas.pipeline.results), whose JSON lands in pipeline.json (`done[name]`, with its `seconds`) before
+the next stage starts. So a resumed run skips every stage already done and starts at the first
+unfinished one, and a later stage reads an earlier one's record back typed (`RunState.result`).
 """
 from __future__ import annotations
 
@@ -10,14 +11,16 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
+from nas.pipeline.results import StageResult
 from nas.runtime.errors import UserError
 from nas.runtime.files import atomic_write_bytes, atomic_write_text, load_json_file
 
 log = logging.getLogger(__name__)
 
-Stage = tuple[str, Callable[[Any], dict[str, Any]]]
+Stage = tuple[str, Callable[[Any], StageResult]]
+R = TypeVar("R", bound=StageResult)
 
 
 class RunState:
@@ -31,7 +34,17 @@ class RunState:
         self.started = time.perf_counter()
 
     def done(self, stage: str) -> dict[str, Any] | None:
+        """A finished stage's record as pipeline.json holds it (None: not finished)."""
         return self.state["done"].get(stage)
+
+    def result(self, stage: str, kind: type[R]) -> R | None:
+        """A finished stage's record, typed (None: not finished)."""
+        saved = self.done(stage)
+        try:
+            return None if saved is None else kind.from_json(saved)
+        except TypeError as err:  # a hand-edited or truncated record
+            raise UserError(f"is not a {stage} stage's record: {err}", source=str(self.path),
+                            field=f"done.{stage}") from None
 
     def finished(self) -> dict[str, dict[str, Any]]:
         return dict(self.state["done"])
@@ -45,8 +58,8 @@ class RunState:
         self.save()
         return value
 
-    def finish(self, stage: str, result: dict[str, Any], seconds: float) -> dict[str, Any]:
-        self.state["done"][stage] = {**result, "seconds": round(seconds, 2)}
+    def finish(self, stage: str, result: StageResult, seconds: float) -> dict[str, Any]:
+        self.state["done"][stage] = {**result.to_json(), "seconds": round(seconds, 2)}
         self.state["wall_s"] = round(self.elapsed(), 2)
         self.save()
         return self.state["done"][stage]
@@ -88,7 +101,7 @@ def run_stages(stages: Sequence[Stage], state: RunState, context: Any) -> None:
             continue
         t0 = time.perf_counter()
         result = stage(context)
-        if not isinstance(result, dict):
-            raise TypeError(f"stage {name} returned {type(result).__name__}, not a dict")
+        if not isinstance(result, StageResult):
+            raise TypeError(f"stage {name} returned {type(result).__name__}, not a StageResult")
         state.finish(name, result, time.perf_counter() - t0)
         log.info("%s: done in %.1f s", name, time.perf_counter() - t0)

@@ -1,8 +1,9 @@
 """The pipeline's stages, [supernet ->] search -> select -> NetAdapt -> export -> compare -> report, as a table.
 
-Each stage takes the run's `Context` and returns the plain dict pipeline.json keeps for it; what
-a later stage needs from an earlier one it reads back from the run directory (samples.jsonl,
-best.yaml, final.yaml) or from that stage's dict, so a resumed run needs nothing in memory.
+Each stage takes the run's `Context` and returns its typed record (nas.pipeline.results), which
+pipeline.json keeps; what a later stage needs from an earlier one it reads back from the run
+directory (samples.jsonl, best.yaml, final.yaml) or from that stage's record, so a resumed run
+needs nothing in memory.
 """
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from nas.pipeline.compare import latency_points, run_comparison
 from nas.pipeline.run_config import RunConfig, reward_name
 from nas.pipeline.deploy import convert_job, run_deploy
 from nas.pipeline.prepare import Prepared
+from nas.pipeline.results import (AdaptStage, CompareStage, DeployStage, ExportStage, MemberStage, ReportStage,
+                                  SearchStage, SelectStage, SupernetStage)
 from nas.pipeline.runner import RunState, Stage, run_stages
 from nas.pipeline.score_map import fit_score_map
 from nas.pipeline.select import select_seed
@@ -90,20 +93,20 @@ def score_map(ctx: Context) -> dict[str, float]:
     return ctx.state.keep("score_map", fitted)
 
 
-def run_supernet(ctx: Context) -> dict[str, Any]:
+def run_supernet(ctx: Context) -> SupernetStage:
     """--proxy supernet: train the run's one weight-sharing supernet (resumable by epoch), or take the
     one --supernet names; other proxies skip this stage."""
     from nas.supernet.supernet_proxy import SupernetProxy
 
     config, p = ctx.config, ctx.prepared
     if not isinstance(p.proxy, SupernetProxy):
-        return {"skipped": True, "note": f"skipped: the proxy is {p.proxy_name}"}
+        return SupernetStage(skipped=True, note=f"skipped: the proxy is {p.proxy_name}")
     if config.supernet:
         state = config.located("supernet", lambda: read_checkpoint(Path(config.supernet)))  # checked in prepare
         path = Path(config.supernet)
         path = path / "supernet.pt" if path.is_dir() else path
-        return {"checkpoint": str(path.resolve()), "trained": False, "epochs": int(state["epoch"]),
-                "note": f"reused {path}"}
+        return SupernetStage(checkpoint=str(path.resolve()), trained=False, epochs=int(state["epoch"]),
+                             note=f"reused {path}")
     space = p.space.name if config.space == "auto" else config.space  # a file's path, or a built-in's name
     joint = joint_learner(ctx) if config.algorithm == "tunas" else {}
     return train_run_supernet(space, p.data, ctx.run_dir / "supernet", ctx.budget, config.seed, **joint)
@@ -121,7 +124,7 @@ def joint_learner(ctx: Context) -> dict[str, Any]:
 
 
 def train_run_supernet(space: str, data, out: Path, budget: Budget, seed: int, learner=None,
-                       learner_identity=None) -> dict[str, Any]:
+                       learner_identity=None) -> SupernetStage:
     """A run's (or a family's) supernet, trained into `out` with the budget's recipe; resumes by epoch.
     With a learner (TuNAS's joint search) the controller trains with it."""
     from nas.runtime.log import progress_enabled
@@ -142,10 +145,10 @@ def train_run_supernet(space: str, data, out: Path, budget: Budget, seed: int, l
         note += (f"; jointly with the controller ({j['updates']} updates after {j['warmup_steps']} warm-up steps: "
                  f"reward {j['reward_first']:.3f} -> {j['reward_last']:.3f}, entropy {j['entropy_first']:.2f} -> "
                  f"{j['entropy_last']:.2f})")
-    return {"trained": True, **{k: result[k] for k in keep if k in result}, "note": note}
+    return SupernetStage(trained=True, **{k: result[k] for k in keep if k in result}, note=note)
 
 
-def run_search(ctx: Context) -> dict[str, Any]:
+def run_search(ctx: Context) -> SearchStage:
     from tqdm import tqdm
 
     from nas.accuracy.proxy import TrainingProxy
@@ -155,9 +158,9 @@ def run_search(ctx: Context) -> dict[str, Any]:
     from nas.search.search_loop import Evaluator, SearchRun
 
     p, config, budget = ctx.prepared, ctx.config, ctx.budget
-    trained = ctx.state.done("supernet")
-    if trained and "checkpoint" in trained:  # --proxy supernet: score with the run's supernet
-        p.proxy.use(trained["checkpoint"])
+    trained = ctx.state.result("supernet", SupernetStage)
+    if trained and trained.checkpoint:  # --proxy supernet: score with the run's supernet
+        p.proxy.use(trained.checkpoint)
     to_accuracy, fitted = None, None
     if p.proxy.cheap and not p.proxy.predicts_accuracy:
         fitted = score_map(ctx)
@@ -175,7 +178,7 @@ def run_search(ctx: Context) -> dict[str, Any]:
                        batch=min(50, max(1, ctx.samples // 8)),
                        latency=latency)
     if config.algorithm == "tunas":  # continue from the controller the joint training left
-        options["controller_state"] = read_checkpoint(Path(trained["checkpoint"]))["learner"]["controller"]
+        options["controller_state"] = read_checkpoint(Path(trained.checkpoint))["learner"]["controller"]
     algorithm = make_algorithm(config.algorithm, p.space, seed=config.seed, **options)
     with tqdm(total=ctx.samples, desc="search", unit="arch", leave=False, mininterval=1,
               disable=not progress_enabled()) as bar:
@@ -193,10 +196,10 @@ def run_search(ctx: Context) -> dict[str, Any]:
         else:
             records = run.run_on_ray(p.proxy.config, address=config.address, cpus=config.cpus,
                                      max_failures=config.trial_retries)
-    return {"samples": len(records), "score_map": fitted}
+    return SearchStage(samples=len(records), score_map=fitted)
 
 
-def run_select(ctx: Context) -> dict[str, Any]:
+def run_select(ctx: Context) -> SelectStage:
     """The best network that NetAdapt can bring down to the target."""
     device, p = ctx.prepared.device, ctx.prepared
     # A model of the space's networks (an ImageNet predictor, the run's supernet) cannot score, or lend
@@ -204,10 +207,10 @@ def run_select(ctx: Context) -> dict[str, Any]:
     widen = not (p.proxy.predicts_accuracy or p.proxy_name == "supernet")
     best, note = select_seed(ctx.records, p.space, device, ctx.config.target_ms, widen=widen)
     save_spec(best, ctx.run_dir / "best.yaml")
-    return {"note": note, "latency_ms": device.predict(best).ms}
+    return SelectStage(note=note, latency_ms=device.predict(best).ms)
 
 
-def run_adapt(ctx: Context) -> dict[str, Any]:
+def run_adapt(ctx: Context) -> AdaptStage:
     from nas.netadapt.netadapt_run import run_netadapt
 
     config, p = ctx.config, ctx.prepared
@@ -220,13 +223,13 @@ def run_adapt(ctx: Context) -> dict[str, Any]:
                           address=config.address)
     name = f"{p.space.family}-{config.target_ms:g}ms-{config.device.replace(':', '-')}"
     save_spec(replace(result["spec"], name=name), ctx.run_dir / "final.yaml")
-    return {"iterations": result["iterations"], "accuracy": result["accuracy"],
-            "latency_ms": result["latency_ms"], "weights": result.get("weights_path"),
-            "inherited": weights is not None,
-            "note": ("started from the supernet's weights; " if weights is not None else "") + result.get("message", "")}
+    return AdaptStage(iterations=result["iterations"], accuracy=result["accuracy"], latency_ms=result["latency_ms"],
+                      weights=result.get("weights_path"), inherited=weights is not None,
+                      note=("started from the supernet's weights; " if weights is not None else "")
+                      + result.get("message", ""))
 
 
-def adapt_on_choices(ctx: Context) -> dict[str, Any]:
+def adapt_on_choices(ctx: Context) -> AdaptStage:
     from nas.netadapt.choices import adapt_on_choices as adapt
 
     from nas.core.spec import spec_from_string
@@ -247,33 +250,33 @@ def adapt_on_choices(ctx: Context) -> dict[str, Any]:
                  f"({100 * best['accuracy']:.2f}% against {100 * result['accuracy']:.2f}%) and is final")
     name = f"{p.space.family}-{config.target_ms:g}ms-{config.device.replace(':', '-')}"
     save_spec(replace(spec, name=name), ctx.run_dir / "final.yaml")
-    return {"iterations": result["iterations"], "accuracy": accuracy, "latency_ms": latency,
-            "weights": None, "inherited": False, "queries": result["queries"], "note": note}
+    return AdaptStage(iterations=result["iterations"], accuracy=accuracy, latency_ms=latency, weights=None,
+                      inherited=False, queries=result["queries"], note=note)
 
 
-def run_compare(ctx: Context) -> dict[str, Any]:
+def run_compare(ctx: Context) -> CompareStage:
     """The final network and its equal-latency baselines: trained from scratch, or, for a proxy that
     predicts ImageNet top-1, beside the networks others found in the space (nothing trained)."""
     p = ctx.prepared
     if not p.proxy.predicts_accuracy:
-        return run_comparison(ctx, side=convert_job(ctx))
+        return CompareStage(**run_comparison(ctx, side=convert_job(ctx)))
     from nas.groundtruth.known_networks import groundtruth_comparison
 
     result = groundtruth_comparison(ctx.final, ctx.config.device, p.device, p.proxy, ctx.config.target_ms)
     log.info(result["verdict"])
-    return result
+    return CompareStage(**result)
 
 
 def inherited_weights(ctx: Context, spec: ArchSpec):
     """With the supernet proxy, the spec's weights cut from the run's supernet (NetAdapt then skips the
     seed's training); None otherwise, or where the spec is no path of it (select widened it)."""
-    trained = ctx.state.done("supernet") or {}
-    if "checkpoint" not in trained:
+    trained = ctx.state.result("supernet", SupernetStage)
+    if trained is None or not trained.checkpoint:
         return None
     from nas.runtime.errors import UserError
     from nas.supernet.supernet_run import load_calibrated_extractor
 
-    extract = load_calibrated_extractor(trained["checkpoint"])
+    extract = load_calibrated_extractor(trained.checkpoint)
     try:
         return extract(spec).state_dict()
     except UserError as err:
@@ -281,7 +284,7 @@ def inherited_weights(ctx: Context, spec: ArchSpec):
         return None
 
 
-def run_export(ctx: Context) -> dict[str, Any]:
+def run_export(ctx: Context) -> ExportStage:
     """ONNX, checked against torch and timed on this host."""
     from nas.export.onnx import export_spec
     from nas.runtime.errors import VerificationError
@@ -291,18 +294,18 @@ def run_export(ctx: Context) -> dict[str, Any]:
         exported = export_spec(ctx.final, ctx.run_dir / "final.onnx", verify=True, time_it=True)
     except VerificationError as err:
         raise VerificationError(f"export stage: {err}") from None
-    return {k: exported[k] for k in ("max_abs_diff", "latency_ms", "latency_p10_ms", "latency_p90_ms",
-                                     "params", "macs")}
+    return ExportStage(**{k: exported[k] for k in ("max_abs_diff", "latency_ms", "latency_p10_ms",
+                                                   "latency_p90_ms", "params", "macs")})
 
 
-def run_report(ctx: Context) -> dict[str, Any]:
+def run_report(ctx: Context) -> ReportStage:
     from nas.export.report import write_report
 
     summary = summarize(ctx) | {"stages": ctx.state.finished(), "wall_s": round(ctx.state.elapsed(), 1)}
     history = [r for r in read_jsonl(ctx.run_dir / "netadapt" / "netadapt.jsonl") if r.get("type") == "iteration"]
     device = ctx.prepared.device
     predicted = device.predict(ctx.final).ms
-    measured = ctx.state.done("export")["latency_ms"]  # ONNX Runtime, fp32: the `host` device's runtime
+    measured = ctx.state.result("export", ExportStage).latency_ms  # ONNX Runtime, fp32: the `host` device's runtime
     backend = getattr(device, "backend", None)
     if backend is not None and ctx.config.device != "host":  # host-litert, :int8: time it as its table was
         from nas.latency.build import measure_specs
@@ -310,7 +313,7 @@ def run_report(ctx: Context) -> dict[str, Any]:
         measured = float(np.median(measure_specs([ctx.final], backend=backend)[0]))
     points, title = latency_points(ctx.config.device, device, ctx.final, measured, predicted)
     write_report(ctx.run_dir, summary, ctx.records, history, points, title, proxy_mapped=ctx.prepared.proxy.cheap)
-    return {}
+    return ReportStage()
 
 
 STAGES: list[Stage] = [
@@ -325,21 +328,19 @@ STAGES: list[Stage] = [
 ]
 
 
-RESULT_KEYS = ("final_spec", "onnx", "predicted_ms", "measured_host_ms", "proxy_accuracy", "proxy_accuracy_sd",
-               "samples", "wall_s", "target_ms", "device", "space", "netadapt_iterations", "params", "macs",
-               "max_abs_diff", "comparison", "verdict", "train_command", "tflite", "deploy")
-
-
-def run_result(summary: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+def run_result(summary: dict[str, Any], run_dir: Path) -> MemberStage:
     """What a run prints (--json), and a family keeps for each of its targets."""
-    return {k: summary[k] for k in RESULT_KEYS} | {"report": str(run_dir / "report.md"), "run_dir": str(run_dir)}
+    keys = MemberStage.KEEP_NULL  # every field of the record
+    return MemberStage(**{k: summary[k] for k in keys if k in summary},
+                       report=str(run_dir / "report.md"), run_dir=str(run_dir))
 
 
 def summarize(ctx: Context) -> dict[str, Any]:
     """summary.json: the run's answer, from the stages' results and the final network."""
     config, run_dir, state = ctx.config, ctx.run_dir, ctx.state
-    exp, adapted, compared = state.done("export"), state.done("netadapt"), state.done("compare")
-    final = compared["rows"][0]
+    exp, adapted = state.result("export", ExportStage), state.result("netadapt", AdaptStage)
+    compared, deployed = state.result("compare", CompareStage), state.result("deploy", DeployStage)
+    final = compared.rows[0]
     pred = ctx.prepared.device.predict(ctx.final)
     return {
         "run": run_dir.name, "target_ms": config.target_ms, "device": config.device,
@@ -347,15 +348,15 @@ def summarize(ctx: Context) -> dict[str, Any]:
         "seed": config.seed, "algorithm": config.algorithm, "reward": reward_name(config), "reward_w": ctx.reward_w,
         "final_spec": str(run_dir / "final.yaml"), "onnx": str(run_dir / "final.onnx"),
         "predicted_ms": round(pred.ms, 4), "predicted_p10_ms": round(pred.p10, 4),
-        "predicted_p90_ms": round(pred.p90, 4), "measured_host_ms": exp["latency_ms"],
-        "max_abs_diff": exp["max_abs_diff"], "netadapt_accuracy": adapted["accuracy"],
-        "params": exp["params"], "macs": exp["macs"], "samples": len(ctx.records),
-        "netadapt_iterations": adapted["iterations"], "block_strings": ctx.final.block_strings(),
+        "predicted_p90_ms": round(pred.p90, 4), "measured_host_ms": exp.latency_ms,
+        "max_abs_diff": exp.max_abs_diff, "netadapt_accuracy": adapted.accuracy,
+        "params": exp.params, "macs": exp.macs, "samples": len(ctx.records),
+        "netadapt_iterations": adapted.iterations, "block_strings": ctx.final.block_strings(),
         "arch": ctx.final.to_string(), "proxy_accuracy": final["accuracy_mean"], "proxy_accuracy_sd": final["accuracy_sd"],
-        "accuracy_label": final.get("accuracy_label"), "accuracy_source": compared.get("accuracy_source"),
-        "comparison": compared["rows"], "verdict": compared["verdict"],
+        "accuracy_label": final.get("accuracy_label"), "accuracy_source": compared.accuracy_source,
+        "comparison": compared.rows, "verdict": compared.verdict,
         "train_command": train_command(config, run_dir),
-        "tflite": (state.done("deploy") or {}).get("tflite"), "deploy": state.done("deploy"),
+        "tflite": deployed.tflite if deployed else None, "deploy": state.done("deploy"),
     }
 
 

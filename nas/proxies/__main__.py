@@ -68,7 +68,7 @@ def _parser() -> ArgumentParser:
     p = ArgumentParser(prog="python -m nas.proxies", description=__doc__.strip().splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
 
-    t = sub.add_parser("train", help="train one spec on the proxy task and print its top-1")
+    t = sub.add_parser("train", help="train one spec on the proxy task and print its top-1", config_file=True)
     t.add_argument("--spec", required=True, help="architecture spec (YAML)")
     length = t.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=positive_int, help="epochs (default: the budget's)")
@@ -85,13 +85,14 @@ def _parser() -> ArgumentParser:
     _add_common(t)
     add_spec_limit_flags(t)
 
-    s = sub.add_parser("score", help="zero-cost score(s) of one spec")
+    s = sub.add_parser("score", help="zero-cost score(s) of one spec", config_file=True)
     s.add_argument("--spec", required=True, help="architecture spec (YAML)")
     s.add_argument("--proxy", required=True, choices=[*zero_cost_names(), "all"])
     _add_common(s)
     add_spec_limit_flags(s)
 
-    a = sub.add_parser("audit", help="rank correlation of every proxy with a longer reference training")
+    a = sub.add_parser("audit", help="rank correlation of every proxy with a longer reference training",
+                       config_file=True)
     a.add_argument("--space", required=True, help="search space name (mobilenetv3_large, ...) or YAML path")
     a.add_argument("--samples", type=_at_least_3, required=True, help="architectures to sample (at least 3)")
     a.add_argument("--out", help="output directory (default: ./runs/audit-<space>-<seed>)")
@@ -116,7 +117,7 @@ def _parser() -> ArgumentParser:
     from nas.audit.imagenet import (ACCEL_NETWORKS, DEFAULT_NETWORKS, DEFAULT_PROXIES, DEFAULT_TRAINED_NETWORKS,
                                     REFERENCE_LABEL)
 
-    i = sub.add_parser("imagenet-audit", help=f"rank every proxy against {REFERENCE_LABEL}")
+    i = sub.add_parser("imagenet-audit", help=f"rank every proxy against {REFERENCE_LABEL}", config_file=True)
     i.add_argument("--networks", type=int_in(4, ACCEL_NETWORKS), default=DEFAULT_NETWORKS,
                    help=f"Accel-NASBench records to draw, uniformly with --seed; every cheap proxy scores them all "
                         f"(4..{ACCEL_NETWORKS}, default {DEFAULT_NETWORKS})")

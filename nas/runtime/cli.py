@@ -14,20 +14,30 @@ from typing import Any, Callable, Sequence
 from nas.runtime.errors import UserError, VerificationError
 from nas.runtime.jsonl import jsonable
 from nas.runtime.log import NORMAL, add_verbosity_flags, setup_logging
+from nas.runtime.settings import Origins, file_origins, flag, read_config_file
 
 EXIT_USER_ERROR = 2
 
 
 class ArgumentParser(argparse.ArgumentParser):
     """argparse, but a bad flag is one line on stderr (not usage + error) and exit status 2.
-    Every command (and subcommand) takes --quiet / --verbose; parsing them sets up logging."""
+    Every command (and subcommand) takes --quiet / --verbose; parsing them sets up logging.
+
+    With `config_file=True` the (sub)command also takes `--config FILE`: a YAML mapping whose keys
+    are its flags' settings (`batch_size: 256` for `--batch-size 256`). Settings are defaults <- the
+    file <- flags; a file's value passes the flag's own type and choices (one check, wherever the
+    value enters), and an error about it names the file and key."""
 
     _subcommand = False  # a subcommand's parser: the top-level parser sets up logging
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, config_file: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         if "--quiet" not in self._option_string_actions:
             add_verbosity_flags(self, default=argparse.SUPPRESS if self._subcommand else NORMAL)
+        self._config_file = config_file
+        if config_file:
+            self.add_argument("--config", metavar="FILE", help="settings from a YAML file (keys: this command's "
+                                                                "flags, as batch_size); flags override it")
 
     def add_subparsers(self, **kwargs):
         parser_class = kwargs.get("parser_class", type(self))
@@ -41,10 +51,88 @@ class ArgumentParser(argparse.ArgumentParser):
         if not self._subcommand:
             namespace.verbosity = getattr(namespace, "verbosity", NORMAL)
             setup_logging(namespace.verbosity)
+            if getattr(namespace, "config", None) and any(getattr(p, "_config_file", False)
+                                                          for p in _chosen_parsers(self, namespace)):
+                _apply_config_file(self, args, namespace)
         return namespace, extras
 
     def error(self, message: str):  # noqa: D401 - argparse API
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message}\n")
+
+
+NOT_SETTINGS = ("help", "config", "verbosity")  # flags a config file cannot set
+_origins: Origins = {}  # where the running command's settings came from (a config file's keys)
+
+
+def _chosen_parsers(parser: argparse.ArgumentParser, namespace) -> list[argparse.ArgumentParser]:
+    """The parser and the subcommand parsers `namespace` went through."""
+    chain = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            sub = action.choices.get(getattr(namespace, action.dest, None) or "")
+            if sub is not None:
+                chain += _chosen_parsers(sub, namespace)
+    return chain
+
+
+def _all_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    subs = [p for a in parser._actions if isinstance(a, argparse._SubParsersAction)
+            for p in dict.fromkeys(a.choices.values())]
+    return [parser, *[q for p in subs for q in _all_parsers(p)]]
+
+
+def _given_on_command_line(parser: argparse.ArgumentParser, args) -> set[str]:
+    """The settings the command line gave: parsed again with every default hidden."""
+    parsers = _all_parsers(parser)
+    saved = [(a, a.default) for p in parsers for a in p._actions]
+    try:
+        for action, _ in saved:
+            action.default = argparse.SUPPRESS
+        given = argparse.ArgumentParser.parse_known_args(parser, args, None)[0]
+    finally:
+        for action, default in saved:
+            action.default = default
+    return set(vars(given))
+
+
+def _setting_value(action: argparse.Action, value: Any) -> Any:
+    """A config file's value for `action`'s flag, through the flag's own type and choices."""
+    if action.nargs == 0:  # --resume, --json: a switch
+        if not isinstance(value, bool):
+            raise ValueError(f"must be true or false, got {value!r}")
+        return action.const if value else action.default
+    many = action.nargs in ("+", "*") or isinstance(action, argparse._AppendAction)
+    items = value if many and isinstance(value, list) else [value]
+    if any(isinstance(v, (list, dict)) for v in items) or (many and not items and action.nargs == "+"):
+        raise ValueError(f"must be {'a list of values' if many else 'one value'}, got {value!r}")
+    out = []
+    for v in items:
+        if isinstance(v, bool) or v is None:
+            raise ValueError(f"must be a value for {action.option_strings[0]}, got {v!r}")
+        converted = action.type(str(v)) if action.type else str(v)
+        if action.choices is not None and converted not in action.choices:
+            raise ValueError(f"must be one of {', '.join(map(str, action.choices))}, got {v!r}")
+        out.append(converted)
+    return out if many else out[0]
+
+
+def _apply_config_file(parser: argparse.ArgumentParser, args, namespace) -> None:
+    """defaults <- the --config file <- flags, into `namespace`; the file's keys are remembered as
+    where those settings came from (run_main names the file and key in an error about one)."""
+    global _origins
+    path = namespace.config
+    settings = {a.dest: a for p in _chosen_parsers(parser, namespace) for a in p._actions
+                if a.option_strings and a.dest not in NOT_SETTINGS and a.help != argparse.SUPPRESS}
+    values = read_config_file(path, settings)
+    given = _given_on_command_line(parser, args)
+    for key, value in values.items():
+        if key in given:
+            continue  # the flag overrides the file
+        try:
+            setattr(namespace, key, _setting_value(settings[key], value))
+        except (argparse.ArgumentTypeError, ValueError, TypeError) as err:
+            raise UserError(str(err), source=str(path), field=key) from None
+        _origins = {**_origins, **file_origins(str(path), [key])}
 
 
 def positive_float(text: str) -> float:
@@ -182,7 +270,9 @@ def exit_quietly_on_ctrl_c() -> None:
 
 def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
     """Run a command's main: a user error is one stderr line and exit status 2; Ctrl-C says how to resume."""
+    global _origins
     set_resume_hint(None)
+    _origins = {}
     setup_logging(NORMAL)  # the parser sets --quiet / --verbose; until then (and without them) info
     if signal.getsignal(signal.SIGINT) is _startup_interrupt:
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -234,9 +324,12 @@ def signals_held():
 
 
 def on_command_line(err: UserError) -> UserError:
-    """A library error names a setting's key (`target_ms`); on the command line it is the flag (`--target-ms`)."""
+    """A library error names a setting's key (`target_ms`); on the command line it is the flag
+    (`--target-ms`), or the config file's key where the value came from one."""
     if err.source is None and err.field and re.fullmatch(r"[a-z][a-z0-9_]*", err.field):
-        return UserError(err.message, field="--" + err.field.replace("_", "-"))
+        if err.field in _origins:
+            return UserError(err.message, source=_origins[err.field][0], field=err.field)
+        return UserError(err.message, field=flag(err.field))
     return err
 
 

@@ -109,11 +109,11 @@ def _human(r: dict[str, Any]) -> str:
             f"{r.get('smallest_accuracy', 0):.4f} -> {r['checkpoint']}")
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> ArgumentParser:
     p = ArgumentParser(prog="python -m nas.supernet", description=__doc__.strip().splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
 
-    t = sub.add_parser("train", help="train a supernet for a space by path sampling")
+    t = sub.add_parser("train", help="train a supernet for a space by path sampling", config_file=True)
     t.add_argument("--space", default="mobilenetv3_large", help="search space name or YAML (default mobilenetv3_large)")
     t.add_argument("--out", help="directory (default ./runs/supernet-<space>-s<seed>)")
     t.add_argument("--resume", action="store_true", help="continue the training in --out from its last epoch")
@@ -138,11 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--address", help="join this Ray cluster (ray start --head) and train there")
     t.set_defaults(run=cmd_train)
 
-    s = sub.add_parser("score", help="inherited top-1 of specs (BN re-estimated per path)")
+    s = sub.add_parser("score", help="inherited top-1 of specs (BN re-estimated per path)", config_file=True)
     s.add_argument("spec", nargs="+", help="spec YAML files or published names")
     s.set_defaults(run=cmd_score)
 
-    e = sub.add_parser("extract", help="a spec's network with the supernet's weights, for nas.train --init")
+    e = sub.add_parser("extract", help="a spec's network with the supernet's weights, for nas.train --init",
+                       config_file=True)
     e.add_argument("spec")
     e.add_argument("--out", required=True, metavar="WEIGHTS.pt")
     e.set_defaults(run=cmd_extract)
@@ -153,6 +154,11 @@ def main(argv: list[str] | None = None) -> int:
         sp.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
         sp.add_argument("--threads", type=THREADS, help="torch threads (default: this process's CPUs)")
         sp.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = _parser()
     args = p.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else argv
     emit(args.run(args), args.json, _human)

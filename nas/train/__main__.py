@@ -35,7 +35,7 @@ _FLAG_OF = {"resolution": "--resolution", "stem_stride": "--stem-stride", "datas
 
 
 def _parser() -> ArgumentParser:
-    p = ArgumentParser(prog="python -m nas.train", description=__doc__.strip().splitlines()[0])
+    p = ArgumentParser(prog="python -m nas.train", description=__doc__.strip().splitlines()[0], config_file=True)
     p.add_argument("spec", help="architecture spec: a YAML file or a published one by name")
     p.add_argument("--out", help="run directory (default: ./runs/train-<spec>-s<seed>)")
     p.add_argument("--resume", action="store_true", help="continue the training in --out from its last epoch")

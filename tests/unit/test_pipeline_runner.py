@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import pytest
@@ -10,7 +11,15 @@ from helpers import DATA
 from nas.pipeline import stages
 from nas.pipeline.run_config import validate_config
 from nas.pipeline.prepare import Prepared
+from nas.pipeline.results import AdaptStage, SearchStage, SelectStage, StageResult
 from nas.pipeline.runner import RunState, run_stages
+from nas.runtime.errors import UserError
+
+
+@dataclass(frozen=True, kw_only=True)
+class Value(StageResult):
+    value: str | None = None
+    n: int | None = None
 
 
 def recording(name, calls, result=None, fail=False):
@@ -18,7 +27,7 @@ def recording(name, calls, result=None, fail=False):
         calls.append(name)
         if fail:
             raise KeyboardInterrupt  # Ctrl-C in the middle of this stage
-        return {"value": name} if result is None else result
+        return Value(value=name) if result is None else result
     return stage
 
 
@@ -28,10 +37,10 @@ def test_stages_run_in_order_and_each_result_is_saved_with_its_seconds(tmp_path)
 
     def peek(ctx):  # what pipeline.json holds when the second stage starts
         seen_on_disk.append(json.loads(path.read_text())["done"])
-        return {}
+        return Value()
 
     state = RunState(path, resume=False)
-    run_stages([("a", recording("a", calls)), ("b", peek), ("c", recording("c", calls, {"n": 3}))], state, None)
+    run_stages([("a", recording("a", calls)), ("b", peek), ("c", recording("c", calls, Value(n=3)))], state, None)
     assert calls == ["a", "c"]
     assert set(seen_on_disk[0]) == {"a"} and seen_on_disk[0]["a"]["value"] == "a"
     saved = json.loads(path.read_text())
@@ -62,10 +71,37 @@ def test_resume_starts_at_the_first_unfinished_stage(tmp_path):
     assert calls == []
 
 
-def test_a_stage_must_return_a_dict(tmp_path):
-    with pytest.raises(TypeError, match="stage x returned list"):
-        run_stages([("x", lambda ctx: [1])], RunState(tmp_path / "pipeline.json", resume=False), None)
+def test_a_stage_must_return_its_typed_record(tmp_path):
+    with pytest.raises(TypeError, match="stage x returned dict, not a StageResult"):
+        run_stages([("x", lambda ctx: {"samples": 1})], RunState(tmp_path / "pipeline.json", resume=False), None)
     assert not (tmp_path / "pipeline.json").exists()
+
+
+def test_a_stage_record_reads_back_typed_with_the_same_json(tmp_path):
+    """pipeline.json keeps the keys it always had (a null where a class keeps one, no key for other
+    unset fields); a resumed run reads the record back as the class, the runner's seconds with it."""
+    path = tmp_path / "pipeline.json"
+    state = RunState(path, resume=False)
+    state.finish("search", SearchStage(samples=3), 1.0)
+    state.finish("netadapt", AdaptStage(iterations=2, accuracy=0.5, latency_ms=9.5, note="", inherited=False), 2.0)
+    saved = json.loads(path.read_text())["done"]
+    assert saved["search"] == {"samples": 3, "score_map": None, "seconds": 1.0}
+    assert saved["netadapt"] == {"iterations": 2, "accuracy": 0.5, "latency_ms": 9.5, "note": "", "inherited": False,
+                                 "weights": None, "seconds": 2.0}  # no "queries": it was not set
+    resumed = RunState(path, resume=True)
+    assert resumed.result("search", SearchStage) == SearchStage(samples=3, seconds=1.0)
+    assert resumed.result("netadapt", AdaptStage).latency_ms == 9.5
+    assert resumed.result("select", SelectStage) is None  # not finished
+    saved["select"] = {"seconds": 0.1}  # an edit that lost the stage's keys: one line naming file and stage
+    path.write_text(json.dumps({"done": saved}))
+    with pytest.raises(UserError, match=r"pipeline.json: done.select: is not a select stage's record: .*'note'"):
+        RunState(path, resume=True).result("select", SelectStage)
+
+
+def test_a_record_from_another_version_keeps_what_this_one_knows():
+    assert SearchStage.from_json({"samples": 4, "new_key": 1}) == SearchStage(samples=4)
+    with pytest.raises(TypeError, match="samples"):
+        SearchStage.from_json({"score_map": None})
 
 
 def test_the_pipeline_is_a_table_of_stages():
@@ -129,14 +165,13 @@ def test_a_damaged_pipeline_state_is_one_error_and_the_previous_copy_is_kept(tmp
 
     path = tmp_path / "pipeline.json"
     state = RunState(path, resume=False)
-    state.finish("search", {"samples": 3}, 1.0)
-    state.finish("select", {"note": "best"}, 0.1)
-    assert json.loads((tmp_path / "pipeline.json.prev").read_text())["done"] == {"search": {"samples": 3,
-                                                                                         "seconds": 1.0}}
+    state.finish("search", Value(n=3), 1.0)
+    state.finish("select", Value(value="best"), 0.1)
+    assert json.loads((tmp_path / "pipeline.json.prev").read_text())["done"] == {"search": {"n": 3, "seconds": 1.0}}
     for damaged in ('{"done": {"search": {"samp', '["not", "a", "state"]', '{"done": {"search": 3}}'):
         path.write_text(damaged)
         with pytest.raises(UserError, match="pipeline.json.prev") as err:
             RunState(path, resume=True)
         assert err.value.source == str(path)
     path.write_bytes((tmp_path / "pipeline.json.prev").read_bytes())  # what the message says to do
-    assert RunState(path, resume=True).done("search") == {"samples": 3, "seconds": 1.0}
+    assert RunState(path, resume=True).done("search") == {"n": 3, "seconds": 1.0}
