@@ -1,8 +1,9 @@
 """What each stage of a run hands the stages after it: one typed record per stage.
 
 pipeline.json keeps each record as its JSON (`to_json`), with the runner's `seconds`; a resumed
-run reads it back (`from_json`). A field left at None is not written, except those a class names
-in `KEEP_NULL` (pipeline.json has always said `"weights": null` where NetAdapt kept none).
+run reads it back (`from_json`). Every field is written, a None as null, but those a class names in
+`OMIT_NULL`: optional keys that pipeline.json has only where they apply (`queries` where NetAdapt
+moved an accuracy model's choices).
 """
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ R = TypeVar("R", bound="StageResult")
 @dataclass(frozen=True, kw_only=True)
 class StageResult:
     seconds: float | None = None  # the runner's: how long the stage took (all its runs together)
-    KEEP_NULL: ClassVar[tuple[str, ...]] = ()
+    OMIT_NULL: ClassVar[tuple[str, ...]] = ()
 
     def to_json(self) -> dict[str, Any]:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
-        return {k: v for k, v in values.items() if v is not None or k in self.KEEP_NULL}
+        omit = ("seconds", *self.OMIT_NULL)
+        return {k: v for k, v in values.items() if v is not None or k not in omit}
 
     @classmethod
     def from_json(cls: type[R], data: dict[str, Any]) -> R:
@@ -46,13 +48,15 @@ class SupernetStage(StageResult):
     joint: dict[str, Any] | None = None  # TuNAS: what the controller learned while the supernet trained
     space: str | None = None  # a family's shared supernet: its space and the targets that use it
     targets: list[float] | None = None
+    OMIT_NULL: ClassVar[tuple[str, ...]] = ("skipped", "checkpoint", "trained", "epochs", "steps", "train_images",
+                                            "seconds_per_epoch", "largest_accuracy", "smallest_accuracy", "wall_s",
+                                            "joint", "space", "targets")
 
 
 @dataclass(frozen=True, kw_only=True)
 class SearchStage(StageResult):
     samples: int
     score_map: dict[str, float] | None = None  # zero-cost score -> accuracy, where one was fitted
-    KEEP_NULL: ClassVar[tuple[str, ...]] = ("score_map",)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,13 +68,13 @@ class SelectStage(StageResult):
 @dataclass(frozen=True, kw_only=True)
 class AdaptStage(StageResult):
     iterations: int
-    accuracy: float
+    accuracy: float | None  # None: no network NetAdapt could train
     latency_ms: float
     note: str
     inherited: bool  # started from the supernet's weights
     weights: str | None = None  # the adapted network's weights, where NetAdapt trained it
     queries: int | None = None  # on an accuracy model's choices: how many networks it scored
-    KEEP_NULL: ClassVar[tuple[str, ...]] = ("weights",)
+    OMIT_NULL: ClassVar[tuple[str, ...]] = ("queries",)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,6 +94,7 @@ class CompareStage(StageResult):
     verdict: str
     seeds: list[int]
     accuracy_source: str | None = None  # for an ImageNet accuracy model: whose model it is
+    OMIT_NULL: ClassVar[tuple[str, ...]] = ("accuracy_source",)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,13 +103,14 @@ class DeployStage(StageResult):
     int8: dict[str, Any] | None = None
     tflite_note: str | None = None
     tflite_max_abs_diff: float | None = None
-    KEEP_NULL: ClassVar[tuple[str, ...]] = ("tflite", "int8")
+    OMIT_NULL: ClassVar[tuple[str, ...]] = ("tflite_note", "tflite_max_abs_diff")
 
 
 @dataclass(frozen=True, kw_only=True)
 class ReportStage(StageResult):
     report: str | None = None  # a family's report and plot (a run's report is report.md in its folder)
     plot: str | None = None
+    OMIT_NULL: ClassVar[tuple[str, ...]] = ("report", "plot")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,7 +120,7 @@ class MemberStage(StageResult):
     onnx: str
     predicted_ms: float
     measured_host_ms: float
-    proxy_accuracy: float
+    proxy_accuracy: float | None
     proxy_accuracy_sd: float | None
     samples: int
     wall_s: float
@@ -137,5 +143,3 @@ class MemberStage(StageResult):
         """The member's record less the runner's seconds: what the member run itself prints."""
         return {k: v for k, v in self.to_json().items() if k != "seconds"}
 
-
-MemberStage.KEEP_NULL = tuple(f.name for f in fields(MemberStage) if f.name != "seconds")  # every key, always

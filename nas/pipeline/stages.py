@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -330,8 +330,8 @@ STAGES: list[Stage] = [
 
 def run_result(summary: dict[str, Any], run_dir: Path) -> MemberStage:
     """What a run prints (--json), and a family keeps for each of its targets."""
-    keys = MemberStage.KEEP_NULL  # every field of the record
-    return MemberStage(**{k: summary[k] for k in keys if k in summary},
+    keys = [f.name for f in fields(MemberStage) if f.name not in ("seconds", "report", "run_dir")]
+    return MemberStage(**{k: summary[k] for k in keys},
                        report=str(run_dir / "report.md"), run_dir=str(run_dir))
 
 

@@ -146,37 +146,27 @@ def positive_float(text: str) -> float:
     return value
 
 
-def positive_int(text: str) -> int:
+def _integer(text: str, ok: Callable[[int], bool], must: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be an integer > 0, got {text!r}")
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"must be an integer {must}, got {text!r}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _integer(text, lambda v: v > 0, "> 0")
 
 
 def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
-    return value
+    return _integer(text, lambda v: v >= 0, ">= 0")
 
 
 def int_in(lo: int, hi: int) -> Callable[[str], int]:
     """argparse type: an integer in lo..hi (every count a command takes has a bound)."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"must be an integer in {lo}..{hi}, got {text!r}")
-        return value
-    return parse
+    return lambda text: _integer(text, lambda v: lo <= v <= hi, f"in {lo}..{hi}")
 
 
 THREADS = int_in(1, 1024)    # torch and runtime threads

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from types import SimpleNamespace
+from typing import ClassVar
 
 import pytest
 
@@ -20,6 +21,7 @@ from nas.runtime.errors import UserError
 class Value(StageResult):
     value: str | None = None
     n: int | None = None
+    OMIT_NULL: ClassVar[tuple[str, ...]] = ("value", "n")
 
 
 def recording(name, calls, result=None, fail=False):
