@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import json
 
-
 from helpers import DATA, assert_user_error, run_cli
-from helpers.interrupt import lines_in
+from helpers.interrupt import interrupt_twice_then_finish
 from nas.pipeline.stages import RESULT_KEYS
 from nas.runtime.jsonl import read_jsonl
-from test_interruption import interrupt_twice_then_finish
 
 TINY = DATA / "tiny_space.yaml"
 TARGETS = (1.2, 1.5)  # inside the tiny space (0.98..1.71 ms on pixel1)
