@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # `import helpers` from tests/unit and tests/integration
+TESTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TESTS))  # `import helpers` from every test folder
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 # Host tables live in the user cache: every test (and the commands it starts) gets a throwaway one,
 # never the real ~/.cache/nas-mobilenetv3 nor whatever NAS_CACHE_DIR the shell had.
@@ -16,12 +17,15 @@ from helpers import REFERENCE  # noqa: E402
 from helpers.data import fashion_mnist  # noqa: E402,F401 (session fixture every suite may ask for)
 
 
+SUITES = ("unit", "integration", "slow")  # tests/<suite>/<folder>/test_*.py (tests/README.md)
+
+
 def pytest_collection_modifyitems(items):
-    """The `unit` / `integration` markers come from the folder a test lives in."""
+    """The `unit` / `integration` / `slow` markers come from the first folder under tests/."""
     for item in items:
-        folder = Path(str(item.fspath)).parent.name
-        if folder in ("unit", "integration"):
-            item.add_marker(folder)
+        suite = Path(item.path).resolve().relative_to(TESTS).parts[0]
+        if suite in SUITES:
+            item.add_marker(suite)
 
 
 @pytest.fixture

@@ -61,7 +61,7 @@ UNFITTED = ("pixel1 as shipped (no fit)", "host sum (no fit)")
 METRICS = ("median_ape", "p90_ape", "tau")
 
 
-# ---- pure helpers (pinned by tests/unit/test_fewshot_calibration.py) ----------------------------
+# ---- pure helpers (pinned by tests/unit/project/test_fewshot_calibration.py) --------------------
 def error_summary(pred: Sequence[float], truth: Sequence[float]) -> dict[str, float]:
     """Median and 90th-percentile absolute percentage error of `pred` against `truth`, and Kendall's
     tau (tau-b) between them."""

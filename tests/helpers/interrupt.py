@@ -1,6 +1,7 @@
 """Interrupt a command at a chosen state and check that what it left behind is whole.
 
-Used by test_interruption.py (signals sent when a state is observed: a log line, a file) and by
+Used by tests/integration/project/test_interruption.py and test_family.py (signals sent when a state is
+observed: a log line, a file) and by
 experiments/benchmarks/interruption_audit.py (many random moments and simulated power cuts, a table
 of outcomes).
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shlex
 import signal
 import subprocess
 import sys
@@ -276,3 +278,31 @@ def broken_files(folder: Path, finished: bool) -> list[str]:
         except Exception as err:  # noqa: BLE001 - any failure to read is the finding
             problems.append(f"{name}: {type(err).__name__}: {str(err)[:120]}")
     return problems
+
+
+def resume_hint(outcome) -> list[str]:
+    """The command the SIGINT message gives, as argv for `python -m`."""
+    line = outcome.last_line
+    assert outcome.returncode == 130 and "interrupted; continue with: python -m " in line, outcome.stderr[-2000:]
+    assert "Traceback" not in outcome.stderr
+    command = line.split("continue with: ", 1)[1].split("  (")[0]
+    return shlex.split(command)[2:]
+
+
+def interrupt_twice_then_finish(cmd, out, sigint_when, sigkill_when, timeout=600, env=None, probe=None):
+    """SIGINT once `sigint_when()` holds, SIGKILL of the resumed run once `sigkill_when()` does, then
+    the resumed run to the end; returns the three outcomes."""
+    first = run_until(cmd, signal.SIGINT, 0, sigint_when, timeout, env)
+    assert first.hit, "finished before the SIGINT"
+    assert broken_files(out, finished=False) == []
+    assert first.left_running == []
+    again = resume_hint(first)
+    second = run_until(again, signal.SIGKILL, 0, sigkill_when, timeout=timeout, env=env, probe=probe)
+    assert second.hit and second.returncode == -signal.SIGKILL, second.stderr[-2000:]
+    assert broken_files(out, finished=False) == []
+    assert second.left_running == []
+    last = run_until(again, None, timeout=timeout, env=env)
+    assert last.returncode == 0, last.stderr[-3000:]
+    assert broken_files(out, finished=True) == []
+    assert last.left_running == []
+    return first, second, last

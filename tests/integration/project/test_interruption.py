@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import signal
 
 import pytest
@@ -18,41 +17,13 @@ import pytest
 from pathlib import Path
 
 from helpers import DATA, REFERENCE
-from helpers.interrupt import ENV, broken_files, lines_in, run_until, tree_cpus
+from helpers.interrupt import ENV, broken_files, interrupt_twice_then_finish, lines_in, run_until, tree_cpus
 from nas.latency.devices import get_device
 from nas.latency.table import LatencyTable
 from nas.runtime.jsonl import read_jsonl
 from nas.core.spec_file import load_spec
 
 TINY_SPACE = DATA / "tiny_space.yaml"
-
-
-def resume_hint(outcome) -> list[str]:
-    """The command the SIGINT message gives, as argv for `python -m`."""
-    line = outcome.last_line
-    assert outcome.returncode == 130 and "interrupted; continue with: python -m " in line, outcome.stderr[-2000:]
-    assert "Traceback" not in outcome.stderr
-    command = line.split("continue with: ", 1)[1].split("  (")[0]
-    return shlex.split(command)[2:]
-
-
-def interrupt_twice_then_finish(cmd, out, sigint_when, sigkill_when, timeout=600, env=None, probe=None):
-    """SIGINT once `sigint_when()` holds, SIGKILL of the resumed run once `sigkill_when()` does, then
-    the resumed run to the end; returns the three outcomes."""
-    first = run_until(cmd, signal.SIGINT, 0, sigint_when, timeout, env)
-    assert first.hit, "finished before the SIGINT"
-    assert broken_files(out, finished=False) == []
-    assert first.left_running == []
-    again = resume_hint(first)
-    second = run_until(again, signal.SIGKILL, 0, sigkill_when, timeout=timeout, env=env, probe=probe)
-    assert second.hit and second.returncode == -signal.SIGKILL, second.stderr[-2000:]
-    assert broken_files(out, finished=False) == []
-    assert second.left_running == []
-    last = run_until(again, None, timeout=timeout, env=env)
-    assert last.returncode == 0, last.stderr[-3000:]
-    assert broken_files(out, finished=True) == []
-    assert last.left_running == []
-    return first, second, last
 
 
 SEARCH_SAMPLES = 240  # 15 batches: the search lasts long enough to be interrupted in its middle
@@ -151,9 +122,8 @@ def test_table_build_interrupted_and_resumed(tmp_path):
 
 RAY_HELPER = """
 import os, sys, time
-sys.path.insert(0, {tests!r})
 from ray import tune
-from test_search_resume import TINY
+from helpers import DATA  # tests/ is on the PYTHONPATH (helpers.interrupt.ENV)
 from nas.latency.devices import get_device
 from nas.accuracy.proxy_config import ProxyConfig
 from nas.search.reward import RewardConfig
@@ -173,7 +143,7 @@ def gated_trainable(config):
     tune.report({{"accuracy": 0.5 + 0.01 * config["index"], "failed": False}})
 
 
-space = load_space(TINY)
+space = load_space(DATA / "tiny_space.yaml")
 run = SearchRun(sys.argv[1], space, make_algorithm("evolution", space, seed=0, population=4),
                 Evaluator(get_device("pixel1"), None, RewardConfig.hard(1.3)), 10, resume=sys.argv[2] == "1")
 try:
@@ -188,7 +158,7 @@ def test_ctrl_c_reaches_a_search_on_ray(tmp_path):
     """Ray Tune's own Ctrl-C handler would end fit() quietly with the trials so far, and the pipeline
     would go on with a short search: Ctrl-C must stop the search and its Ray, and --resume complete it."""
     script, gate = tmp_path / "ray_helper.py", tmp_path / "gate"
-    script.write_text(RAY_HELPER.format(tests=str(Path(__file__).resolve().parent), gate=str(gate)))
+    script.write_text(RAY_HELPER.format(gate=str(gate)))
     run_dir, log = tmp_path / "run", tmp_path / "run" / "samples.jsonl"
     first = run_until([str(script), str(run_dir), "0"], signal.SIGINT, 0, lambda: lines_in(log) >= 3, module=False)
     assert first.hit and first.returncode == 130, first.stderr[-3000:]

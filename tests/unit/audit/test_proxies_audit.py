@@ -35,9 +35,9 @@ def test_the_stratified_population_spans_the_space_evenly_in_log_latency():
 
 
 def test_a_population_the_space_cannot_fill_is_refused(tmp_path):
-    from pathlib import Path
+    from helpers import DATA
 
-    tiny = str(Path(__file__).parents[1] / "data" / "micro_space.yaml")
+    tiny = str(DATA / "micro_space.yaml")
     with pytest.raises(UserError, match="fewer than 100000 distinct"):
         stratified_specs(tiny, 100000, seed=0, pool=1)
     with pytest.raises(UserError, match="--population"):

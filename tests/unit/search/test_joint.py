@@ -10,7 +10,7 @@ from nas.latency.devices import get_device
 from nas.search.joint import JointConfig, JointLearner
 from nas.search.reward import RewardConfig
 from nas.supernet.path_training import SupernetTraining
-from test_supernet import CONFIG, TINY, patch_data
+from helpers.supernet import CONFIG, TINY, patch_data
 
 STEPS = CONFIG.epochs * (256 // CONFIG.batch_size)  # patch_data's 256 training images: 16 steps
 

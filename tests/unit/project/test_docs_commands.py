@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import re
-from pathlib import Path
 
 import pytest
 
-PAGE = Path(__file__).resolve().parents[2] / "docs" / "design.md"
+from helpers import ROOT
+
+PAGE = ROOT / "docs" / "design.md"
 SHARED = {"-h", "--help", "-q", "--quiet", "-v", "--verbose", "--json", "--config", "--max-params", "--max-macs"}
 
 

@@ -6,7 +6,9 @@ import ast
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2] / "nas"
+from helpers import ROOT as REPO
+
+ROOT = REPO / "nas"
 
 # Lowest first: a package imports only from layers below its own. Commands (every `__main__`) and
 # the Python door (`nas.api`, `nas` itself) sit on top.

@@ -1,9 +1,8 @@
-"""The package as installed: console scripts in this venv, and (slow) a wheel in a fresh venv used
-from outside the checkout, by the same script CI runs after `make test`."""
+"""The package as installed: console scripts in this venv (the wheel in a fresh venv, slow, is in
+tests/slow/project/test_wheel_check.py)."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT, assert_user_error, check_user_error, run_inprocess
+from helpers import assert_user_error, check_user_error, run_inprocess
 
 BIN = Path(sys.executable).parent
 
@@ -67,14 +66,3 @@ def test_console_script_ctrl_c_while_starting(tmp_path):
     assert proc.returncode == 130, err
     assert [line for line in err.splitlines() if line.strip()] == ["interrupted; nothing was saved"]
     assert not (tmp_path / "runs").exists()
-
-
-@pytest.mark.slow
-def test_wheel_in_a_fresh_venv(tmp_path):
-    """`make wheel-check` (.ci/wheel_check.sh with the Makefile's torch pin): CI runs it itself after
-    `make test`, so it is marked slow (not run twice)."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run(["make", "-s", "-C", str(ROOT), "wheel-check"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=3600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert proc.stdout.splitlines()[-1].endswith("ok")

@@ -1,22 +1,19 @@
 """The supernet: every path of the three spaces extracts as build_model's network with the same output;
 training by path sampling learns and resumes exactly; a path's score re-estimates its BN."""
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from nas.accuracy.proxy_data import ProxyData
 from nas.accuracy.short_training import adapt_spec
 from nas.core.model import build_model
 from nas.core.space import load_space
 from nas.runtime.errors import UserError
 from nas.supernet.net import Supernet
-from nas.supernet.supernet_config import SupernetConfig
 from nas.supernet.path_training import SupernetTraining, evaluate_path
+from helpers.supernet import CONFIG, TINY, patch_data
 
-TINY = Path(__file__).parent.parent / "data" / "tiny_space.yaml"
 SPACES = ("mobilenetv3_large", "mobilenetv3_small", "mnasnet")
 
 
@@ -127,26 +124,6 @@ def test_sorting_channels_keeps_the_largest_network_and_orders_importance():
 
 
 # ---- training ---------------------------------------------------------------------------------
-
-def patch_data(n_train=256, n_val=128, resolution=16, seed=0) -> ProxyData:
-    """Ten classes, each a bright patch at its own place: learnable in a few steps."""
-    rng = np.random.default_rng(seed)
-
-    def make(n):
-        y = np.arange(n) % 10
-        x = rng.integers(0, 60, size=(n, 1, resolution, resolution))
-        for i, label in enumerate(y):
-            r, c = divmod(int(label), 4)
-            x[i, 0, 4 * r:4 * r + 4, 4 * c:4 * c + 4] += 180
-        return torch.from_numpy(np.clip(x, 0, 255).astype(np.uint8)), torch.from_numpy(y.astype(np.int64))
-
-    (tx, ty), (vx, vy) = make(n_train), make(n_val)
-    return ProxyData(name="patches", num_classes=10, resolution=resolution, train_x=tx, train_y=ty, val_x=vx,
-                     val_y=vy, mean=torch.full((1, 1, 1, 1), 0.2), std=torch.full((1, 1, 1, 1), 0.3))
-
-
-CONFIG = SupernetConfig(epochs=2, batch_size=32, learning_rate=0.2, paths=3, bn_images=64, eval_batch_size=64)
-
 
 def test_path_sampled_training_learns_the_task_for_big_and_small_paths():
     space = load_space(TINY)

@@ -1,8 +1,8 @@
 """`python -m nas.train --workers 2`: one real Ray Train run, two data-parallel CPU workers, one epoch
-on a tiny spec. Slow: a private Ray and its two workers take 40-70 s to start and stop on a 2-core CPU."""
+on a tiny spec. Slow: a private Ray and its two workers are slow to start and stop on a 2-core CPU
+(the times are in docs/benchmarks.md, Test suite)."""
 import json
 
-import pytest
 import torch
 
 from helpers import DATA, run_cli
@@ -10,7 +10,6 @@ from helpers.data import TINY
 from nas.core.spec import save_spec
 
 
-@pytest.mark.slow
 def test_two_ray_train_workers(fashion_mnist, tmp_path):
     spec = tmp_path / "tiny.yaml"
     save_spec(TINY, spec)
@@ -29,7 +28,6 @@ def test_two_ray_train_workers(fashion_mnist, tmp_path):
         assert (out / name).is_file(), name
 
 
-@pytest.mark.slow
 def test_a_supernet_on_two_ray_train_workers_resumes_in_one_process(fashion_mnist, tmp_path):
     """Two data-parallel workers train epoch 1 (worker 0 writes the checkpoint); the same settings
     resume it on the workers for epoch 2, and the result scores its paths."""

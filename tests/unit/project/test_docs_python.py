@@ -3,13 +3,12 @@ its registry table lists every built-in name."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
-
 import nas
 from nas.pipeline.run_config import CONFIG_KEYS, DEFAULTS
 from nas.search.__main__ import parser
+from helpers import ROOT
 
-PAGE = Path(__file__).resolve().parents[2] / "docs" / "python.md"
+PAGE = ROOT / "docs" / "python.md"
 
 
 def _table(header: str) -> list[list[str]]:

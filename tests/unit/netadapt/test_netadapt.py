@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from helpers import REFERENCE, check_user_error, run_cli, run_inprocess
+from helpers.netadapt import FAST, TRAIN, data, iterations, tiny  # noqa: F401 (data, tiny: fixtures)
 from nas.runtime.errors import UserError
 from nas.export.onnx import randomize_for_check
 from nas.latency.devices import get_device
@@ -20,28 +21,10 @@ from nas.runtime.stats import standard_error
 from nas.netadapt.proposals import TIE_SE, choose, make_proposals, may_win, proposal_score
 from nas.netadapt.netadapt_run import run_netadapt, tie_note
 from nas.runtime.jsonl import read_log
-from nas.accuracy.proxy_config import DataConfig, TrainConfig
 from nas.core.spec import has_residual
 from nas.core.spec_file import load_spec
 from nas.netadapt.surgery import (candidate_widths, filter_norms, floor_widths, knobs_of, node_widths, residual_groups,
                          select_channels, shrink, structure)
-
-TINY = """\
-name: tiny
-resolution: 224
-num_classes: 1000
-stem: {out: 16, k: 3, s: 2, act: hswish}
-blocks:
-  - {k: 3, exp: 16, out: 16, se: true, act: relu, s: 2}
-  - {k: 3, exp: 48, out: 24, se: false, act: relu, s: 2}
-  - {k: 3, exp: 72, out: 24, se: false, act: relu, s: 1}
-  - {k: 5, exp: 96, out: 40, se: true, act: hswish, s: 2}
-  - {k: 5, exp: 120, out: 40, se: true, act: hswish, s: 1}
-head: {conv: 96, act: hswish, fc: 128, dropout: 0.2}
-"""
-# A few hundred 32x32 images and a handful of steps: enough to rank proposals, fast enough for CI.
-TRAIN = TrainConfig(train_images=256, val_images=128, steps=30, batch_size=32, bn_images=64)
-FAST = dict(train=TRAIN, steps=3, final_steps=0, delta=0.05, threads=1, progress=False)
 
 
 @pytest.fixture(autouse=True)
@@ -204,30 +187,11 @@ def test_widths_that_change_the_structure_are_never_proposed():
 # ---- the loop ---------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    path = tmp_path_factory.mktemp("spec") / "tiny.yaml"
-    path.write_text(TINY)
-    return load_spec(path), path
-
-
-@pytest.fixture(scope="module")
-def data(fashion_mnist):
-    """Fashion-MNIST, or the synthetic IDX set where it is not installed: these tests never skip."""
-    return DataConfig(path=str(fashion_mnist))
-
-
-@pytest.fixture(scope="module")
 def full_run(tiny, data, tmp_path_factory):
     spec, _ = tiny
     target = 0.85 * get_device("pixel1").predict(spec).ms
     out = tmp_path_factory.mktemp("full")
     return target, out, run_netadapt(spec, target, "pixel1", data=data, out_dir=out, **FAST)
-
-
-def _iterations(out: Path):
-    records, torn = read_log(out / "netadapt.jsonl")
-    assert not torn
-    return [r for r in records if r["type"] == "iteration"]
 
 
 def test_latency_falls_at_every_iteration(full_run, tiny):
@@ -242,7 +206,7 @@ def test_latency_falls_at_every_iteration(full_run, tiny):
     assert all(0 <= h["accuracy"] <= 1 for h in result["history"])
     # The saved weights fit the proxy-adapted final spec.
     build_model(load_spec(result["proxy_spec_path"])).load_state_dict(torch.load(result["weights_path"]))
-    records = _iterations(out)
+    records = iterations(out)
     assert records[0]["noise"]["n_val"] == TRAIN.val_images
     for record in records[1:]:
         chosen = record["chosen"]
@@ -264,7 +228,7 @@ def test_resume_continues_from_the_last_iteration(full_run, tiny, data, tmp_path
     with pytest.raises(UserError, match="--resume"):
         run_netadapt(spec, target, "pixel1", data=data, out_dir=tmp_path, **FAST)
     resumed = run_netadapt(spec, target, "pixel1", data=data, out_dir=tmp_path, resume=True, **FAST)
-    a, b = _iterations(full_out), _iterations(tmp_path)
+    a, b = iterations(full_out), iterations(tmp_path)
     assert [r["spec"] for r in a] == [r["spec"] for r in b]
     assert [r["accuracy"] for r in a] == [r["accuracy"] for r in b]
     assert resumed["arch_hash"] == full["arch_hash"] and resumed["accuracy"] == full["accuracy"]
@@ -360,28 +324,13 @@ def test_cli_json(tiny, fashion_mnist, tmp_path):
     assert Path(result["spec_path"]).is_file() and Path(result["weights_path"]).is_file()
 
 
-# ---- parallel proposals -----------------------------------------------------------------------
-
-@pytest.mark.slow
-def test_ray_trials_match_the_in_process_path(tiny, data, tmp_path):
-    spec, _ = tiny
-    target = 0.93 * get_device("pixel1").predict(spec).ms
-    runs = {}
-    for parallel in ("none", "ray"):
-        runs[parallel] = run_netadapt(spec, target, "pixel1", data=data, out_dir=tmp_path / parallel,
-                                      parallel=parallel, **FAST)
-    assert runs["ray"]["arch_hash"] == runs["none"]["arch_hash"]
-    a, b = _iterations(tmp_path / "none"), _iterations(tmp_path / "ray")
-    assert [r["accuracy"] for r in a] == [r["accuracy"] for r in b]  # same seeds, one thread each: identical
-
-
 # ---- the decision rules, on scripted runs ------------------------------------------------------
 # No data and no training: the proxy task is replaced by one that scores each proposal from a
 # script, and the device by one whose latency is exact in binary (channels / 64 ms), so which
 # proposal wins, how much each iteration must cut and where the run stops are fully determined.
 
 class LinearDevice:
-    """Latency = (stem + every block's exp and out + head conv channels) / 64 ms: 9.5 ms for TINY."""
+    """Latency = (stem + every block's exp and out + head conv channels) / 64 ms: 9.5 ms for `tiny`."""
 
     name = "linear"
 
@@ -456,7 +405,7 @@ def test_required_cut_is_delta_of_the_seed_then_what_the_target_still_needs(tiny
     spec, _ = tiny
     scripted.score = prefer("blocks[4].exp")
     result = scripted_run(spec, 8.0, tmp_path)
-    records = _iterations(tmp_path)
+    records = iterations(tmp_path)
     # delta = 1/16 of the seed's 9.5 ms = 0.59375 ms, then the last step asks only 8.125 - 8 = 0.125 ms.
     assert [r.get("required_ms") for r in records] == [None, 0.59375, 0.59375, 0.125]
     # The widest width cutting that much: 120 -> 80 (40 channels, 0.625 ms); from 80, 40 would equal
@@ -474,7 +423,7 @@ def test_choice_is_the_best_score_of_the_proposals_that_cut_enough(tiny, scripte
     accuracy = {"blocks[1].exp": 0.45, "bottleneck(blocks[3]..blocks[4])": 0.44}
     scripted.score = lambda p: accuracy.get(p.knob.label, 0.3)
     result = scripted_run(spec, 9.2, tmp_path, select=select)  # one iteration, required 9.5 - 9.2 = 0.3 ms
-    (record,) = _iterations(tmp_path)[1:]
+    (record,) = iterations(tmp_path)[1:]
     assert record["required_ms"] == pytest.approx(0.3, abs=1e-12)
     cuts = {p["knob"]: 9.5 - p["latency_ms"] for p in record["proposals"]}
     # Every expansion cuts 3 x 8 channels (0.375 ms); a two-node group 2 x 16 (0.5 ms); the stem's and
@@ -495,11 +444,11 @@ def test_choice_is_the_best_score_of_the_proposals_that_cut_enough(tiny, scripte
 def test_ties_go_to_the_first_proposal_and_diverged_ones_never_win(tiny, scripted, tmp_path):
     spec, _ = tiny
     scripted_run(spec, 9.2, tmp_path / "tie")  # every proposal scores 0.5
-    assert _iterations(tmp_path / "tie")[1]["chosen"]["knob"] == "blocks[1].exp"  # knob order: the first
+    assert iterations(tmp_path / "tie")[1]["chosen"]["knob"] == "blocks[1].exp"  # knob order: the first
     # The best accuracy, but its fine-tune diverged; a NaN accuracy; the rest tie at 0.3.
     scripted.score = lambda p: {"blocks[1].exp": (0.99, True), "blocks[2].exp": math.nan}.get(p.knob.label, 0.3)
     scripted_run(spec, 9.2, tmp_path / "nan")
-    record = _iterations(tmp_path / "nan")[1]
+    record = iterations(tmp_path / "nan")[1]
     assert record["chosen"]["knob"] == "blocks[3].exp"
     rows = {p["knob"]: p for p in record["proposals"]}
     assert rows["blocks[1].exp"]["failed"] and rows["blocks[1].exp"]["score"] is None  # -inf, logged as null
@@ -511,7 +460,7 @@ def test_fallback_proposes_every_largest_cut_when_no_knob_cuts_enough(tiny, scri
     floors, _ = floor_widths(spec, knobs_of(spec))
     scripted.score = lambda p: 1 - p.latency_ms / 100  # the largest cut wins
     result = scripted_run(spec, 4.75, tmp_path, delta=0.5)  # 4.75 ms per step: no single knob cuts that much
-    records = _iterations(tmp_path)
+    records = iterations(tmp_path)
     assert [r["fallback"] for r in records[1:]] == [True, True, True, False]
     assert [r["required_ms"] for r in records[1:]] == [4.75, 3.125, 1.875, 0.875]
     # A fallback proposes every knob at its narrowest admissible width (its largest cut), then keeps the
@@ -533,7 +482,7 @@ def test_every_proposal_cuts_latency_even_a_hair_above_the_target(tiny, scripted
     spec, _ = tiny
     scripted.score = prefer("blocks[4].exp")
     result = scripted_run(spec, 8.75 - 5e-13, tmp_path, device=PlateauDevice())
-    records = _iterations(tmp_path)
+    records = iterations(tmp_path)
     for before, record in zip(records, records[1:]):
         assert all(p["latency_ms"] < before["latency_ms"] for p in record["proposals"]), record["iteration"]
     assert [r["latency_ms"] for r in records] == [9.5, 8.75, 8.5]
@@ -545,7 +494,7 @@ def test_every_proposal_diverged_is_one_error_and_nothing_of_that_iteration_is_w
     scripted.score = lambda p: (math.nan, True) if len(scripted.rounds) == 2 else prefer("blocks[4].exp")(p)
     with pytest.raises(UserError, match=r"every proposal of iteration 2 diverged in fine-tuning \(loss is nan\)"):
         scripted_run(spec, 8.0, tmp_path)
-    assert [r["iteration"] for r in _iterations(tmp_path)] == [0, 1]
+    assert [r["iteration"] for r in iterations(tmp_path)] == [0, 1]
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
         "iter000.pt", "iter000.yaml", "iter001.pt", "iter001.yaml"]
     assert not (tmp_path / "final.yaml").exists() and not (tmp_path / "final.pt").exists()
@@ -554,7 +503,7 @@ def test_every_proposal_diverged_is_one_error_and_nothing_of_that_iteration_is_w
     resumed = scripted_run(spec, 8.0, tmp_path, resume=True)
     straight = scripted_run(spec, 8.0, tmp_path / "straight")
     assert resumed["arch_hash"] == straight["arch_hash"] and resumed["latency_ms"] == 8.0
-    assert [r["iteration"] for r in _iterations(tmp_path)] == [0, 1, 2, 3]
+    assert [r["iteration"] for r in iterations(tmp_path)] == [0, 1, 2, 3]
     # NaN accuracies from fine-tunes that did not report a failure: the same error, with a reason.
     scripted.score = lambda p: math.nan
     with pytest.raises(UserError, match=r"iteration 1 diverged in fine-tuning \(non-finite accuracy\)"):
@@ -577,7 +526,7 @@ def test_no_width_that_lowers_the_latency_is_one_error(tiny, scripted, tmp_path)
     with pytest.raises(UserError, match="no width can shrink further at 9.500 ms") as err:
         scripted_run(spec, 5.0, tmp_path, device=Flat(floor_spec))
     assert err.value.field == "--target-ms"
-    assert [r["iteration"] for r in _iterations(tmp_path)] == [0]
+    assert [r["iteration"] for r in iterations(tmp_path)] == [0]
 
 
 @pytest.mark.parametrize("device", ["pixel1", "linear"])
@@ -594,7 +543,7 @@ def test_a_finished_run_never_lands_over_the_target(tiny, scripted, tmp_path, de
     for i, fraction in enumerate((0.0, 0.13, 0.31, 0.5, 0.77, 0.96, 1.0)):
         target = floor_ms + fraction * (seed_ms - floor_ms) * (1 - 1e-9)
         result = scripted_run(spec, target, tmp_path / str(i), device=dev, delta=0.1, select="ratio")
-        records = _iterations(tmp_path / str(i))
+        records = iterations(tmp_path / str(i))
         lat = [r["latency_ms"] for r in records]
         assert result["reached"] and result["latency_ms"] == lat[-1] <= target < lat[-2], (target, lat)
         assert float(dev.predict_many([result["spec"]])[0][0]) == result["latency_ms"]
@@ -681,7 +630,7 @@ def test_the_log_records_the_noise_and_the_tie_the_choice_used(tiny, scripted, t
     scripted.score = lambda p: accuracy.get(p.knob.label, 0.3)
     caplog.set_level(logging.DEBUG, logger="nas.netadapt.netadapt_run")
     result = scripted_run(spec, 9.2, tmp_path, select="noise-aware")
-    seed, record = _iterations(tmp_path)
+    seed, record = iterations(tmp_path)
     assert seed["noise"] == {"n_val": 100, "accuracy": 0.5, "se": 0.05}
     assert record["select"] == "noise-aware"
     assert record["noise"] == {"n_val": 100, "accuracy": 0.45, "se": pytest.approx(math.sqrt(0.45 * 0.55 / 100)),
@@ -697,17 +646,17 @@ def test_the_log_records_the_noise_and_the_tie_the_choice_used(tiny, scripted, t
     # The old rule is still there: the luckiest wins, and the log says that it was a tie.
     caplog.clear()
     scripted_run(spec, 9.2, tmp_path / "accuracy", select="accuracy")
-    record = _iterations(tmp_path / "accuracy")[1]
+    record = iterations(tmp_path / "accuracy")[1]
     assert record["chosen"]["knob"] == "blocks[1].exp" and len(record["noise"]["tied"]) == 2
     assert any("accuracy chose among them by noise" in m for m in caplog.messages)
     # A clear winner (0.60, SE 0.049: 0.44 is 3 SE behind) wins under noise-aware too.
     accuracy["blocks[1].exp"] = 0.60
     scripted_run(spec, 9.2, tmp_path / "clear", select="noise-aware")
-    record = _iterations(tmp_path / "clear")[1]
+    record = iterations(tmp_path / "clear")[1]
     assert record["chosen"]["knob"] == "blocks[1].exp" and record["noise"]["tied"] == ["blocks[1].exp"]
     # --select latency: the largest cut (the first two-node group), whatever its accuracy.
     scripted_run(spec, 9.2, tmp_path / "latency", select="latency")
-    assert _iterations(tmp_path / "latency")[1]["chosen"]["knob"] == "bottleneck(blocks[1]..blocks[2])"
+    assert iterations(tmp_path / "latency")[1]["chosen"]["knob"] == "bottleneck(blocks[1]..blocks[2])"
 
 
 def test_noise_aware_resume_gives_the_uninterrupted_run(tiny, scripted, tmp_path):
@@ -720,7 +669,7 @@ def test_noise_aware_resume_gives_the_uninterrupted_run(tiny, scripted, tmp_path
     rounds = len(scripted.rounds)
     resumed = scripted_run(spec, 7.0, tmp_path / "part", select="noise-aware", resume=True)
     assert len(scripted.rounds) - rounds == straight["iterations"] - 2  # resumed: only the rest ran
-    a, b = _iterations(tmp_path / "straight"), _iterations(tmp_path / "part")
+    a, b = iterations(tmp_path / "straight"), iterations(tmp_path / "part")
     assert [(r["spec"], r["accuracy"], r.get("noise")) for r in a] == [(r["spec"], r["accuracy"], r.get("noise"))
                                                                         for r in b]
     assert resumed["arch_hash"] == straight["arch_hash"] and straight["iterations"] >= 4

@@ -1,11 +1,11 @@
 """The few-shot calibration benchmark's pure helpers, on tiny synthetic examples (no device, no timing)."""
 import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "experiments/benchmarks/fewshot_calibration.py"
+from helpers import ROOT
+
+SCRIPT = ROOT / "experiments/benchmarks/fewshot_calibration.py"
 
 
 @pytest.fixture(scope="module")

@@ -2,20 +2,18 @@
 running through the whole pipeline."""
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import nas
+from helpers import DATA
 from nas.core.counts import count_macs, count_params
 from nas.latency.predict import Prediction
 
-ROOT = Path(__file__).resolve().parents[2]
-TINY_SPACE = ROOT / "tests" / "data" / "tiny_space.yaml"
+TINY_SPACE = DATA / "tiny_space.yaml"
 
 
 class ToyDevice:
@@ -109,13 +107,3 @@ def test_a_values_origin_and_a_bad_value_caught_once_with_one_message(tmp_path):
     with pytest.raises(nas.UserError) as err:
         nas.Pipeline(target_ms=20, budget="huge")
     assert str(err.value) == "budget: must be smoke, default or paper, got 'huge'"
-
-
-@pytest.mark.slow  # the whole smoke pipeline with its baselines and deployment: about 130 s of a CI worker
-def test_the_readmes_python_example_runs(tmp_path):
-    readme = (ROOT / "README.md").read_text()
-    code = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
-    assert "nas.search(" in code
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "ms" in proc.stdout and list((tmp_path / "runs").glob("*/summary.json"))

@@ -8,10 +8,9 @@ import json
 from dataclasses import fields
 
 from helpers import DATA, assert_user_error, run_cli
-from helpers.interrupt import lines_in
+from helpers.interrupt import interrupt_twice_then_finish
 from nas.pipeline.results import MemberStage
 from nas.runtime.jsonl import read_jsonl
-from test_interruption import interrupt_twice_then_finish
 
 TINY = DATA / "tiny_space.yaml"
 TARGETS = (1.2, 1.5)  # inside the tiny space (0.98..1.71 ms on pixel1)
