@@ -5,13 +5,12 @@ import argparse
 import contextlib
 import json
 import math
-import re
 import shlex
 import signal
 import sys
 from typing import Any, Callable, Sequence
 
-from nas.runtime.errors import UserError, VerificationError
+from nas.runtime.errors import UserError, VerificationError, flag
 from nas.runtime.jsonl import jsonable
 from nas.runtime.log import NORMAL, add_verbosity_flags, setup_logging
 
@@ -235,9 +234,9 @@ def signals_held():
 
 def on_command_line(err: UserError) -> UserError:
     """A library error names a setting's key (`target_ms`); on the command line it is the flag (`--target-ms`)."""
-    if err.source is None and err.field and re.fullmatch(r"[a-z][a-z0-9_]*", err.field):
-        return UserError(err.message, field="--" + err.field.replace("_", "-"))
-    return err
+    if err.setting is None:
+        return err
+    return UserError(err.message, source=err.source, field=err.field, setting=flag(err.setting))
 
 
 def _work_is_over() -> None:
