@@ -96,7 +96,7 @@ def run_config(settings: Mapping[str, Any], origins: Origins | None = None) -> R
     unknown = [k for k in settings if k not in CONFIG_KEYS]
     if unknown:
         raise UserError(f"unknown setting(s) {', '.join(unknown)} (one of {', '.join(CONFIG_KEYS)})",
-                        field=unknown[0])
+                        setting=unknown[0])
     values = {key: _plain(value) for key, value in settings.items()}
     where = {key: (DEFAULT, flag(key)) for key in DEFAULTS} | {key: (PYTHON, key) for key in (*values, "target_ms")}
     where |= dict(origins or {})
@@ -116,13 +116,13 @@ class Pipeline:
                  **settings: Any):
         if isinstance(config, RunConfig):
             if settings:
-                raise UserError("give a RunConfig or settings, not both", field=next(iter(settings)))
+                raise UserError("give a RunConfig or settings, not both", setting=next(iter(settings)))
             self.config = config
         else:
             self.config = run_config({**(config or {}), **settings})
         if self.config.is_family:
             raise UserError("one target per Pipeline (a family of targets: python -m nas.search "
-                            "--target-ms 15,25,...)", field="target_ms")
+                            "--target-ms 15,25,...)", setting="target_ms")
         self.out = None if out is None else Path(out)
 
     @property

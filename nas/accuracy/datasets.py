@@ -64,12 +64,12 @@ def _open_cached(dataset: str, path: str | None) -> ImageSource:
     if dataset == "fashion-mnist":
         return read_idx_dir(Path(path) if path else FASHION_MNIST_DIR, name=dataset)
     if path is None:
-        raise UserError(f"the {dataset} data set has no default location: give it with --data PATH", field="--data")
+        raise UserError(f"the {dataset} data set has no default location: give it with --data PATH", setting="data")
     if dataset in ("cifar10", "cifar100"):
         return read_cifar_dir(Path(path), name=dataset)
     if dataset == "imagefolder":
         return read_image_folder(Path(path))
-    raise UserError(f"unknown data set {dataset!r}", field="--dataset")
+    raise UserError(f"unknown data set {dataset!r}", setting="dataset")
 
 
 def detect_dataset(path: str | os.PathLike) -> str:
@@ -77,7 +77,7 @@ def detect_dataset(path: str | os.PathLike) -> str:
     p = Path(path).expanduser()
     if not p.is_dir():
         raise UserError("no such directory (give a data set directory with --data PATH)", source=str(p),
-                        field="--data")
+                        setting="data")
     names = {c.name for c in p.iterdir()}
     if any(n.startswith("train-images-idx3-ubyte") for n in names):
         return "fashion-mnist"
@@ -89,7 +89,7 @@ def detect_dataset(path: str | os.PathLike) -> str:
     if any((p / n).is_dir() for n in names):
         return "imagefolder"
     raise UserError("cannot tell the data set's format (IDX, CIFAR python or class folders); "
-                    "name it with --dataset", source=str(p), field="--data")
+                    "name it with --dataset", source=str(p), setting="data")
 
 
 # ---- resizing -------------------------------------------------------------------------------
@@ -156,12 +156,12 @@ def read_idx_dir(directory: Path, name: str = "fashion-mnist") -> ImageSource:
     if None in paths:
         if directory == FASHION_MNIST_DIR:
             raise UserError("Fashion-MNIST is not installed: run `apt-get install dataset-fashion-mnist`, "
-                            "or give another data set with --data PATH", source=str(directory), field="--data")
+                            "or give another data set with --data PATH", source=str(directory), setting="data")
         if not directory.is_dir():
             raise UserError("no such directory (give a data set directory with --data PATH)",
-                            source=str(directory), field="--data")
+                            source=str(directory), setting="data")
         raise UserError(f"no {_IDX_FILES[paths.index(None)]}[.gz] here (give the IDX directory with --data PATH)",
-                        source=str(directory), field="--data")
+                        source=str(directory), setting="data")
     images, labels = read_idx(paths[0]), read_idx(paths[1])
     if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
         raise UserError(f"IDX shapes {images.shape} and {labels.shape} do not form an image set",
@@ -205,7 +205,7 @@ def read_cifar_dir(directory: Path, name: str = "cifar10") -> ImageSource:
     """CIFAR-10 (data_batch_1..5) or CIFAR-100 (train) training split, python format."""
     if not directory.is_dir():
         raise UserError("no such directory (give the CIFAR directory with --data PATH)", source=str(directory),
-                        field="--data")
+                        setting="data")
     sub, files, key, classes = {
         "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], "labels", 10),
         "cifar100": ("cifar-100-python", ["train"], "fine_labels", 100),
@@ -215,7 +215,7 @@ def read_cifar_dir(directory: Path, name: str = "cifar10") -> ImageSource:
     present = [directory / f for f in files if (directory / f).is_file()]
     if not present:
         raise UserError(f"no {files[0]} here: expected the {name} python format "
-                        "(give its directory with --data PATH)", source=str(directory), field="--data")
+                        "(give its directory with --data PATH)", source=str(directory), setting="data")
     images, labels = [], []
     for path in present:
         batch = _unpickle(path)
@@ -237,7 +237,7 @@ def read_image_folder(root: Path) -> ImageSource:
     """root/<class>/**/<image> (or root/train/<class>/..., ImageNet's layout); classes sorted by name."""
     if not root.is_dir():
         raise UserError("no such directory (give the image tree with --data PATH)", source=str(root),
-                        field="--data")
+                        setting="data")
     if (root / "train").is_dir():
         root = root / "train"
     files: list[str] = []
@@ -252,7 +252,7 @@ def read_image_folder(root: Path) -> ImageSource:
             files.extend(found)
     if len(classes) < 2:
         raise UserError(f"expected class folders holding images ({', '.join(IMAGE_EXTENSIONS)}); "
-                        f"found {len(classes)} class(es)", source=str(root), field="--data")
+                        f"found {len(classes)} class(es)", source=str(root), setting="data")
     mean, std = STATS["imagefolder"]
     return ImageSource("imagefolder", str(root), np.asarray(labels, dtype=np.int64), len(classes), mean, std,
                        functools.partial(_decode_files, tuple(files)))
@@ -262,7 +262,7 @@ def _decode_files(files: Sequence[str], indices: np.ndarray, resolution: int) ->
     try:
         from PIL import Image
     except ImportError:
-        raise UserError("reading an image folder needs Pillow (pip install pillow)", field="--data") from None
+        raise UserError("reading an image folder needs Pillow (pip install pillow)", setting="data") from None
     out = np.empty((len(indices), 3, resolution, resolution), dtype=np.uint8)
     for row, i in enumerate(indices):
         path = files[int(i)]

@@ -112,7 +112,7 @@ def training_config(name: str, budget: AccuracyBudget) -> TrainConfig:
         return budget.reference
     m = _LENGTH.fullmatch(name)
     if not m or int(m.group(1)) < 1:
-        raise UserError(f"unknown proxy {name!r} (one of {', '.join(proxy_names())})", field="proxy")
+        raise UserError(f"unknown proxy {name!r} (one of {', '.join(proxy_names())})", setting="proxy")
     n = int(m.group(1))
     return with_length(budget.proxy, epochs=n) if m.group(2) == "ep" else with_length(budget.proxy, steps=n)
 
@@ -129,7 +129,7 @@ def make_proxy(name: str, budget: str | Budget | AccuracyBudget = "default", dat
 
         first, _, second = name.partition(">")
         if _kind(first) != "zero-cost" or _kind(second) != "training":
-            raise UserError(f"a cascade is ZERO_COST>TRAINING (e.g. zen>train), got {name!r}", field="proxy")
+            raise UserError(f"a cascade is ZERO_COST>TRAINING (e.g. zen>train), got {name!r}", setting="proxy")
         return CascadeProxy(make_proxy(first, context.budget, data, seed, device, threads),
                             make_proxy(second, context.budget, data, seed, device, threads, train))
     return PROXIES.lookup(name)(name, context)

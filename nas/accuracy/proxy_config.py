@@ -29,7 +29,7 @@ BASE_LR = {"sgd": 0.2, "rmsprop": 0.016}
 
 def _check_int(value: Any, name: str, lo: int, hi: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise UserError(f"must be an integer in [{lo}, {hi}], got {value!r}", field=name)
+        raise UserError(f"must be an integer in [{lo}, {hi}], got {value!r}", setting=name)
 
 
 def _check_float(value: Any, name: str, lo: float, hi: float, zero_ok: bool = True) -> None:
@@ -37,12 +37,12 @@ def _check_float(value: Any, name: str, lo: float, hi: float, zero_ok: bool = Tr
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if not ok or not (lo <= value if zero_ok else lo < value) or not value < hi:
         interval = f"{'[' if zero_ok else '('}{lo:g}, {hi:g})"
-        raise UserError(f"must be a finite number in {interval}, got {value!r}", field=name)
+        raise UserError(f"must be a finite number in {interval}, got {value!r}", setting=name)
 
 
 def _check_choice(value: Any, options: tuple[str, ...], name: str) -> None:
     if value not in options:
-        raise UserError(f"must be one of {', '.join(options)}, got {value!r}", field=name)
+        raise UserError(f"must be one of {', '.join(options)}, got {value!r}", setting=name)
 
 
 def _build(cls, d: Mapping[str, Any], where: str):
@@ -76,11 +76,11 @@ class DataConfig:
         _check_choice(self.dataset, DATASETS, "dataset")
         _check_int(self.resolution, "resolution", 8, 1024)
         if self.stem_stride not in ("auto", "keep", 1, 2):
-            raise UserError(f"must be auto, keep, 1 or 2, got {self.stem_stride!r}", field="stem_stride")
+            raise UserError(f"must be auto, keep, 1 or 2, got {self.stem_stride!r}", setting="stem_stride")
         if self.val_size is not None:
             _check_int(self.val_size, "val_size", 1, 10**8)
         if self.dataset == "imagefolder" and not self.path:
-            raise UserError("an ImageFolder data set needs a path: give --data PATH", field="--data")
+            raise UserError("an ImageFolder data set needs a path: give --data PATH", setting="data")
 
 
 @dataclass(frozen=True)

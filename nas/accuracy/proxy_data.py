@@ -71,7 +71,7 @@ def split_indices(n: int, val_size: int | None = None, seed: int = 0) -> tuple[n
     """(training pool, validation pool): a seeded permutation of 0..n-1, the validation part held out."""
     v = min(MAX_VAL_POOL, n // 6) if val_size is None else val_size
     if v < 1 or v >= n:
-        raise UserError(f"cannot hold out {v} validation images from {n}", field="val_size")
+        raise UserError(f"cannot hold out {v} validation images from {n}", setting="val_size")
     order = np.random.default_rng(seed).permutation(n)
     return order[v:], order[:v]
 

@@ -184,7 +184,7 @@ def get_zero_cost(name: str) -> ZeroCostProxy:
     try:
         return ZERO_COST[name]
     except KeyError:
-        raise UserError(f"unknown zero-cost proxy {name!r} (one of {', '.join(ZERO_COST)})", field="--proxy") from None
+        raise UserError(f"unknown zero-cost proxy {name!r} (one of {', '.join(ZERO_COST)})", setting="proxy") from None
 
 
 def zero_cost_score(name: str, spec: ArchSpec, images: torch.Tensor, labels: torch.Tensor, seed: int = 0) -> float:

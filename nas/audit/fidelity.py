@@ -88,9 +88,9 @@ class AuditConfig:
     def __post_init__(self):
         if isinstance(self.reference_seeds, bool) or not isinstance(self.reference_seeds, int) \
                 or self.reference_seeds < 1:
-            raise UserError(f"must be an integer >= 1, got {self.reference_seeds!r}", field="--reference-seeds")
+            raise UserError(f"must be an integer >= 1, got {self.reference_seeds!r}", setting="reference_seeds")
         if self.population not in POPULATIONS:
-            raise UserError(f"must be one of {', '.join(POPULATIONS)}, got {self.population!r}", field="--population")
+            raise UserError(f"must be one of {', '.join(POPULATIONS)}, got {self.population!r}", setting="population")
 
     def sample(self) -> list[ArchSpec]:
         """The audit's architectures: its population's `samples` draws with its seed."""

@@ -76,7 +76,7 @@ def draw(networks: int, seed: int, total: int = ACCEL_NETWORKS) -> list[int]:
     the N, and a smaller draw with the same seed is part of a larger one, whose cached results it reuses.
     """
     if not 1 <= networks <= total:
-        raise UserError(f"must be an integer in [1, {total}], got {networks!r}", field="--networks")
+        raise UserError(f"must be an integer in [1, {total}], got {networks!r}", setting="networks")
     return [int(i) for i in np.random.default_rng(seed).permutation(total)[:networks]]
 
 
@@ -92,7 +92,7 @@ def check_proxy_name(name: str) -> str:
     if name in CHEAP or name in TRAINED or (m and int(m.group(1)) >= 1):
         return name
     raise UserError(f"unknown proxy {name!r} (one of {', '.join((*CHEAP, *TRAINED))}, train-<E>ep, "
-                    "train-<S>steps)", field="--proxies")
+                    "train-<S>steps)", setting="proxies")
 
 
 @dataclass(frozen=True)
@@ -108,25 +108,25 @@ class ImageNetAuditConfig:
     jobs: int = 1  # > 1: the trained proxies run in jobs - 1 worker processes beside the cheap ones
 
     def __post_init__(self):
-        def integer(value, flag, lo, hi):
+        def integer(value, key, lo, hi):
             if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-                raise UserError(f"must be an integer in [{lo}, {hi}], got {value!r}", field=flag)
+                raise UserError(f"must be an integer in [{lo}, {hi}], got {value!r}", setting=key)
 
-        integer(self.networks, "--networks", MIN_NETWORKS, ACCEL_NETWORKS)
-        integer(self.trained_networks, "--trained-networks", 0, ACCEL_NETWORKS)
+        integer(self.networks, "networks", MIN_NETWORKS, ACCEL_NETWORKS)
+        integer(self.trained_networks, "trained_networks", 0, ACCEL_NETWORKS)
         if 0 < self.trained_networks < MIN_NETWORKS:
             raise UserError(f"must be 0 or at least {MIN_NETWORKS}, got {self.trained_networks}",
-                            field="--trained-networks")
+                            setting="trained_networks")
         if self.trained_networks > self.networks:
             raise UserError(f"{self.trained_networks} is more than --networks {self.networks} (the trained "
-                            "networks are a subset of them)", field="--trained-networks")
-        integer(self.seed, "--seed", 0, 2**32 - 1)
-        integer(self.jobs, "--jobs", 1, 16)
+                            "networks are a subset of them)", setting="trained_networks")
+        integer(self.seed, "seed", 0, 2**32 - 1)
+        integer(self.jobs, "jobs", 1, 16)
         if not self.proxies:
-            raise UserError("name at least one proxy", field="--proxies")
+            raise UserError("name at least one proxy", setting="proxies")
         object.__setattr__(self, "proxies", tuple(dict.fromkeys(check_proxy_name(p) for p in self.proxies)))
         if self.trained_networks == 0 and not any(is_cheap(p) for p in self.proxies):
-            raise UserError("every proxy named trains, and --trained-networks is 0", field="--trained-networks")
+            raise UserError("every proxy named trains, and --trained-networks is 0", setting="trained_networks")
 
     def networks_of(self, proxy: str) -> int:
         """How many of the drawn networks a proxy scores: all N if cheap, the first M if it trains."""

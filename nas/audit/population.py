@@ -13,7 +13,7 @@ def sample_specs(space_name: str, samples: int, seed: int) -> list[ArchSpec]:
     """`samples` distinct architectures of a search space, drawn with `seed`."""
     specs = _distinct_draws(space_name, samples, seed)
     if len(specs) < samples:
-        raise UserError(f"the space holds fewer than {samples} distinct architectures", field="--samples")
+        raise UserError(f"the space holds fewer than {samples} distinct architectures", setting="samples")
     return specs
 
 
@@ -44,7 +44,7 @@ def stratified_specs(space_name: str, samples: int, seed: int, pool: int = 100) 
     evenly spaced in log latency between the 1st and 99th percentile is taken (each once)."""
     candidates = _distinct_draws(space_name, pool * samples, seed)
     if len(candidates) < samples:
-        raise UserError(f"the space holds fewer than {samples} distinct architectures", field="--samples")
+        raise UserError(f"the space holds fewer than {samples} distinct architectures", setting="samples")
     log_ms = np.log(predicted_latency_ms(candidates))
     targets = np.linspace(*np.percentile(log_ms, [1, 99]), samples)
     free = np.ones(len(candidates), dtype=bool)

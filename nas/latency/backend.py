@@ -66,7 +66,7 @@ class Backend(ABC):
 
     def __init__(self, precision: str = "fp32"):
         if precision not in PRECISIONS:
-            raise UserError(f"unknown precision {precision!r} (choose: {', '.join(PRECISIONS)})", field="--precision")
+            raise UserError(f"unknown precision {precision!r} (choose: {', '.join(PRECISIONS)})", setting="precision")
         self.precision = precision
         self.stats = {"convert_s": 0.0, "time_s": 0.0, "converted": 0, "cached": 0}
 

@@ -266,7 +266,7 @@ def table_out(name: str, out: str | None, force: bool) -> Path:
     if not force and (over or (not out and shipped.is_file())):
         raise UserError(f"{name!r} names a device the package ships ({shipped}): choose another name, or "
                         f"--force to {'replace it' if over else 'put your table in front of it'}",
-                        field="--out" if out else "--device")
+                        setting="out" if out else "device")
     return path
 
 
@@ -274,7 +274,7 @@ def get_device(name: str, threads: int = 1):
     """A device by name: one registered in `DEVICES` (host and its variants, the FPGAs zcu102 and
     vck190, a user's own), a table/model under ./latency_tables/ or shipped, or a path to one."""
     if not isinstance(name, str) or not name.strip():
-        raise UserError("empty device name", field="device")
+        raise UserError("empty device name", setting="device")
     user_table = not name.endswith((".yaml", ".yml")) and (USER_TABLES_DIR / f"{name}.yaml").is_file()
     if DEVICES.accepts(name) and not user_table:
         return DEVICES.lookup(name)(name, threads)
@@ -284,7 +284,7 @@ def get_device(name: str, threads: int = 1):
                          if not p.stem.endswith("_published") and not p.stem.startswith("host")})
         raise UserError(f"unknown device {name!r} (known: host, {', '.join(tables)}; also "
                         f"{', '.join(n for e in map(DEVICES.entry, DEVICES) for n in e.meta.get('variants', (e.name,)) if n != 'host')}"
-                        f"; or a path to a table)", field="device")
+                        f"; or a path to a table)", setting="device")
     return load_device_file(name, path)
 
 

@@ -32,7 +32,7 @@ def export_ops(ops: Sequence[Op], out: Path, models: Sequence[ArchSpec] = (), pr
     """Write every op and the whole networks for calibration as model files (onnx/*.onnx, or
     tflite/*.tflite for the LiteRT backend), manifest.json and the matching timer under `out`."""
     if out.exists() and not out.is_dir():
-        raise UserError("exists and is not a directory", source=str(out), field="--out")
+        raise UserError("exists and is not a directory", source=str(out), setting="out")
     backend = backend or OnnxBackend()
     folder = backend.suffix.lstrip(".")
     # TFLite models take NHWC input (converted channels-last); ONNX ones NCHW.

@@ -73,7 +73,7 @@ def adapt_on_choices(spec: ArchSpec, space: SearchSpace, device, proxy, target_m
     """NetAdapt from `spec` (a network of `space`) down to `target_ms` on its choices; returns the run's
     result (spec, iterations, accuracy, latency_ms, history, queries)."""
     if rule not in RULES:
-        raise UserError(f"must be one of {', '.join(RULES)}, got {rule!r}", field="rule")
+        raise UserError(f"must be one of {', '.join(RULES)}, got {rule!r}", setting="rule")
     started = time.perf_counter()
     tokens = space.encode(spec)  # refuses a network outside the space, naming the field
     seed_ms = float(_predict(device, [spec])[0])

@@ -43,21 +43,21 @@ class NetAdaptConfig:
 
     def __post_init__(self):
         if not (isinstance(self.target_ms, (int, float)) and math.isfinite(self.target_ms) and self.target_ms > 0):
-            raise UserError(f"must be a finite number > 0, got {self.target_ms!r}", field="--target-ms")
+            raise UserError(f"must be a finite number > 0, got {self.target_ms!r}", setting="target_ms")
         if not 0 < self.delta < 1:
-            raise UserError(f"must be a fraction in (0, 1), got {self.delta!r}", field="--delta")
+            raise UserError(f"must be a fraction in (0, 1), got {self.delta!r}", setting="delta")
         if not 0 < self.lr_scale <= 10:
-            raise UserError(f"must be in (0, 10], got {self.lr_scale!r}", field="lr_scale")
+            raise UserError(f"must be in (0, 10], got {self.lr_scale!r}", setting="lr_scale")
         for name in ("steps", "final_steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise UserError(f"must be an integer >= 0, got {value!r}", field=f"--{name.replace('_', '-')}")
+                raise UserError(f"must be an integer >= 0, got {value!r}", setting=name)
         if self.select not in SELECT_RULES:
-            raise UserError(f"must be one of {', '.join(SELECT_RULES)}, got {self.select!r}", field="--select")
+            raise UserError(f"must be one of {', '.join(SELECT_RULES)}, got {self.select!r}", setting="select")
         if self.parallel not in PARALLEL:
-            raise UserError(f"must be one of {', '.join(PARALLEL)}, got {self.parallel!r}", field="--parallel")
+            raise UserError(f"must be one of {', '.join(PARALLEL)}, got {self.parallel!r}", setting="parallel")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise UserError(f"must be an integer >= 0, got {self.seed!r}", field="--seed")
+            raise UserError(f"must be an integer >= 0, got {self.seed!r}", setting="seed")
 
     def finetune(self, steps: int) -> TrainConfig:
         return replace(self.train, steps=max(1, steps), lr=self.train.learning_rate * self.lr_scale)

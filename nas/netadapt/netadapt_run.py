@@ -108,7 +108,7 @@ class NetAdapt:
                 raise UserError(
                     f"target {c.target_ms:g} ms is below the floor of {floor_ms:.3f} ms that NetAdapt can reach on "
                     f"{c.device} (every bottleneck and expansion at its narrowest admissible width, mostly 8); "
-                    f"the seed predicts {seed_ms:.3f} ms", field="--target-ms")
+                    f"the seed predicts {seed_ms:.3f} ms", setting="target_ms")
             task = ProxyTask(c)  # data and weights problems surface before the log is written
             seed_state = self.seed_weights(task)
             if not locked:
@@ -155,13 +155,13 @@ class NetAdapt:
         if self.weights is None:
             return None
         source = None if isinstance(self.weights, Mapping) else str(self.weights)
-        state = dict(self.weights) if source is None else load_state(source, field="--weights", finite=True)
+        state = dict(self.weights) if source is None else load_state(source, setting="weights", finite=True)
         try:
             task.model(self.spec, state)
         except (RuntimeError, KeyError) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise UserError(f"weights do not fit the spec adapted to the proxy data: {first}", source=source,
-                            field="--weights") from None
+                            setting="weights") from None
         return state
 
     def seed_iteration(self, task: ProxyTask, seed_ms: float, seed_state: dict[str, torch.Tensor] | None):
@@ -192,7 +192,7 @@ class NetAdapt:
         if not proposals:
             raise UserError(f"no width can shrink further at {current_ms:.3f} ms (target {c.target_ms:g} ms, "
                             f"floor {start['floor_ms']:.3f} ms): the device's latencies do not fall with width here",
-                            field="--target-ms")
+                            setting="target_ms")
         self.say(f"iteration {k}: {len(proposals)} proposals cutting >= {required:.3f} ms"
                  + (" (fallback: largest cuts)" if fallback else ""))
         seed = stream_seed(c.seed, k)

@@ -44,7 +44,8 @@ def prepare_family(config: RunConfig) -> list[Prepared]:
         try:
             prepared.append(prepare(config.for_target(t, None)))
         except UserError as err:
-            raise UserError(f"{err.message} (target {t:g} ms)", source=err.source, field=err.field) from None
+            raise UserError(f"{err.message} (target {t:g} ms)", source=err.source, field=err.field,
+                            setting=err.setting) from None
     return prepared
 
 

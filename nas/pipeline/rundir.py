@@ -13,7 +13,7 @@ from nas.runtime.paths import RUNS_DIR
 def latest_run() -> Path:
     runs = sorted((p for p in RUNS_DIR.glob("*") if (p / "config.yaml").exists()), key=lambda p: p.stat().st_mtime)
     if not runs:
-        raise UserError(f"no run to resume under {RUNS_DIR}", field="--resume")
+        raise UserError(f"no run to resume under {RUNS_DIR}", setting="resume")
     return runs[-1]
 
 
@@ -26,7 +26,7 @@ def default_run_dir(config: RunConfig) -> Path:
 def check_new_run_dir(run_dir: Path) -> None:
     """A new run's --out: a directory (or nothing yet) that does not already hold a run."""
     if run_dir.exists() and not run_dir.is_dir():
-        raise UserError("exists and is not a directory", source=str(run_dir), field="--out")
+        raise UserError("exists and is not a directory", source=str(run_dir), setting="out")
     if (run_dir / "config.yaml").exists():
         raise UserError("already holds a run: add --resume to continue it, or choose another --out",
                         source=str(run_dir))
@@ -37,7 +37,7 @@ def create_run_dir(run_dir: Path) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UserError(f"cannot create the run directory: {err.strerror or err}", source=str(run_dir),
-                        field="--out") from None
+                        setting="out") from None
 
 
 def write_config(run_dir: Path, config: RunConfig) -> None:

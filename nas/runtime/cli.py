@@ -5,16 +5,15 @@ import argparse
 import contextlib
 import json
 import math
-import re
 import shlex
 import signal
 import sys
 from typing import Any, Callable, Sequence
 
-from nas.runtime.errors import UserError, VerificationError
+from nas.runtime.errors import UserError, VerificationError, flag
 from nas.runtime.jsonl import jsonable
 from nas.runtime.log import NORMAL, add_verbosity_flags, setup_logging
-from nas.runtime.settings import Origins, file_origins, flag, read_config_file
+from nas.runtime.settings import Origins, file_origins, read_config_file
 
 EXIT_USER_ERROR = 2
 
@@ -315,12 +314,12 @@ def signals_held():
 
 def on_command_line(err: UserError) -> UserError:
     """A library error names a setting's key (`target_ms`); on the command line it is the flag
-    (`--target-ms`), or the config file's key where the value came from one."""
-    if err.source is None and err.field and re.fullmatch(r"[a-z][a-z0-9_]*", err.field):
-        if err.field in _origins:
-            return UserError(err.message, source=_origins[err.field][0], field=err.field)
-        return UserError(err.message, field=flag(err.field))
-    return err
+    (`--target-ms`), or the config file's key where the value came from one (`--config`)."""
+    if err.setting is None:
+        return err
+    if err.setting in _origins:
+        return err.located(*_origins[err.setting])
+    return UserError(err.message, source=err.source, field=err.field, setting=flag(err.setting))
 
 
 def _work_is_over() -> None:

@@ -6,26 +6,42 @@ and keeps its traceback. Torch-free, so commands can name these before they impo
 from __future__ import annotations
 
 
-class UserError(Exception):
-    """A bad file, flag or request; the message names the file and field at fault."""
+def flag(key: str) -> str:
+    """The command-line flag of a settings key: target_ms -> --target-ms."""
+    return "--" + key.replace("_", "-")
 
-    def __init__(self, message: str, *, source: str | None = None, field: str | None = None):
+
+class UserError(Exception):
+    """A bad file, flag or request; the message names the file and field at fault.
+
+    `source` is a file (or what stands for one: "reward", "spec NAME") and `field` a field inside it
+    (`blocks[0]`, a config file's key). `setting` is the settings key the error blames (`target_ms`,
+    `data`), as the Python API and config files spell it: a library never names a flag. A command
+    shows it as the flag (`--target-ms`, see nas.runtime.cli.on_command_line), and
+    `nas.runtime.settings.located` moves it to where the value came from (a config file's key).
+    """
+
+    def __init__(self, message: str, *, source: str | None = None, field: str | None = None,
+                 setting: str | None = None):
         self.message = message
         self.source = source
         self.field = field
-        where = ": ".join(p for p in (source, field) if p)
+        self.setting = setting
+        where = ": ".join(p for p in (source, setting, field) if p)
         super().__init__(f"{where}: {message}" if where else message)
 
-    def located(self, source: str | None, field: str) -> "UserError":
-        """This error, about a value that came from `source`/`field` (a config file's key, or a flag).
+    def located(self, source: str | None = None, field: str | None = None, setting: str | None = None) -> "UserError":
+        """This error, about a value that came from `source`/`field` (a config file's key) or `setting`
+        (a flag, an argument from Python, a default).
 
         An error about a file of its own (a broken table the value names) stays as it is; one that
-        blames a flag (`--data`) is moved to where the value really came from, keeping what it names.
+        blames a setting (or no file at all) is moved to where the value really came from, keeping
+        the file it names.
         """
-        if self.source and not (self.field or "").startswith("--") and not self.source.startswith("--"):
+        if self.source and self.setting is None:
             return self
-        named = self.source if self.source and not self.source.startswith("--") else None
-        return UserError(f"{named}: {self.message}" if named else self.message, source=source, field=field)
+        return UserError(f"{self.source}: {self.message}" if self.source else self.message, source=source,
+                         field=field, setting=setting)
 
 
 class VerificationError(RuntimeError):

@@ -180,11 +180,12 @@ def save_state(state: Mapping[str, Any], path: str | os.PathLike) -> None:
 
 
 def load_state(path: str | os.PathLike, *, source: str | None = None, field: str | None = None,
-               finite: bool = False) -> dict:
+               setting: str | None = None, finite: bool = False) -> dict:
     """The state_dict in a weights file (a {"model": state_dict} checkpoint gives its model's), on the CPU.
 
     A missing, unreadable or corrupt file, or one that holds no state_dict, is a UserError naming the
-    file; `source` and `field` say where the path came from (a config file and key, or a flag).
+    file; `source` and `field` say where the path came from (a config file and key), or `setting`
+    (the settings key that named it, a flag on the command line).
     With `finite` (weights a user gives), a NaN or inf in any tensor is one too, naming the tensor:
     such weights would load, train or export, and only fail far later and less clearly.
     """
@@ -195,7 +196,7 @@ def load_state(path: str | os.PathLike, *, source: str | None = None, field: str
     def fail(message: str) -> UserError:
         if source:
             return UserError(f"{p}: {message}", source=source, field=field)
-        return UserError(message, source=p, field=field)
+        return UserError(message, source=p, setting=setting)
 
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)

@@ -80,7 +80,7 @@ class Registry(Mapping[str, T]):
             for e in self._entries.values():
                 if e.pattern is not None and e.pattern.fullmatch(name):
                     return e
-        raise UserError(f"unknown {self.kind} {name!r} (one of {', '.join(self)})", field=self.field)
+        raise UserError(f"unknown {self.kind} {name!r} (one of {', '.join(self)})", setting=self.field)
 
     def lookup(self, name: str) -> T:
         """The object `name` is registered as (or matches)."""

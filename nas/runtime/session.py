@@ -95,9 +95,9 @@ def select_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("no CUDA device is available here", field="--device")
+        raise UserError("no CUDA device is available here", setting="device")
     if name not in ("cpu", "cuda"):
-        raise UserError(f"must be auto, cpu or cuda, got {name!r}", field="--device")
+        raise UserError(f"must be auto, cpu or cuda, got {name!r}", setting="device")
     return torch.device(name)
 
 
@@ -136,7 +136,7 @@ def ray_session(address: str | None = None, cpus: int | None = None) -> Iterator
             try:
                 ray.init(address=address, log_to_driver=False, logging_level="ERROR")
             except (ConnectionError, ValueError, RuntimeError, ray.exceptions.RayError) as err:
-                raise UserError(_cannot_connect(address, err), field="--address") from None
+                raise UserError(_cannot_connect(address, err), setting="address") from None
         else:
             # Ray keeps Unix sockets in its temp dir, whose paths must stay under 107 bytes.
             temp_dir = tempfile.mkdtemp(prefix="ray_", dir="/tmp")

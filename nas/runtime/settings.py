@@ -9,18 +9,13 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
-from nas.runtime.errors import UserError
+from nas.runtime.errors import UserError, flag
 from nas.runtime.files import load_yaml_file
 
 Origin = tuple[str | None, str]  # (file or None for a flag, field or flag name)
 Origins = dict[str, Origin]
 T = TypeVar("T")
 DEFAULT, PYTHON = "<default>", "<python>"  # origins no file names: a default, an argument given from Python
-
-
-def flag(key: str) -> str:
-    """The command-line flag of a settings key: target_ms -> --target-ms."""
-    return "--" + key.replace("_", "-")
 
 
 def file_origins(source: str, keys: Iterable[str]) -> Origins:
@@ -51,15 +46,16 @@ def layer(defaults: Mapping[str, Any], file_values: Mapping[str, Any], source: s
     return values, origins
 
 
-def _where(origins: Origins, key: str) -> Origin:
+def _where(origins: Origins, key: str) -> dict[str, str]:
+    """Where `key`'s value came from, as UserError's keywords: a file's key, or else the setting
+    (a flag, an argument from Python or a default: a command shows it as its flag)."""
     source, field = origins.get(key, (None, flag(key)))
-    return (None if source in (DEFAULT, PYTHON) else source), field
+    return {"setting": key} if source in (None, DEFAULT, PYTHON) else {"source": source, "field": field}
 
 
 def blame(origins: Origins, key: str, message: str) -> UserError:
-    """A UserError about `key`'s value, naming the file and field (or the flag, or the argument) it came from."""
-    source, field = _where(origins, key)
-    return UserError(message, source=source, field=field)
+    """A UserError about `key`'s value, naming the file and field (or the setting) it came from."""
+    return UserError(message, **_where(origins, key))
 
 
 def located(origins: Origins, key: str, make: Callable[[], T]) -> T:
@@ -67,7 +63,7 @@ def located(origins: Origins, key: str, make: Callable[[], T]) -> T:
     try:
         return make()
     except UserError as err:
-        raise err.located(*_where(origins, key)) from None
+        raise err.located(**_where(origins, key)) from None
 
 
 def describe_origin(origins: Origins, key: str) -> str:

@@ -208,7 +208,7 @@ class GuidedEvolution(SynchronousBatches):
                             return out
         if not out:
             raise UserError(f"no network meeting the latency constraint in {self.MAX_DRAWS} draws: the target "
-                            "is below what the space reaches", field="target_ms")
+                            "is below what the space reaches", setting="target_ms")
         return out
 
     def _acc_features(self, tokens: np.ndarray) -> np.ndarray:

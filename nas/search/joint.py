@@ -36,11 +36,11 @@ class JointConfig:
 
     def __post_init__(self):
         if isinstance(self.warmup, bool) or not isinstance(self.warmup, (int, float)) or not 0 <= self.warmup < 1:
-            raise UserError(f"must be in [0, 1), got {self.warmup!r}", field="warmup")
+            raise UserError(f"must be in [0, 1), got {self.warmup!r}", setting="warmup")
         for name in ("paths", "every"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise UserError(f"must be a positive integer, got {v!r}", field=name)
+                raise UserError(f"must be a positive integer, got {v!r}", setting=name)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -60,7 +60,7 @@ class ConstrainedEvolution(SynchronousBatches):
             if self.feasible(tokens):
                 return tokens
         raise UserError(f"no network meeting the latency constraint in {self.MAX_DRAWS} draws: the target is "
-                        "below what the space reaches", field="target_ms")
+                        "below what the space reaches", setting="target_ms")
 
     def _mutate(self, parent: tuple[int, ...]) -> list[int]:
         child = list(parent)

@@ -139,7 +139,7 @@ class SearchRun:
                 saved = read_state(state, advice=None)
             except UserError as err:
                 raise UserError(f"{err.message}; {self._previous_copy(in_order)}", source=err.source,
-                                field=err.field) from None
+                                field=err.field, setting=err.setting) from None
             self.algorithm.load_state_dict(saved)
         elif self.logged:  # a log without a state: the process died before its first save
             raise UserError(f"has samples.jsonl but no {STATE_FILE}; {self._previous_copy(in_order)}",

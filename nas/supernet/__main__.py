@@ -26,7 +26,6 @@ from typing import Any
 from nas.accuracy.proxy_config import DATASETS, data_from_flags, stem_stride_flag
 from nas.runtime.cli import (ArgumentParser, THREADS, WORKERS, emit, positive_int, resume_command, run_main,
                              seed_int, set_resume_hint)
-from nas.runtime.errors import UserError
 from nas.runtime.paths import RUNS_DIR
 from nas.supernet.supernet_config import SAMPLERS, SupernetConfig
 
@@ -42,10 +41,7 @@ def cmd_train(args) -> dict[str, Any]:
         data = replace(data, path=str(Path(data.path).expanduser().resolve()))
     changes = {f.name: getattr(args, f.name) for f in fields(SupernetConfig)
                if getattr(args, f.name, None) is not None}
-    try:
-        config = SupernetConfig(**changes)
-    except UserError as err:
-        raise UserError(str(err).removeprefix(f"{err.field}: "), field="--" + err.field.replace("_", "-")) from None
+    config = SupernetConfig(**changes)  # a bad value names its setting: run_main shows it as the flag
     out = Path(args.out) if args.out else RUNS_DIR / f"supernet-{Path(args.space).stem}-s{args.seed}"
     request = SupernetRequest(space=args.space, data=data, out=out, config=config, seed=args.seed,
                               resume=args.resume, device=args.device, threads=args.threads,

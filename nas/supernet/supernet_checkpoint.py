@@ -22,7 +22,7 @@ def save_checkpoint(training, out: Path, identity: dict[str, Any], space: str, d
                 **training.state_dict()}, Path(out) / CHECKPOINT)
 
 
-def read_checkpoint(path: Path, field: str = "--supernet") -> dict[str, Any]:
+def read_checkpoint(path: Path, setting: str = "supernet") -> dict[str, Any]:
     """A supernet checkpoint on the CPU; a missing, damaged or foreign file is one line naming it."""
     import torch  # only when a checkpoint is read: the commands' flag errors answer before torch loads
 
@@ -30,11 +30,12 @@ def read_checkpoint(path: Path, field: str = "--supernet") -> dict[str, Any]:
     if path.is_dir():
         path = path / CHECKPOINT
     if not path.is_file():
-        raise UserError(f"no supernet here ({CHECKPOINT})", source=str(path), field=field)
+        raise UserError(f"no supernet here ({CHECKPOINT})", source=str(path), setting=setting)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a corrupt or truncated file
-        raise UserError(f"cannot load the supernet: {err.__class__.__name__}", source=str(path), field=field) from None
+        raise UserError(f"cannot load the supernet: {err.__class__.__name__}", source=str(path),
+                        setting=setting) from None
     if not isinstance(state, dict) or state.get("kind") != "supernet" or state.get("format") != FORMAT:
-        raise UserError("not a supernet of `python -m nas.supernet train`", source=str(path), field=field)
+        raise UserError("not a supernet of `python -m nas.supernet train`", source=str(path), setting=setting)
     return state

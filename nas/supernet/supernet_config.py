@@ -32,13 +32,13 @@ class SupernetConfig:
         for name in ("epochs", "train_images", "val_images", "batch_size", "paths", "bn_images", "eval_batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UserError(f"must be a positive integer, got {value!r}", field=name)
+                raise UserError(f"must be a positive integer, got {value!r}", setting=name)
         if self.sampler not in SAMPLERS:
-            raise UserError(f"must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}", field="sampler")
+            raise UserError(f"must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}", setting="sampler")
         if self.sampler == "sandwich" and self.paths < 2:
-            raise UserError("the sandwich rule trains at least the largest and the smallest path", field="paths")
+            raise UserError("the sandwich rule trains at least the largest and the smallest path", setting="paths")
         if not 0 < self.learning_rate <= 10:
-            raise UserError(f"must be in (0, 10], got {self.learning_rate!r}", field="learning_rate")
+            raise UserError(f"must be in (0, 10], got {self.learning_rate!r}", setting="learning_rate")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

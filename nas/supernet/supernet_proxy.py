@@ -45,7 +45,7 @@ class SupernetProxy(Proxy):
         """The supernet (loaded once per process), its scoring images and its recorded config."""
         if self.checkpoint is None:
             raise UserError("the supernet proxy has no trained supernet: train one with `python -m nas.supernet "
-                            "train` and give it with --supernet", field="--supernet")
+                            "train` and give it with --supernet", setting="supernet")
         if self._loaded is None:
             from nas.accuracy.proxy_data import load_data
             from nas.runtime.session import select_device

@@ -74,24 +74,24 @@ def train_supernet(req: SupernetRequest) -> dict[str, Any]:
     space = load_space(req.space)
     out = Path(req.out)
     if out.exists() and not out.is_dir():
-        raise UserError("exists and is not a directory", source=str(out), field="--out")
+        raise UserError("exists and is not a directory", source=str(out), setting="out")
     c = req.config
     on_ray = req.workers > 1 or req.address is not None
     if on_ray and req.learner is not None:
-        raise UserError("the joint search trains in one process, not on Ray Train workers", field="--workers")
+        raise UserError("the joint search trains in one process, not on Ray Train workers", setting="workers")
     split_batch(c.batch_size, req.workers)
     data = load_data(req.data, c.train_images, c.val_images, "cpu" if on_ray else select_device(req.device))
     if data.train_x.shape[0] < c.batch_size:
         raise UserError(f"{data.train_x.shape[0]} training images are fewer than one batch of {c.batch_size}",
-                        field="batch_size")
+                        setting="batch_size")
     identity = identity_of(req, space)
     saved = None
     if req.resume:
-        saved = read_checkpoint(out / CHECKPOINT, field="--resume")
+        saved = read_checkpoint(out / CHECKPOINT, setting="resume")
         check_identity(saved["identity"], identity, str(out / CHECKPOINT))
     elif (out / CHECKPOINT).exists():
         raise UserError(f"holds a supernet already ({CHECKPOINT}): add --resume to continue it, or give another "
-                        "--out", source=str(out), field="--out")
+                        "--out", source=str(out), setting="out")
     until = c.epochs if req.stop_after is None else min(c.epochs, req.stop_after)
     with run_lock(out, what="supernet training", resume_hint="wait for it, or stop it and continue with --resume"):
         training = SupernetTraining(space, data, c, seed=req.seed, stem_stride=req.data.stem_stride)
@@ -140,16 +140,16 @@ def train_supernet(req: SupernetRequest) -> dict[str, Any]:
     return result
 
 
-def load_supernet(path: str | Path, field: str = "--supernet"):
+def load_supernet(path: str | Path, setting: str = "supernet"):
     """(Supernet with the trained weights in eval mode, the checkpoint's dict, the DataConfig it was trained on)."""
     from nas.core.space import load_space
     from nas.supernet.net import Supernet
 
-    state = read_checkpoint(Path(path), field)
+    state = read_checkpoint(Path(path), setting)
     space = load_space(state["space_source"])
     if _space_hash(space) != state["identity"]["space_hash"]:
         raise UserError(f"the space {state['space_source']} has changed since the supernet was trained",
-                        source=str(path), field=field)
+                        source=str(path), setting=setting)
     s = state["supernet"]
     net = Supernet(space, s["num_classes"], s["resolution"], s["stem_stride"], s["kernel_transform"])
     net.load_state_dict(state["model"])
@@ -163,13 +163,13 @@ def _space_hash(space) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def load_calibrated_extractor(path: str | Path, device: str = "cpu", field: str = "--supernet"):
+def load_calibrated_extractor(path: str | Path, device: str = "cpu", setting: str = "supernet"):
     """A function spec -> stand-alone network with the supernet's weights and BN statistics
     re-estimated for its path on the training images the supernet saw (its recipe's bn_images)."""
     from nas.accuracy.proxy_data import load_data
     from nas.supernet.path_training import extract_calibrated
 
-    net, state, data_config = load_supernet(path, field)
+    net, state, data_config = load_supernet(path, setting)
     config = SupernetConfig(**state["config"])
     data = load_data(data_config, config.bn_images, 1, device)
     return lambda spec: extract_calibrated(net.to(device), net.adapt(spec), data, config)

@@ -30,10 +30,6 @@ from nas.runtime.paths import RUNS_DIR, path_slug
 
 DEFAULT_EPOCHS = 10
 DEFAULT_BATCH = 128
-# DataConfig's fields a flag sets: a bad value is reported under the flag's name.
-_FLAG_OF = {"resolution": "--resolution", "stem_stride": "--stem-stride", "dataset": "--dataset"}
-
-
 def _parser() -> ArgumentParser:
     p = ArgumentParser(prog="python -m nas.train", description=__doc__.strip().splitlines()[0], config_file=True)
     p.add_argument("spec", help="architecture spec: a YAML file or a published one by name")
@@ -76,12 +72,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with spec_limits(args.max_params, args.max_macs):
         spec = load_spec(args.spec)
-    try:
-        data = data_from_flags(args)
-    except UserError as err:
-        if err.source is None and err.field in _FLAG_OF:
-            raise UserError(str(err).removeprefix(f"{err.field}: "), field=_FLAG_OF[err.field]) from None
-        raise
+    data = data_from_flags(args)  # a bad value names its setting: run_main shows it as the flag
     if data.path:  # absolute: Ray workers run in folders of their own
         data = replace(data, path=str(Path(data.path).expanduser().resolve()))
     if args.init and not Path(args.init).is_file():

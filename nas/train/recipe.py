@@ -89,7 +89,7 @@ def scale_recipe(batch_size: int, steps_per_epoch: int, epochs: int, paper: Pape
                  warmup: float = WARMUP_FRACTION) -> Recipe:
     """The paper's recipe for `epochs` epochs of `steps_per_epoch` steps at `batch_size` (module doc)."""
     if steps_per_epoch < 1:
-        raise UserError(f"fewer training images than one batch of {batch_size}", field="--batch-size")
+        raise UserError(f"fewer training images than one batch of {batch_size}", setting="batch_size")
     total = steps_per_epoch * epochs
     tau = paper.ema_fraction * total  # the EMA's time constant in steps
     return Recipe(optimizer="rmsprop", lr=paper.lr * batch_size / paper.batch_size, momentum=paper.momentum,
@@ -123,8 +123,8 @@ def split_batch(batch_size: int, workers: int) -> int:
     """Images per worker for a global batch (data-parallel workers each take an equal share)."""
     if batch_size % workers:
         raise UserError(f"the batch of {batch_size} does not split evenly over {workers} workers: give a "
-                        f"multiple of {workers}", field="--batch-size")
+                        f"multiple of {workers}", setting="batch_size")
     if batch_size // workers < 2:
         raise UserError(f"{batch_size} images over {workers} workers leaves fewer than 2 per worker "
-                        "(BatchNorm needs 2)", field="--batch-size")
+                        "(BatchNorm needs 2)", setting="batch_size")
     return batch_size // workers

@@ -66,11 +66,11 @@ def fit_on_ray(config: dict[str, Any], out: Path, workers: int, address: str | N
         gpus = ray.cluster_resources().get("GPU", 0)
         use_gpu = device == "cuda" or (device == "auto" and gpus >= workers)
         if device == "cuda" and gpus < workers:
-            raise UserError(f"{workers} workers need {workers} GPUs; the Ray cluster has {gpus:g}", field="--device")
+            raise UserError(f"{workers} workers need {workers} GPUs; the Ray cluster has {gpus:g}", setting="device")
         cpus = ray.cluster_resources().get("CPU", 0)
         if address and cpus < workers * threads:
             raise UserError(f"{workers} workers of {threads} CPU(s) need {workers * threads} CPUs; the Ray cluster "
-                            f"has {cpus:g}", field="--workers")
+                            f"has {cpus:g}", setting="workers")
         log.info("training on %d Ray Train workers (%s, %d images each per step)", workers,
                  "GPU" if use_gpu else "CPU", config["batch_size"] // workers)
         trainer = TorchTrainer(

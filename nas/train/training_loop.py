@@ -40,14 +40,14 @@ def check_fits(model: nn.Module, state: Mapping[str, torch.Tensor], source: str,
     for name, tensor in ours.items():
         if name not in state:
             raise UserError(f"no tensor {name} (the {what} has it): the weights are of another network",
-                            source=source, field="--init")
+                            source=source, setting="init")
         if tuple(state[name].shape) != tuple(tensor.shape):
             raise UserError(f"{name} has shape {tuple(state[name].shape)}, the {what} needs {tuple(tensor.shape)}",
-                            source=source, field="--init")
+                            source=source, setting="init")
     extra = [k for k in state if k not in ours]
     if extra:
         raise UserError(f"tensor {extra[0]} is not in the {what}: the weights are of another network",
-                        source=source, field="--init")
+                        source=source, setting="init")
 
 
 class EMA:

@@ -70,18 +70,18 @@ def run_training(req: TrainRequest) -> dict[str, Any]:
     per_worker = split_batch(req.batch_size, req.workers)
     out = Path(req.out)
     if out.exists() and not out.is_dir():
-        raise UserError("exists and is not a directory", source=str(out), field="--out")
+        raise UserError("exists and is not a directory", source=str(out), setting="out")
     data = load_data(req.data, req.train_images or ALL, req.val_images or ALL, device)
     n = int(data.train_x.shape[0])
     if n < req.batch_size:
-        raise UserError(f"{n} training images are fewer than one batch of {req.batch_size}", field="--batch-size")
+        raise UserError(f"{n} training images are fewer than one batch of {req.batch_size}", setting="batch_size")
     recipe = scale_recipe(req.batch_size, n // req.batch_size, req.epochs)
     spec = training_spec(adapt_spec(req.spec, data.num_classes, data.resolution, req.data.stem_stride), recipe)
     what = (f"spec adapted to {data.name} ({data.num_classes} classes, {data.resolution}x{data.resolution}, "
             f"stem stride {spec.stem.s})")
     init_state = None
     if req.init:
-        init_state = load_state(req.init, field="--init", finite=True)
+        init_state = load_state(req.init, setting="init", finite=True)
         check_fits(build_model(spec), init_state, req.init, what)
     identity = {"spec": spec.content_hash(), "dataset": data.name, "data": req.data.path,
                 "resolution": data.resolution, "stem_stride": spec.stem.s, "split_seed": req.data.split_seed,
@@ -94,7 +94,7 @@ def run_training(req: TrainRequest) -> dict[str, Any]:
         ck.check_identity(saved["identity"], identity, str(out / ck.CHECKPOINT))
     elif (out / ck.CHECKPOINT).exists():
         raise UserError(f"holds a training already ({ck.CHECKPOINT}): add --resume to continue it, or give "
-                        "another --out", source=str(out), field="--out")
+                        "another --out", source=str(out), setting="out")
     until = req.epochs if req.stop_after is None else min(req.epochs, req.stop_after)
     hint = "wait for it to finish, or stop it (Ctrl-C) and continue it with --resume"
     with run_lock(out, what="training", resume_hint=hint):

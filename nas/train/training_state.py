@@ -30,7 +30,7 @@ def file_digest(path: str | Path) -> str:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
     except OSError as err:
-        raise UserError(f"cannot read: {err.strerror or err}", source=str(path), field="--init") from None
+        raise UserError(f"cannot read: {err.strerror or err}", source=str(path), setting="init") from None
     return h.hexdigest()[:16]
 
 
@@ -48,7 +48,7 @@ def load_checkpoint(out: Path) -> dict[str, Any]:
 
     path = Path(out) / CHECKPOINT
     if not path.is_file():
-        raise UserError(f"nothing to resume: no {CHECKPOINT} here", source=str(out), field="--resume")
+        raise UserError(f"nothing to resume: no {CHECKPOINT} here", source=str(out), setting="resume")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a corrupt or truncated file

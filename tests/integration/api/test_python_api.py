@@ -83,7 +83,7 @@ def test_registered_names_are_the_config_choices(toys):
     assert config.proxy == "toy-params"
     with pytest.raises(nas.UserError, match="must be guided-evolution, controller") as err:
         nas.run_config({"target_ms": 10.0, "algorithm": "annealing"})
-    assert err.value.field == "algorithm" and err.value.source is None
+    assert err.value.setting == "algorithm" and err.value.source is None
 
 
 def test_a_values_origin_and_a_bad_value_caught_once_with_one_message(tmp_path):

@@ -128,8 +128,9 @@ def test_reference_seeds_are_distinct_and_seed_zero_is_an_old_audits():
     refs = reference_proxies(config)
     assert [r.config.seed for r in refs] == [3, 4, 5] and len({r.fingerprint() for r in refs}) == 3
     assert {r.name for r in refs} == {"reference"}
-    with pytest.raises(UserError, match="--reference-seeds"):
+    with pytest.raises(UserError, match="^reference_seeds: ") as err:
         _config(reference_seeds=0)
+    assert err.value.setting == "reference_seeds"
 
 
 def test_audit_with_two_seeds_and_published_resumes(fake, tmp_path):

@@ -21,8 +21,9 @@ def test_draw_is_seeded_repeatable_and_distinct():
     assert ia.draw(60, seed=0) == a[:60]  # the trained subset is the first M of the same draw
     assert ia.draw(ia.ACCEL_NETWORKS, seed=3) != list(range(ia.ACCEL_NETWORKS))  # shuffled, not in file order
     assert sorted(ia.draw(ia.ACCEL_NETWORKS, seed=3)) == list(range(ia.ACCEL_NETWORKS))
-    with pytest.raises(UserError, match="--networks"):
+    with pytest.raises(UserError, match="^networks: ") as err:
         ia.draw(ia.ACCEL_NETWORKS + 1, seed=0)
+    assert err.value.setting == "networks"
 
 
 def test_the_records_are_as_many_as_the_flag_allows():

@@ -40,8 +40,9 @@ def test_a_population_the_space_cannot_fill_is_refused(tmp_path):
     tiny = str(DATA / "micro_space.yaml")
     with pytest.raises(UserError, match="fewer than 100000 distinct"):
         stratified_specs(tiny, 100000, seed=0, pool=1)
-    with pytest.raises(UserError, match="--population"):
+    with pytest.raises(UserError, match="^population: ") as err:
         AuditConfig(space=tiny, samples=3, budget=None, data=None, population="sorted")
+    assert err.value.setting == "population"
 
 
 def test_correlation_and_undefined_cases():

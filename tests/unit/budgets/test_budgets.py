@@ -51,7 +51,7 @@ def test_after_a_search_netadapt_takes_the_pipelines_changes():
 def test_an_unknown_budget_is_a_one_line_error_naming_the_flag():
     with pytest.raises(UserError) as info:
         get_budget("infinite")
-    assert info.value.field == "budget" and "infinite" in str(info.value) and "\n" not in str(info.value)
+    assert info.value.setting == "budget" and "infinite" in str(info.value) and "\n" not in str(info.value)
     assert all(name in str(info.value) for name in BUDGETS)
 
 

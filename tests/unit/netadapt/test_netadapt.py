@@ -525,7 +525,7 @@ def test_no_width_that_lowers_the_latency_is_one_error(tiny, scripted, tmp_path)
     _, floor_spec = floor_widths(spec, knobs_of(spec))
     with pytest.raises(UserError, match="no width can shrink further at 9.500 ms") as err:
         scripted_run(spec, 5.0, tmp_path, device=Flat(floor_spec))
-    assert err.value.field == "--target-ms"
+    assert err.value.setting == "target_ms"
     assert [r["iteration"] for r in iterations(tmp_path)] == [0]
 
 

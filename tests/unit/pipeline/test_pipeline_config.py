@@ -32,7 +32,7 @@ def test_an_error_names_the_file_and_key_or_the_flag(tmp_path):
     assert (err.value.source, err.value.field) == (str(path), "reward_w")
     with pytest.raises(UserError) as err:
         new_run_config(args(config=str(path), reward_w=-9.0))
-    assert (err.value.source, err.value.field) == (None, "--reward-w")
+    assert (err.value.source, err.value.field, err.value.setting) == (None, None, "reward_w")
     assert "must be a number in [-2, 0], got -9.0" in str(err.value)
 
 
@@ -43,13 +43,20 @@ def test_unknown_keys_are_refused(tmp_path):
         read_config_file(path, CONFIG_KEYS)
 
 
-def test_located_moves_a_flag_blaming_error_to_the_values_origin():
+def test_located_moves_a_setting_blaming_error_to_the_values_origin():
     def fails():
-        raise UserError("no such folder", field="--data")
+        raise UserError("no such folder", source="/no/such", setting="data")
 
     with pytest.raises(UserError) as err:
         located({"data": ("run.yaml", "data")}, "data", fails)
-    assert (err.value.source, err.value.field) == ("run.yaml", "data")
+    assert (err.value.source, err.value.field, err.value.setting) == ("run.yaml", "data", None)
+    assert str(err.value) == "run.yaml: data: /no/such: no such folder"  # the file it named is kept
+    with pytest.raises(UserError) as err:  # from a flag: the setting, shown as its flag by a command
+        located({"data": (None, "--data")}, "data", fails)
+    assert (err.value.source, err.value.field, err.value.setting) == (None, None, "data")
+    assert str(err.value) == "data: /no/such: no such folder"
+    field_of_the_file = UserError("must be a list", source="table.yaml", field="entries")  # kept as it is
+    assert field_of_the_file.located(source="run.yaml", field="device") is field_of_the_file
 
 
 def test_the_config_is_frozen_and_saves_every_setting():
@@ -146,7 +153,7 @@ def test_a_reward_that_a_target_only_searcher_cannot_use_is_refused_and_the_defa
     assert reward_name(new_run_config(args(target_ms=25.0, algorithm="guided-evolution", reward="hard"))) == "hard"
     with pytest.raises(UserError) as err:
         new_run_config(args(target_ms=25.0, reward="mnasnet"))
-    assert err.value.field == "--reward" and "cannot take effect" in str(err.value)
+    assert err.value.setting == "reward" and "cannot take effect" in str(err.value)
 
 
 def test_a_ray_cluster_named_only_by_a_file_is_not_joined(tmp_path):

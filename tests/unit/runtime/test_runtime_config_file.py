@@ -73,14 +73,14 @@ def test_a_library_error_about_a_files_setting_names_the_file_and_key(tmp_path, 
 
     def main(argv):
         _parser().parse_args(argv)
-        raise UserError("fewer training images than one batch of 64", field="batch_size")
+        raise UserError("fewer training images than one batch of 64", setting="batch_size")
 
     with pytest.raises(SystemExit) as stop:
         run_main(main, ["s.yaml", "--config", path])
     assert stop.value.code == 2
     assert capsys.readouterr().err.strip() == f"error: {path}: batch_size: fewer training images than one batch of 64"
     # the same error with the value from a flag names the flag
-    assert str(on_command_line(UserError("x", field="epochs"))) == "--epochs: x"
+    assert str(on_command_line(UserError("x", setting="epochs"))) == "--epochs: x"
 
 
 def test_a_subcommands_file_sets_its_own_flags(tmp_path):

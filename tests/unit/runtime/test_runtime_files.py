@@ -49,8 +49,8 @@ def test_a_bad_weights_file_is_one_user_error_naming_it(tmp_path, content, messa
         load_state(path)
     assert str(err.value).startswith(f"{path}: ") and "\n" not in str(err.value)
     with pytest.raises(UserError) as err:
-        load_state(path, field="--weights")
-    assert str(err.value).startswith(f"{path}: --weights: ")
+        load_state(path, setting="weights")  # a setting: its key here, its flag on the command line
+    assert str(err.value).startswith(f"{path}: weights: ") and err.value.setting == "weights"
     with pytest.raises(UserError) as err:  # a path named in a config file: the config's key, then the file
         load_state(path, source="run.yaml", field="netadapt.weights")
     assert str(err.value).startswith(f"run.yaml: netadapt.weights: {path}: ")

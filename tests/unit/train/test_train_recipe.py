@@ -87,12 +87,12 @@ def test_batch_must_split_over_workers():
     assert split_batch(128, 4) == 32
     with pytest.raises(UserError) as err:
         split_batch(30, 4)
-    assert err.value.field == "--batch-size" and "multiple of 4" in str(err.value)
+    assert err.value.setting == "batch_size" and "multiple of 4" in str(err.value)
     with pytest.raises(UserError):
         split_batch(4, 4)  # one image per worker: BatchNorm needs two
     with pytest.raises(UserError) as err:
         scale_recipe(128, 0, 3)
-    assert err.value.field == "--batch-size"
+    assert err.value.setting == "batch_size"
 
 
 def test_resume_identity_names_the_first_difference():
@@ -113,7 +113,7 @@ def test_init_weights_of_another_shape_name_the_tensor():
     wrong = dict(state, **{"head.classifier.weight": torch.zeros(10, state["head.classifier.weight"].shape[1])})
     with pytest.raises(UserError) as err:
         check_fits(model, wrong, "w.pt", "adapted spec")
-    assert err.value.field == "--init" and "head.classifier.weight" in str(err.value) and "(1000," in str(err.value)
+    assert err.value.setting == "init" and "head.classifier.weight" in str(err.value) and "(1000," in str(err.value)
     with pytest.raises(UserError) as err:
         check_fits(model, {k: v for k, v in state.items() if k != "stem.0.weight"}, "w.pt", "adapted spec")
     assert "stem.0.weight" in str(err.value)
