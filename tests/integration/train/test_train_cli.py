@@ -139,3 +139,24 @@ def test_bad_input_is_one_line(extra, needles, tiny_spec, fashion_mnist, tmp_pat
 def test_missing_spec_is_one_line(capsys, tmp_path):
     code, _, err = run_inprocess(["nas.train", str(tmp_path / "none.yaml")], capsys)
     check_user_error(code, err, "none.yaml", "not found")
+
+
+@pytest.mark.parametrize("settings, line", [
+    ("batch_size: 1000\n", "batch_size: 400 training images are fewer than one batch of 1000"),  # the library's
+    ("resolution: 4\n", "resolution: "),  # the data config's check
+    ("epochs: 0\n", "epochs: must be an integer > 0, got '0'"),  # the flag's own type
+])
+def test_a_bad_setting_from_a_config_file_names_the_file_and_key(settings, line, tiny_spec, fashion_mnist,
+                                                                 tmp_path, capsys):
+    """`--config FILE` on nas.train: the file's values under the flags typed after them, and an error
+    about one, wherever it is caught, is the file and key, not the flag."""
+    config = tmp_path / "train.yaml"
+    config.write_text(settings)
+    out = tmp_path / "run"
+    args = _args(tiny_spec, fashion_mnist, out)
+    flag = "--" + settings.split(":")[0].replace("_", "-")
+    if flag in args:  # the file's key, not given again as a flag (a flag would win)
+        del args[args.index(flag):args.index(flag) + 2]
+    code, _, err = run_inprocess([*args, "--config", str(config)], capsys)
+    check_user_error(code, err, f"{config}: {line}")
+    assert "--" not in err.split(str(config))[1].split(":")[1] and not out.exists()
