@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from nas.budgets import Budget
+from nas.core.counts import count_macs, count_params
 from nas.core.spec import ArchSpec, save_spec, scale_width
 from nas.core.spec_file import load_spec
 from nas.runtime.jsonl import JsonlWriter, jsonable, read_jsonl
 from nas.runtime.paths import REFERENCE_DIR
-from nas.runtime.stats import judge, paired_difference, seed_summary, verdict
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ def comparison(networks: list[dict[str, Any]], trainings: dict[tuple[str, int], 
                device, target_ms: float) -> dict[str, Any]:
     """`rows` (one per network: latency, accuracy mean and sd over the seeds, and for a baseline the
     paired difference final - baseline with its 95% CI) and the one-sentence `verdict`."""
-    from nas.core.counts import count_macs, count_params
+    from nas.runtime.stats import judge, paired_difference, seed_summary, verdict  # deferred: scipy.stats costs ~1.5 s
 
     final_acc = [trainings[("final", s)]["accuracy"] for s in seeds]
     rows, clauses = [], []
