@@ -177,7 +177,7 @@ def data_from_flags(args) -> DataConfig:
     a --data directory needs when --dataset is not given; Fashion-MNIST when neither is)."""
     dataset = args.dataset
     if dataset is None:
-        from nas.accuracy.datasets import detect_dataset
+        from nas.accuracy.datasets import detect_dataset  # deferred: loads torch
 
         dataset = detect_dataset(args.data) if args.data else "fashion-mnist"
     return DataConfig(dataset=dataset, path=args.data, resolution=args.resolution, stem_stride=args.stem_stride)

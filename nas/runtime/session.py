@@ -136,7 +136,7 @@ def ray_session(address: str | None = None, cpus: int | None = None) -> Iterator
     """Ray for a block: the cluster at `address`, or a private local Ray with `cpus` CPUs that listens
     on the loopback interface only, left as it was afterwards; a Ray already initialised (a
     caller's, a test's) is used as it is."""
-    import ray
+    import ray  # deferred: Ray takes 1-5 s to load
 
     for key, value in RAY_ENV.items():  # before any Tuner runs, whoever started Ray
         os.environ.setdefault(key, value)
@@ -182,7 +182,7 @@ _CLUSTER_MODE_VAR = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 def _loopback_only():
     """Switch Ray's cluster mode off for a local start; returns what puts it back."""
     try:
-        from ray._private import ray_constants
+        from ray._private import ray_constants  # deferred: Ray takes 1-5 s to load
     except ImportError:
         ray_constants = None
     if ray_constants is None or not hasattr(ray_constants, "ENABLE_RAY_CLUSTER"):
@@ -231,7 +231,7 @@ def _use_token_if_found():
     if os.environ.get("RAY_AUTH_MODE") is not None:
         return lambda: None
     try:
-        from ray._raylet import AuthenticationTokenLoader, Config
+        from ray._raylet import AuthenticationTokenLoader, Config  # deferred: Ray takes 1-5 s to load
     except ImportError:  # a Ray without token authentication
         return lambda: None
     if not AuthenticationTokenLoader.instance().has_token(ignore_auth_mode=True):
