@@ -41,7 +41,7 @@ class _SearchPackage(types.ModuleType):
     importing a submodule binds the package to `nas.search`, so the package itself is callable."""
 
     def __call__(self, target_ms: float, **settings):
-        from nas.api import search
+        from nas.api import search  # deferred: `import nas` stays cheap (names load on first use)
 
         return search(target_ms, **settings)
 

@@ -15,15 +15,19 @@ naming it, before anything is written. See docs/python.md.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 from nas.core.spec import ArchSpec
 from nas.core.spec_file import load_spec
-from nas.pipeline.run_config import CONFIG_KEYS, DEFAULTS, RunConfig, validate_config
+from nas.pipeline.run_config import CONFIG_KEYS, DEFAULTS, RunConfig, read_saved_config, validate_config
 from nas.runtime.settings import DEFAULT, PYTHON, Origins, flag
 from nas.runtime.errors import UserError
+from nas.pipeline.rundir import check_new_run_dir, default_run_dir
+from nas.accuracy.proxy_config import DataConfig
+from nas.accuracy.proxy import make_proxy
 
 
 @dataclass(frozen=True)
@@ -69,8 +73,6 @@ class SearchResult:
     @classmethod
     def from_run(cls, run_dir: str | Path, summary: Mapping[str, Any] | None = None) -> "SearchResult":
         """The result of a finished run directory (its summary.json)."""
-        import json
-
         run_dir = Path(run_dir)
         if summary is None:
             path = run_dir / "summary.json"
@@ -127,8 +129,6 @@ class Pipeline:
 
     @property
     def run_dir(self) -> Path:
-        from nas.pipeline.rundir import default_run_dir
-
         if self.out is None:
             self.out = default_run_dir(self.config)
         return self.out
@@ -136,9 +136,7 @@ class Pipeline:
     def run(self, resume: bool = False) -> SearchResult:
         """Every stage not yet done; with `resume`, an interrupted run in `out` continues where it
         stopped (its saved settings must equal these)."""
-        from nas.pipeline.launch import launch
-        from nas.pipeline.rundir import check_new_run_dir
-        from nas.pipeline.run_config import read_saved_config
+        from nas.pipeline.launch import launch  # deferred: loads numpy
 
         run_dir = self.run_dir
         saved = read_saved_config(run_dir) if resume else None
@@ -168,7 +166,7 @@ def _spec(spec: ArchSpec | str | Path) -> ArchSpec:
 def predict_latency(spec: ArchSpec | str | Path, device: Any = "pixel1"):
     """The device's predicted latency of a network (`Prediction`: ms, p10, p90); `device` is a name
     registered in `nas.DEVICES` or a table's path, or a device object."""
-    from nas.latency.devices import get_device
+    from nas.latency.devices import get_device  # deferred: loads torch
 
     return (get_device(device) if isinstance(device, str) else device).predict(_spec(spec))
 
@@ -177,16 +175,13 @@ def score(spec: ArchSpec | str | Path, proxy: str = "params", *, budget: str = "
           dataset: str = "fashion-mnist", data: str | None = None, seed: int = 0) -> dict[str, Any]:
     """One proxy's verdict on a network: a dict with `score` (higher is better), `accuracy` (a
     top-1 in [0, 1] for training proxies, None for zero-cost scores), `seconds` and `failed`."""
-    from nas.accuracy.proxy_config import DataConfig
-    from nas.accuracy.proxy import make_proxy
-
     return make_proxy(proxy, budget, data=DataConfig(dataset=dataset, path=data), seed=seed).evaluate(_spec(spec))
 
 
 def netadapt(spec: ArchSpec | str | Path, target_ms: float, device: Any = "pixel1", **options: Any) -> dict[str, Any]:
     """NetAdapt: shrink the network's layer widths until its predicted latency meets `target_ms`
     (options: those of `nas.netadapt.netadapt_run.run_netadapt`: budget, out_dir, resume, seed, weights, ...)."""
-    from nas.netadapt.netadapt_run import run_netadapt
+    from nas.netadapt.netadapt_run import run_netadapt  # deferred: loads torch
 
     return run_netadapt(_spec(spec), target_ms, device, **options)
 
@@ -194,7 +189,7 @@ def netadapt(spec: ArchSpec | str | Path, target_ms: float, device: Any = "pixel
 def export(spec: ArchSpec | str | Path, out: str | Path, **options: Any) -> dict[str, Any]:
     """The network as ONNX at `out`, checked against torch and timed on this host (options:
     weights, verify, time_it, threads, runs, seed)."""
-    from nas.export.onnx import export_spec
+    from nas.export.onnx import export_spec  # deferred: loads torch
 
     return export_spec(_spec(spec), out, **options)
 
@@ -203,8 +198,7 @@ def train(spec: ArchSpec | str | Path, out: str | Path, *, dataset: str = "fashi
           **options: Any) -> dict[str, Any]:
     """Train the network with MobileNetV3's recipe, scaled to the run (options: those of
     `nas.train.training_run.TrainRequest`: epochs, batch_size, seed, resume, workers, address, ...)."""
-    from nas.accuracy.proxy_config import DataConfig
-    from nas.train.training_run import TrainRequest, run_training
+    from nas.train.training_run import TrainRequest, run_training  # deferred: loads torch
 
     return run_training(TrainRequest(_spec(spec), DataConfig(dataset=dataset, path=data), Path(out),
                                      **{"progress": False, **options}))

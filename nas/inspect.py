@@ -25,7 +25,7 @@ def inspect_spec(spec, device: str | None = None) -> dict:
         "arch": spec.to_string(),
     }
     if device:
-        from nas.latency.devices import get_device
+        from nas.latency.devices import get_device  # deferred: loads torch
 
         pred = get_device(device).predict(spec)
         result.update(device=device, latency_ms=round(pred.ms, 4),

@@ -38,7 +38,7 @@ from nas.latency.devices import get_device  # noqa: E402
 from nas.accuracy.proxy import ZeroCostScorer, make_proxy  # noqa: E402
 from nas.search.reward import RewardConfig  # noqa: E402
 from nas.search.search_loop import Evaluator, SearchRun  # noqa: E402
-from nas.search.algorithms import SEARCH_CONTROLLER_BATCH, SEARCH_CONTROLLER_CONFIG, make_algorithm  # noqa: E402
+from nas.search.algorithms import SEARCH_CONTROLLER_BATCH, make_algorithm, search_controller_config  # noqa: E402
 from nas.core.space import load_space  # noqa: E402
 from nas.core.spec_file import load_spec  # noqa: E402
 
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=positive_int, default=SEARCH_CONTROLLER_BATCH,
                         help="controller batch (one policy update each) and in-process batch")
     parser.add_argument("--paper-controller", action="store_true",
-                        help="start from ControllerConfig()'s paper constants, not SEARCH_CONTROLLER_CONFIG")
+                        help="start from ControllerConfig()'s paper constants, not search_controller_config()")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override one controller setting")
     parser.add_argument("--threads", type=positive_int, default=1)
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     p = make_proxy(args.proxy, "smoke", threads=args.threads)
     proxy = OneBatchScorer(p.proxy, p.data_config, p.batch, p.seed, p.device, p.threads)
     evaluator = Evaluator(get_device("pixel1"), proxy, make_reward(args.reward, target, space), make_to_accuracy(proxy))
-    config = parse_sets(args.set, ControllerConfig() if args.paper_controller else SEARCH_CONTROLLER_CONFIG)
+    config = parse_sets(args.set, ControllerConfig() if args.paper_controller else search_controller_config())
     methods = args.methods.split(",")
     rows = []
     for seed in range(args.seeds):

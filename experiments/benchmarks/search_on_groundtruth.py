@@ -100,7 +100,7 @@ def parse_arm(arm: str) -> tuple[str, dict[str, str]]:
 def make_arm(arm: str, space, device, target: float, seed: int):
     from dataclasses import replace
 
-    from nas.search.algorithms import SEARCH_CONTROLLER_CONFIG, make_algorithm
+    from nas.search.algorithms import make_algorithm, search_controller_config
     from nas.search.guided import token_latency
     from nas.search.reward import RewardConfig
 
@@ -121,7 +121,7 @@ def make_arm(arm: str, space, device, target: float, seed: int):
         if "ppo_epochs" in o:
             tuned["ppo_epochs"] = int(o["ppo_epochs"])
         if tuned and name == "controller":
-            options["config"] = replace(SEARCH_CONTROLLER_CONFIG, **tuned)
+            options["config"] = replace(search_controller_config(), **tuned)
     return make_algorithm(name, space, seed=seed, **options), reward
 
 

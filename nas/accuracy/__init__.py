@@ -19,6 +19,6 @@ _EXPORTS = {
     "nas.accuracy.proxy": ("TrainingProxy", "ZeroCostScorer", "make_proxy", "proxy_names"),
     "nas.accuracy.cascade": ("CascadeProxy",),
     "nas.accuracy.short_training": ("TrainResult", "Trainer", "adapt_spec", "train_spec"),
-    "nas.accuracy.zero_cost": ("ZERO_COST", "zero_cost_score"),
+    "nas.accuracy.zero_cost_table": ("ZERO_COST", "zero_cost_score"),
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

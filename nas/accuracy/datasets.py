@@ -260,7 +260,7 @@ def read_image_folder(root: Path) -> ImageSource:
 
 def _decode_files(files: Sequence[str], indices: np.ndarray, resolution: int) -> np.ndarray:
     try:
-        from PIL import Image
+        from PIL import Image  # deferred: Pillow, for image folders only
     except ImportError:
         raise UserError("reading an image folder needs Pillow (pip install pillow)", setting="data") from None
     out = np.empty((len(indices), 3, resolution, resolution), dtype=np.uint8)

@@ -13,6 +13,9 @@ others' models for their own spaces (`nas.groundtruth.imagenet_proxy`).
 uses), `accuracy` (validation top-1 in [0, 1] for training proxies, None for zero-cost ones),
 `seconds` and `failed` (a diverging network: accuracy 0, score 0 for training proxies and None
 for zero-cost ones, `reason` says why).
+
+Torch-free on import, so that the names register (and a command lists them) before torch loads:
+the proxies import it when they load their data or train.
 """
 from __future__ import annotations
 
@@ -26,15 +29,15 @@ from typing import TYPE_CHECKING, Any
 
 from nas.accuracy.proxy_interface import Proxy, ProxyContext
 from nas.accuracy.proxy_config import DataConfig, ProxyConfig, TrainConfig, with_length
-from nas.accuracy.proxy_data import ProxyData, load_data
-from nas.accuracy.short_training import adapt_spec
-from nas.accuracy.zero_cost import ZERO_COST, ZeroCostProxy
+from nas.accuracy.zero_cost_table import ZERO_COST, ZeroCostProxy
 from nas.core.spec import ArchSpec
 from nas.runtime.errors import UserError
+from nas.runtime.files import save_state
 from nas.runtime.registry import BUDGETS, PROXIES
 from nas.runtime.session import select_device, set_threads
 
 if TYPE_CHECKING:  # the budgets sit above the proxies: a name is looked up in BUDGETS
+    from nas.accuracy.proxy_data import ProxyData
     from nas.budgets import AccuracyBudget, Budget
 
 _LENGTH = re.compile(r"train-(\d+)(ep|steps)")
@@ -52,14 +55,15 @@ class TrainingProxy(Proxy):
         return self.config.fingerprint()
 
     def data(self) -> ProxyData:
+        from nas.accuracy.proxy_data import load_data  # deferred: torch (see the module's docstring)
+
         c = self.config
         return load_data(c.data, c.train.train_images, c.train.val_images, select_device(c.device))
 
     def evaluate(self, spec: ArchSpec, weights_out: str | None = None) -> dict[str, Any]:
         """The training's result; with `weights_out`, the trained state_dict is saved there (for the
         spec as trained: adapt_spec's classes, resolution and stem stride)."""
-        from nas.accuracy.short_training import Trainer
-        from nas.runtime.files import save_state
+        from nas.accuracy.short_training import Trainer  # deferred: torch (see the module's docstring)
 
         c = self.config
         set_threads(c.threads)
@@ -88,9 +92,13 @@ class ZeroCostScorer(Proxy):
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     def data(self) -> ProxyData:
+        from nas.accuracy.proxy_data import load_data  # deferred: torch (see the module's docstring)
+
         return load_data(self.data_config, self.batch, 1, select_device(self.device))
 
     def evaluate(self, spec: ArchSpec) -> dict[str, Any]:
+        from nas.accuracy.short_training import adapt_spec  # deferred: torch (see the module's docstring)
+
         set_threads(self.threads)
         data = self.data()
         start = time.perf_counter()
@@ -125,7 +133,7 @@ def make_proxy(name: str, budget: str | Budget | AccuracyBudget = "default", dat
     budget = BUDGETS.lookup(budget) if isinstance(budget, str) else budget
     context = ProxyContext(getattr(budget, "accuracy", budget), data or DataConfig(), seed, device, threads, train)
     if isinstance(name, str) and ">" in name:
-        from nas.accuracy.cascade import CascadeProxy
+        from nas.accuracy.cascade import CascadeProxy  # deferred: numpy (~0.2 s), for a cascade only
 
         first, _, second = name.partition(">")
         if _kind(first) != "zero-cost" or _kind(second) != "training":

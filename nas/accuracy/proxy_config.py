@@ -18,7 +18,6 @@ from nas.runtime.errors import UserError
 DATASETS = ("fashion-mnist", "cifar10", "cifar100", "imagefolder")
 OPTIMIZERS = ("sgd", "rmsprop")
 DEVICES = ("auto", "cpu", "cuda")
-# The zero-cost registry's names (nas.accuracy.zero_cost.ZERO_COST), here so the CLI needs no torch.
 # Peak learning rates for a batch of 256, scaled linearly with the batch size (Goyal et al. 2017):
 # SGD 0.2 is CIFAR's usual 0.1 at batch 128. Some MobileNets sampled from the spaces collapse to
 # chance (loss stuck at ln 10) at 0.5 per 128 images over 5 epochs.
@@ -177,7 +176,7 @@ def data_from_flags(args) -> DataConfig:
     a --data directory needs when --dataset is not given; Fashion-MNIST when neither is)."""
     dataset = args.dataset
     if dataset is None:
-        from nas.accuracy.datasets import detect_dataset
+        from nas.accuracy.datasets import detect_dataset  # deferred: loads torch
 
         dataset = detect_dataset(args.data) if args.data else "fashion-mnist"
     return DataConfig(dataset=dataset, path=args.data, resolution=args.resolution, stem_stride=args.stem_stride)

@@ -30,11 +30,11 @@ CHECKPOINT_FILE = "trainer.pt"
 
 def proxy_trainable(config: dict[str, Any], specs: Sequence[dict[str, Any]] | None = None) -> None:
     """Train one spec: config["proxy"] is a ProxyConfig dict; the spec is config["spec"] or specs[config["index"]]."""
-    import torch
-    from ray import tune
+    import torch  # deferred: torch takes ~2 s to load
+    from ray import tune  # deferred: Ray takes 1-5 s to load
 
-    from nas.accuracy.proxy_data import load_data
-    from nas.accuracy.short_training import Trainer
+    from nas.accuracy.proxy_data import load_data  # deferred: loads torch
+    from nas.accuracy.short_training import Trainer  # deferred: loads torch
 
     proxy = ProxyConfig.from_dict(config["proxy"])
     set_threads(proxy.threads)  # Ray sets OMP_NUM_THREADS per task; torch is told explicitly
@@ -78,8 +78,8 @@ def evaluate_specs(specs: Sequence[ArchSpec], proxy_config: ProxyConfig, address
     shorter training (`stopped_early` is set). A trial that raises or whose worker dies is retried
     `max_failures` times, then its result is failed with the error as the reason.
     """
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
+    from ray import tune  # deferred: Ray takes 1-5 s to load
+    from ray.tune.schedulers import ASHAScheduler  # deferred: Ray takes 1-5 s to load
 
     if not specs:
         return []

@@ -16,24 +16,23 @@ needs the network in a different state:
   small input perturbation, plus the sum of log BN standard deviations; Gaussian weights and
   Gaussian inputs, BN in train mode (the batch statistics of the unperturbed pass).
 - params, macs: the trivial baselines, from the spec alone.
+
+Their names and summaries, and the lookup by name, are in `nas.accuracy.zero_cost_table`, which
+needs no torch: the proxies' names register without loading it.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas.runtime.errors import UserError
 from nas.core.counts import count_macs, count_params
 from nas.core.model import build_model
 from nas.runtime.session import generator
 from nas.core.spec import ArchSpec
 
-ScoreFn = Callable[[ArchSpec, torch.Tensor, torch.Tensor, int], float]
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.Hardswish, nn.SiLU)
 ZEN_MIXUP = 0.01  # the perturbation scale of Zen-NAS
 
@@ -158,35 +157,3 @@ def params(spec: ArchSpec, images: torch.Tensor, labels: torch.Tensor, seed: int
 
 def macs(spec: ArchSpec, images: torch.Tensor, labels: torch.Tensor, seed: int = 0) -> float:
     return float(count_macs(spec))
-
-
-# ---- registry -------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ZeroCostProxy:
-    name: str
-    fn: ScoreFn
-    needs_data: bool  # real images (else only the input shape)
-    summary: str
-
-
-ZERO_COST: dict[str, ZeroCostProxy] = {p.name: p for p in (
-    ZeroCostProxy("naswot", naswot, True, "log-det of the binary activation-code kernel (Mellor et al. 2021)"),
-    ZeroCostProxy("synflow", synflow, False, "log synaptic flow, BN-free, float64, |w| (Tanaka et al. 2020)"),
-    ZeroCostProxy("grad_norm", grad_norm, True, "sum of layer gradient norms (Abdelfattah et al. 2021)"),
-    ZeroCostProxy("zen", zen, False, "Zen-score: log feature sensitivity + log BN scales (Lin et al. 2021)"),
-    ZeroCostProxy("params", params, False, "number of parameters"),
-    ZeroCostProxy("macs", macs, False, "multiply-adds"),
-)}
-
-
-def get_zero_cost(name: str) -> ZeroCostProxy:
-    try:
-        return ZERO_COST[name]
-    except KeyError:
-        raise UserError(f"unknown zero-cost proxy {name!r} (one of {', '.join(ZERO_COST)})", setting="proxy") from None
-
-
-def zero_cost_score(name: str, spec: ArchSpec, images: torch.Tensor, labels: torch.Tensor, seed: int = 0) -> float:
-    """Score an (already adapted) spec with the named proxy."""
-    return get_zero_cost(name).fn(spec, images, labels, seed)

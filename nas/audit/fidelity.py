@@ -12,6 +12,7 @@ name and its fingerprint (which holds the seed), so an interrupted audit resumes
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import statistics
 import time
@@ -34,6 +35,9 @@ from nas.audit.ranks import (correlation, partial_correlation, partial_tau_stand
 from nas.runtime.stats import seed_summary
 from nas.runtime.ray_tune import TRIAL_RETRIES
 from nas.core.spec import ArchSpec
+from nas.supernet.supernet_proxy import SupernetProxy
+from nas.supernet.supernet_run import CHECKPOINT, SUMMARY, SupernetRequest, train_supernet
+from nas.accuracy.tune_trials import evaluate_specs
 
 
 # ---- resumable results ----------------------------------------------------------------------
@@ -181,11 +185,6 @@ def run_audit(config: AuditConfig, out_dir: Path, progress: bool = True,
 def audit_supernet(config: AuditConfig, out_dir: Path, progress: bool):
     """The space's supernet, trained once into OUT/supernet (resumed there after an interruption) with
     the budget's supernet recipe; a SupernetProxy on it whose `training_s` is what the training took."""
-    import json
-
-    from nas.supernet.supernet_proxy import SupernetProxy
-    from nas.supernet.supernet_run import CHECKPOINT, SUMMARY, SupernetRequest, train_supernet
-
     folder = out_dir / "supernet"
     summary = folder / SUMMARY
     done = json.loads(summary.read_text()) if summary.exists() else None
@@ -215,8 +214,6 @@ def combine_seeds(results: Sequence[dict[str, Any] | None]) -> dict[str, Any] | 
 
 def _references_on_ray(specs: Sequence[ArchSpec], references: Sequence[TrainingProxy], cache: ResultCache,
                        config: AuditConfig, out_dir: Path) -> None:
-    from nas.accuracy.tune_trials import evaluate_specs
-
     for i, reference in enumerate(references):
         missing = [s for s in specs if cache.get(s.content_hash(), "reference", reference.fingerprint()) is None]
         if not missing:

@@ -8,6 +8,7 @@ from typing import Any
 from nas.audit.fidelity import CASCADE_KEEP
 from nas.audit.ranks import rank_values
 from nas.runtime.files import atomic_write_text
+from nas.runtime.plots import pyplot, save_figure
 
 
 KIND_COLOURS = {"zero-cost": "C0", "training": "C1", "cascade": "C2", "supernet": "C3"}
@@ -118,8 +119,6 @@ def write_report(audit: dict[str, Any], out_dir: Path) -> dict[str, str]:
 
 
 def _plots(summary: dict[str, Any], rows: list[dict[str, Any]], scatter: Path, fidelity: Path) -> None:
-    from nas.runtime.plots import pyplot, save_figure
-
     plt = pyplot()
     ref = rank_values([r["reference"] for r in rows])
     table = [t for t in summary["table"] if t["kind"] != "cascade"]  # a cascade's scores live in no row

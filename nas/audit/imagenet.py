@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 import statistics
 import time
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -29,10 +30,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from nas.accuracy.proxy_config import DataConfig
+from nas.accuracy.proxy_config import DataConfig, ProxyConfig
 from nas.runtime.registry import PROXIES
 from nas.budgets import AccuracyBudget, get_budget
 from nas.runtime.errors import UserError
+from nas.accuracy.proxy import TrainingProxy, make_proxy
+from nas.audit.published import LATENCY_DEVICE, predicted_latency_ms
+from nas.groundtruth.accel import spec_of
+from nas.groundtruth.records import accel_records
+from nas.runtime.jsonl import jsonable
 
 SPACE = "accel_mnasnet"
 ACCEL_NETWORKS = 3110  # records shipped in nas/data/groundtruth/accel_records.jsonl.gz
@@ -140,9 +146,7 @@ class ImageNetAuditConfig:
 def make_proxies(config: ImageNetAuditConfig, out_dir: Path, progress: bool = False) -> list:
     """The Proxy objects of `config.run_proxies`; `supernet` trains the space's supernet once first
     (the audit's `audit_supernet`: the budget's supernet recipe, in OUT/supernet, resumable)."""
-    from nas.audit.fidelity import AuditConfig, audit_supernet
-    from nas.accuracy.proxy_config import ProxyConfig
-    from nas.accuracy.proxy import TrainingProxy, make_proxy
+    from nas.audit.fidelity import AuditConfig, audit_supernet  # deferred: loads scipy
 
     out = []
     for name in config.run_proxies:
@@ -167,13 +171,9 @@ def _evaluate(proxy, spec) -> dict[str, Any]:
 
 def run_imagenet_audit(config: ImageNetAuditConfig, out_dir: Path, progress: bool = True) -> dict[str, Any]:
     """Evaluate (or reload) every proxy on its networks, then summarise against the records' top-1."""
-    from tqdm import tqdm
+    from tqdm import tqdm  # deferred: tqdm takes ~0.1 s to load
 
-    from nas.audit.fidelity import ResultCache
-    from nas.audit.published import LATENCY_DEVICE, predicted_latency_ms
-    from nas.groundtruth.accel import spec_of
-    from nas.groundtruth.records import accel_records
-    from nas.runtime.jsonl import jsonable
+    from nas.audit.fidelity import ResultCache  # deferred: loads scipy
 
     start = time.perf_counter()
     records = accel_records()
@@ -199,16 +199,14 @@ def run_imagenet_audit(config: ImageNetAuditConfig, out_dir: Path, progress: boo
                   leave=False) as bar:
             here = todo
             if config.jobs > 1 and any(not p.cheap for _, p in todo):
-                import multiprocessing
-                from concurrent.futures import ProcessPoolExecutor
+                import multiprocessing  # deferred: multiprocessing (~50 ms), for the audit's pool only
+                from concurrent.futures import ProcessPoolExecutor  # deferred: as above
 
                 pool = ProcessPoolExecutor(config.jobs - 1, mp_context=multiprocessing.get_context("spawn"))
                 futures = {pool.submit(_evaluate, p, s): (s, p) for s, p in todo if not p.cheap}
                 here = [(s, p) for s, p in todo if p.cheap]
 
                 def collect(block: bool) -> None:
-                    from concurrent.futures import FIRST_COMPLETED, wait
-
                     while futures:
                         done, _ = wait(list(futures), timeout=None if block else 0, return_when=FIRST_COMPLETED)
                         if not done:
@@ -259,10 +257,7 @@ def run_imagenet_audit(config: ImageNetAuditConfig, out_dir: Path, progress: boo
 @lru_cache(maxsize=4)
 def latency_tau_all_records(device: str) -> float | None:
     """Predicted latency's tau with top-1 over every record: what the drawn N estimate."""
-    from nas.audit.published import predicted_latency_ms
-    from nas.audit.ranks import correlation  # scipy: loaded by a summary, not on import
-    from nas.groundtruth.accel import spec_of
-    from nas.groundtruth.records import accel_records
+    from nas.audit.ranks import correlation  # deferred: loads scipy
 
     records = accel_records()
     specs = [spec_of(r["architecture"]) for r in records]
@@ -275,7 +270,7 @@ def proxy_row(name: str, top1: Sequence[float], latency_ms: Sequence[float],
               results: Sequence[dict[str, Any] | None]) -> dict[str, Any]:
     """One proxy on the first len(results) networks: Kendall tau and partial tau at equal latency
     against top-1, each with the noise of unrelated rankings at that n, and the median seconds."""
-    from nas.audit.ranks import (correlation, partial_correlation, partial_tau_standard_error,  # scipy: as above
+    from nas.audit.ranks import (correlation, partial_correlation, partial_tau_standard_error,  # deferred: loads scipy
                                  rank_values, tau_standard_error)
 
     n = len(results)
@@ -296,7 +291,7 @@ def proxy_row(name: str, top1: Sequence[float], latency_ms: Sequence[float],
 def latency_row(top1: Sequence[float], latency_ms: Sequence[float], n: int) -> dict[str, Any]:
     """Predicted latency alone as a proxy on the first n networks: its tau with top-1 is the bar every
     proxy's plain tau is measured against; at equal latency it says nothing (partial tau 0)."""
-    from nas.audit.ranks import correlation, partial_tau_standard_error, tau_standard_error  # scipy: as above
+    from nas.audit.ranks import correlation, partial_tau_standard_error, tau_standard_error  # deferred: loads scipy
 
     return {"proxy": "latency alone", "kind": "baseline", "n": n,
             "kendall_tau": correlation(list(top1[:n]), list(latency_ms[:n]))[0], "tau_se": tau_standard_error(n),
@@ -348,7 +343,7 @@ def reference_noise(top1: Sequence[float], latency_ms: Sequence[float], seed: in
 
     An estimate under a model (the records taken as the truth, the noise normal and the same for
     every network), not a measurement: it says roughly how far a perfect proxy could reach."""
-    from nas.audit.ranks import correlation, partial_correlation  # scipy: as above
+    from nas.audit.ranks import correlation, partial_correlation  # deferred: loads scipy
 
     rng = np.random.default_rng([seed, 0x5EED])
     y = np.asarray(top1, dtype=float)

@@ -1,11 +1,13 @@
 """The ImageNet audit's report: its summary as markdown and JSON, written whole or not at all."""
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any, Sequence
 
 from nas.audit.imagenet import ACCEL_NETWORKS
+from nas.runtime.files import atomic_write_text
 
 
 def _num(v, fmt: str) -> str:
@@ -92,10 +94,6 @@ def markdown_report(summary: dict[str, Any]) -> str:
 
 def write_report(audit: dict[str, Any], out_dir: Path) -> dict[str, str]:
     """imagenet_audit.md and imagenet_audit.json in `out_dir`, each written whole; their paths."""
-    import json
-
-    from nas.runtime.files import atomic_write_text
-
     paths = {"markdown": out_dir / "imagenet_audit.md", "json": out_dir / "imagenet_audit.json"}
     atomic_write_text(paths["markdown"], markdown_report(audit["summary"]))
     atomic_write_text(paths["json"], json.dumps(audit, indent=1, sort_keys=True) + "\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from nas.audit.published import predicted_latency_ms
+from nas.core.space import load_space
 from nas.core.spec import ArchSpec
 from nas.runtime.errors import UserError
 
@@ -20,8 +21,6 @@ def sample_specs(space_name: str, samples: int, seed: int) -> list[ArchSpec]:
 def _distinct_draws(space_name: str, samples: int, seed: int) -> list[ArchSpec]:
     """Up to `samples` distinct random architectures: fewer when 100 draws per architecture, or
     1,000 draws in a row, find no new one (a small space is exhausted)."""
-    from nas.core.space import load_space
-
     space = load_space(space_name)
     rng = np.random.default_rng(seed)
     specs: dict[str, ArchSpec] = {}

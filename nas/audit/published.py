@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from nas.core.check import Checker
+from nas.core.spec_file import load_spec
 from nas.runtime.files import load_yaml_file
 from nas.runtime.paths import REFERENCE_DIR
 
@@ -32,8 +33,6 @@ class PublishedNetwork:
         return REFERENCE_DIR / f"{self.spec_name}.yaml"
 
     def spec(self):
-        from nas.core.spec_file import load_spec
-
         return load_spec(self.spec_path)
 
 
@@ -69,7 +68,7 @@ def load_published(path: str | Path | None = None) -> list[PublishedNetwork]:
 
 def predicted_latency_ms(specs: Sequence[Any], device: str = LATENCY_DEVICE) -> list[float]:
     """The device model's latency of each spec (what the search's reward sees)."""
-    from nas.latency.devices import get_device
+    from nas.latency.devices import get_device  # deferred: loads torch
 
     dev = get_device(device)
     return [float(dev.predict(s).ms) for s in specs]

@@ -19,9 +19,12 @@ from argparse import Namespace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from nas.accuracy.proxy_config import DATASETS, data_from_flags  # noqa: E402
+from nas.accuracy.proxy_data import load_data  # noqa: E402
 from nas.core.spec_file import load_spec, spec_limits  # noqa: E402
 from nas.export import onnx as onnx_export  # noqa: E402  (through the module: tests replace its functions)
+from nas.export import tflite as tflite_export  # noqa: E402  (through the module, as onnx_export)
 from nas.export.onnx import OPSET  # noqa: E402
+from nas.export.quantize import proxy_calibration, quantize_onnx, random_calibration, tflite_int8  # noqa: E402
 from nas.export.verify import VERIFY_TOLERANCE  # noqa: E402
 from nas.runtime.cli import ArgumentParser, THREADS, add_spec_limit_flags, emit, positive_int, run_main  # noqa: E402
 from nas.runtime.errors import UserError  # noqa: E402
@@ -46,13 +49,10 @@ def _check_output(path: str, flag: str) -> None:
 def _calibration(args, spec, shape):
     """(calibration arrays, the JSON record of them): random normal input for random weights,
     proxy-task images (training split) for trained ones, unless --calibration says otherwise."""
-    from nas.export.quantize import proxy_calibration, random_calibration
-
     source = args.calibration or ("data" if args.weights or args.data or args.dataset else "random")
     if source == "random":
         n = args.calibration_images or RANDOM_CALIBRATION_INPUTS
         return random_calibration(shape, batches=n), {"source": "random", "images": n}
-    from nas.accuracy.proxy_data import load_data
 
     config = data_from_flags(Namespace(dataset=args.dataset, data=args.data, resolution=spec.resolution,
                                        stem_stride="keep"))
@@ -79,19 +79,14 @@ def export(args) -> dict:
     if args.onnx:
         data = onnx_export.export_onnx(model, shape)
         if args.int8:
-            from nas.export.quantize import quantize_onnx
-
             data = quantize_onnx(data, calibration)
         result.update(onnx=args.onnx, opset=OPSET, latency_runtime="onnxruntime")
         result.update(onnx_export.check_onnx(model, data, shape, not_written, **check))
         files[args.onnx] = data
     if args.tflite:
-        from nas.export.quantize import tflite_int8
-        from nas.export.tflite import check_tflite, runtime_version, to_tflite
-
-        data = tflite_int8(model, shape, calibration) if args.int8 else to_tflite(model, shape)
-        checked = check_tflite(model, data, shape, not_written, **check)
-        result.update(tflite=args.tflite, tflite_runtime=runtime_version())
+        data = tflite_int8(model, shape, calibration) if args.int8 else tflite_export.to_tflite(model, shape)
+        checked = tflite_export.check_tflite(model, data, shape, not_written, **check)
+        result.update(tflite=args.tflite, tflite_runtime=tflite_export.runtime_version())
         result.update({f"tflite_{k}": v for k, v in checked.items() if k != "threads"})
         if not args.onnx:  # the one file's figures also under the plain keys
             result.update(checked, latency_runtime="litert")
@@ -185,9 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, flag):
             _check_output(getattr(args, flag), f"--{flag}")
     if args.tflite:
-        from nas.export.tflite import require_tflite
-
-        require_tflite("--tflite")
+        tflite_export.require_tflite("--tflite")
     with spec_limits(args.max_params, args.max_macs):
         result = export(args)  # a failed check: exit 1
     emit(result, args.json, _human)

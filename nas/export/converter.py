@@ -43,8 +43,9 @@ def in_converter_process(require: Callable[[], None]):
             global _pool
             if _in_converter or multiprocessing.current_process().daemon or os.environ.get(IN_PROCESS_ENV) == "1":
                 return fn(*args, **kwargs)
+            # deferred: multiprocessing (~50 ms), for a conversion only
             from concurrent.futures import ProcessPoolExecutor
-            from concurrent.futures.process import BrokenProcessPool
+            from concurrent.futures.process import BrokenProcessPool  # deferred: as above
 
             require()
             if _pool is None:

@@ -9,6 +9,7 @@ weights (its latency does not depend on the values).
 """
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import tempfile
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 import numpy as np
 
 from nas.export.converter import in_converter_process
+from nas.runtime.log import root_handlers_kept
 
 if TYPE_CHECKING:  # torch loads only when a function below is called
     from torch import nn
@@ -34,7 +36,7 @@ def random_calibration(input_shape: Sequence[int], batches: int = 4, seed: int =
 def _inline_constant_identities(onnx_bytes: bytes) -> bytes:
     """The exporter shares equal constants (all-zero folded BN biases, say) through Identity nodes;
     the quantizer wants every Conv bias to be an initializer, so each such Identity becomes one."""
-    import onnx
+    import onnx  # deferred: onnx takes ~1.5 s to load
 
     model = onnx.load_from_string(onnx_bytes)
     graph = model.graph
@@ -53,9 +55,8 @@ def _inline_constant_identities(onnx_bytes: bytes) -> bytes:
 
 def quantize_onnx(onnx_bytes: bytes, calibration: Iterable[np.ndarray], per_channel: bool = True) -> bytes:
     """int8 QDQ ONNX of a float model whose one input is named `input` (as nas.export.onnx writes)."""
-    from nas.runtime.log import root_handlers_kept
-
     with root_handlers_kept():  # its import calls logging.basicConfig
+        # deferred: onnxruntime.quantization takes ~1.5 s to load
         from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
                                               QuantType, quantize_static)
 
@@ -98,7 +99,7 @@ def _rows(calibration: Iterable[np.ndarray]) -> list[np.ndarray]:
 
 
 def _require_converter() -> None:
-    from nas.export.tflite import require_tflite  # torch: only when a conversion is asked for
+    from nas.export.tflite import require_tflite  # deferred: loads torch
 
     require_tflite()
 
@@ -109,16 +110,15 @@ def tflite_int8(model: "nn.Module", input_shape: Sequence[int], calibration: Ite
     """Static int8 TFLite of `model` (eval mode): activation ranges observed on `calibration`
     (float32 NCHW arrays of any batch size), then converted by litert-torch. `input_shape` is NCHW;
     `channels_last` and `keep_4d_output` as nas.export.tflite.to_tflite."""
-    import torch
+    import torch  # deferred: torch takes ~2 s to load
 
-    from nas.export.tflite import _quiet_converter, nhwc, nhwc_model, require_tflite, to_tflite
-    from nas.runtime.log import root_handlers_kept
+    from nas.export.tflite import _quiet_converter, nhwc, nhwc_model, require_tflite, to_tflite  # deferred: loads torch
 
     require_tflite("int8 TFLite export")
     _quiet_converter()
-    from litert_torch.quantize import pt2e_quantizer
-    from litert_torch.quantize.quant_config import QuantConfig
-    from torchao.quantization.pt2e import allow_exported_model_train_eval, quantize_pt2e
+    from litert_torch.quantize import pt2e_quantizer  # deferred: optional (the tflite extra), ~10 s to load
+    from litert_torch.quantize.quant_config import QuantConfig  # deferred: as above
+    from torchao.quantization.pt2e import allow_exported_model_train_eval, quantize_pt2e  # deferred: as above
 
     quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
         pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True))
@@ -151,8 +151,8 @@ def int8_models(model: "nn.Module", data: "ProxyData", calibration_images: int =
     """`model`'s int8 ONNX ("onnx") and, with the 'tflite' extra, int8 TFLite ("tflite"), calibrated
     on the first `calibration_images` training images of `data` (the slow half of int8_check, which
     a caller may run elsewhere beforehand)."""
-    from nas.export.onnx import export_onnx
-    from nas.export.tflite import tflite_available
+    from nas.export.onnx import export_onnx  # deferred: loads torch
+    from nas.export.tflite import tflite_available  # deferred: loads torch
 
     model = _cpu_copy(model)
     shape = (1, 3, data.resolution, data.resolution)
@@ -164,9 +164,7 @@ def int8_models(model: "nn.Module", data: "ProxyData", calibration_images: int =
 
 
 def _cpu_copy(model: "nn.Module") -> "nn.Module":
-    import copy
-
-    import torch
+    import torch  # deferred: torch takes ~2 s to load
 
     return copy.deepcopy(model).cpu().eval().to(memory_format=torch.contiguous_format)
 
@@ -185,12 +183,13 @@ def int8_check(model: "nn.Module", data: "ProxyData", calibration_images: int = 
     latencies (and the fp32 TFLite conversion they need): their keys are None. `models`: int8_models'
     result for this model and data, made beforehand. `val_images`: score only the first N held-out
     images (each runs alone through the batch-1 int8 models: about 3 ms an image for both)."""
-    import torch  # here and below: torch and onnxruntime load only when a check runs
+    import torch  # deferred: torch takes ~2 s to load
 
-    from nas.export.onnx import export_onnx, onnx_predict
+    from nas.export.onnx import export_onnx, onnx_predict  # deferred: loads torch
+    # deferred: loads torch
     from nas.export.tflite import (INSTALL_HINT, make_interpreter, runtime_version, tflite_available,
                                    tflite_predict, time_interpreter, to_tflite)
-    from nas.export.timing import make_session, time_session
+    from nas.export.timing import make_session, time_session  # deferred: loads onnxruntime
 
     model = _cpu_copy(model)
     shape = (1, 3, data.resolution, data.resolution)

@@ -16,6 +16,7 @@ import os
 import sys
 import time
 import warnings
+from importlib.metadata import PackageNotFoundError, version
 from typing import Callable, Sequence
 
 import numpy as np
@@ -46,7 +47,6 @@ def require_tflite(what: str = "TFLite export") -> None:
 
 def runtime_version() -> str:
     """The interpreter's package and version, part of a LiteRT table's fingerprint."""
-    from importlib.metadata import PackageNotFoundError, version
     try:
         return f"ai-edge-litert {version('ai-edge-litert')}"
     except PackageNotFoundError:
@@ -84,7 +84,7 @@ def _quiet_converter():
         return sys.modules["litert_torch"]
     with warnings.catch_warnings(), _native_stderr_silenced(), root_handlers_kept():
         warnings.simplefilter("ignore")
-        import litert_torch
+        import litert_torch  # deferred: optional (the tflite extra), ~10 s to load
     return litert_torch
 
 
@@ -134,7 +134,7 @@ def as_model_input(interp, x: np.ndarray) -> np.ndarray:
 def make_interpreter(model: bytes, threads: int = 1):
     """A LiteRT interpreter with XNNPACK and an explicit thread count, tensors allocated."""
     require_tflite("the LiteRT interpreter")
-    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_litert.interpreter import Interpreter  # deferred: optional (the tflite extra)
 
     global _first_interpreter
     # The first one prints "INFO: Created TensorFlow Lite XNNPACK delegate" past Python's logging.

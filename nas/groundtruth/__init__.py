@@ -12,7 +12,8 @@ from nas.groundtruth.records import FPGA_DEVICES
 from nas.runtime.registry import DEVICES
 
 def _fpga(name: str, threads: int = 1):
-    from nas.groundtruth.surrogate import AccelFpgaDevice  # scikit-learn: imported only when asked for
+    # deferred: loads scikit-learn (~3 s), for an FPGA device only
+    from nas.groundtruth.surrogate import AccelFpgaDevice
 
     return AccelFpgaDevice(name)
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from nas.accuracy.proxy_interface import Proxy
 from nas.core.spec import ArchSpec
+from nas.groundtruth.ofa import config_of, ofa_space, predict_top1
 from nas.groundtruth.records import ACCEL_SOURCE, OFA_SOURCE
 from nas.runtime.registry import PROXIES
 
@@ -43,14 +44,12 @@ class GroundTruthProxy(Proxy):
 
 
 def _ofa_predict(specs: Sequence[ArchSpec]) -> np.ndarray:
-    from nas.groundtruth.ofa import config_of, ofa_space, predict_top1
-
     space = ofa_space()
     return predict_top1([config_of(s, space) for s in specs])
 
 
 def _accel_predict(specs: Sequence[ArchSpec]) -> np.ndarray:
-    from nas.groundtruth.surrogate import predict_top1
+    from nas.groundtruth.surrogate import predict_top1  # deferred: loads scikit-learn
 
     return predict_top1(specs)
 

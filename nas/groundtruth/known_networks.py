@@ -16,6 +16,9 @@ from typing import Any
 
 from nas.core.counts import count_macs, count_params
 from nas.core.spec import ArchSpec
+from nas.groundtruth.accel import spec_of
+from nas.groundtruth.ofa import specialized_networks
+from nas.groundtruth.records import accel_records
 
 
 def _row(name: str, kind: str, spec: ArchSpec | None, latency: float | None, accuracy: float | None, label: str,
@@ -30,8 +33,6 @@ def _row(name: str, kind: str, spec: ArchSpec | None, latency: float | None, acc
 
 
 def _ofa_rows(device_name: str, device, proxy, target: float) -> list[dict[str, Any]]:
-    from nas.groundtruth.ofa import specialized_networks
-
     nets = [(n, s) for n, s in specialized_networks() if n["device"] == device_name]
     if not nets:
         return []
@@ -56,9 +57,6 @@ def _ofa_rows(device_name: str, device, proxy, target: float) -> list[dict[str, 
 
 
 def _accel_rows(device, proxy, target: float) -> list[dict[str, Any]]:
-    from nas.groundtruth.accel import spec_of
-    from nas.groundtruth.records import accel_records
-
     records = accel_records()
     specs = [spec_of(r["architecture"], name=f"accel-{i}") for i, r in enumerate(records)]
     ms = device.predict_many(specs)[:, 0]

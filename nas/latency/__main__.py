@@ -14,15 +14,22 @@ if __name__ == "__main__":  # Ctrl-C while the imports below load torch: one lin
     exit_quietly_on_ctrl_c()
 
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 from nas.runtime.cli import (ArgumentParser, THREADS, add_spec_limit_flags, emit, int_in, positive_int,
                              resume_command, run_main, seed_int, set_resume_hint, signals_held)
 from nas.runtime.errors import UserError
 from nas.latency import calibrate
-from nas.runtime.files import load_json_file
+from nas.runtime.files import atomic_write_text, load_json_file
+from nas.runtime.log import progress_enabled
+from nas.core.space import load_space
+from nas.runtime.lock import hand_down, lock_file
+from nas.core.spec_file import spec_limits
 
 # torch, onnxruntime and friends load inside the commands that need them: a mistyped flag
 # answers at once.
@@ -32,7 +39,7 @@ DEFAULT_SPACE = "mobilenetv3_large"
 def _host_backend(args, verb: str):
     """The backend a build or validate measures with: --device host|host-litert (a ':int8' suffix
     or --precision int8 for int8 models)."""
-    from nas.latency.backend import PRECISIONS, make_backend
+    from nas.latency.backend import PRECISIONS, make_backend  # deferred: loads torch
 
     base, _, suffix = args.device.partition(":")
     if base not in ("host", "host-litert") or (suffix and suffix not in PRECISIONS):
@@ -45,19 +52,15 @@ def _host_backend(args, verb: str):
 
 
 def _bar(total: int, desc: str):
-    from tqdm import tqdm
-
-    from nas.runtime.log import progress_enabled
+    from tqdm import tqdm  # deferred: tqdm takes ~0.1 s to load
 
     return tqdm(total=total, desc=desc, unit="op", leave=False, mininterval=0.5, disable=not progress_enabled())
 
 
 def cmd_build(args) -> dict:
     backend = _host_backend(args, "build")
-    from nas.latency.devices import load_host_table
-    from nas.core.space import load_space
-    from nas.latency.table import build_lock_path
-    from nas.runtime.lock import lock_file
+    from nas.latency.devices import load_host_table  # deferred: loads torch
+    from nas.latency.table import build_lock_path  # deferred: loads onnxruntime
 
     start = time.perf_counter()
     # Bad input fails before the lock file is made beside the table.
@@ -80,10 +83,10 @@ def cmd_build(args) -> dict:
 
 
 def _build_locked(args, table, spaces, again: str, backend) -> dict:
-    from nas.latency.build import measure_ops
-    from nas.latency.calibrate_host import calibrate_host_table, calibration_specs
-    from nas.latency.devices import TableDevice
-    from nas.latency.ops import ops_of, space_ops
+    from nas.latency.build import measure_ops  # deferred: loads torch
+    from nas.latency.calibrate_host import calibrate_host_table, calibration_specs  # deferred: loads torch
+    from nas.latency.devices import TableDevice  # deferred: loads torch
+    from nas.latency.ops import ops_of, space_ops  # deferred: loads torch
 
     device = TableDevice(backend.device_name, table, backend=backend)
     cal_specs = [s for sp in spaces for s in calibration_specs(sp, args.calibration_samples, seed=0)]
@@ -123,17 +126,12 @@ def _calibrate_in_fresh_process(args, table_path, backend) -> tuple[dict, dict]:
     which biased every prediction by that much (measured here: mean error +3..+6% vs -0.2%).
     The child reruns `build` under this build's lock, which it is handed down; its conversion and
     timing seconds come back with the calibration."""
-    import subprocess
-    import sys
-
-    from nas.latency.table import LatencyTable, build_lock_path
-    from nas.runtime.lock import hand_down
+    from nas.latency.table import LatencyTable, build_lock_path  # deferred: loads onnxruntime
 
     base = backend.device_name.partition(":")[0]
     cmd = [sys.executable, "-m", "nas.latency", "build", "--device", base, "--precision", backend.precision,
            "--table", str(table_path), "--threads", str(args.threads),
            "--calibration-samples", str(args.calibration_samples), "--json"]
-    from nas.runtime.log import progress_enabled
 
     if not progress_enabled():  # --quiet reaches the child too: no bars from it either
         cmd.append("--quiet")
@@ -151,12 +149,9 @@ def _calibrate_in_fresh_process(args, table_path, backend) -> tuple[dict, dict]:
 
 def cmd_validate(args) -> dict:
     backend = _host_backend(args, "validate")
-    import numpy as np
 
-    from nas.latency.devices import host_device
-    from nas.latency.validate import validate
-    from nas.core.space import load_space
-    from nas.runtime.files import atomic_write_text
+    from nas.latency.devices import host_device  # deferred: loads torch
+    from nas.latency.validate import validate  # deferred: loads torch
 
     space = load_space(args.space)
     device = host_device(args.threads, path=args.table, backend=backend)
@@ -173,11 +168,10 @@ def cmd_validate(args) -> dict:
 
 
 def cmd_export_ops(args) -> dict:
-    from nas.latency.backend import make_backend
-    from nas.latency.calibrate_host import calibration_specs
-    from nas.latency.ops import ops_of, space_ops
-    from nas.latency.portable import export_ops
-    from nas.core.space import load_space
+    from nas.latency.backend import make_backend  # deferred: loads torch
+    from nas.latency.calibrate_host import calibration_specs  # deferred: loads torch
+    from nas.latency.ops import ops_of, space_ops  # deferred: loads torch
+    from nas.latency.portable import export_ops  # deferred: loads torch
 
     space = load_space(args.space)
     if Path(args.out).exists() and not Path(args.out).is_dir():
@@ -199,8 +193,8 @@ def cmd_export_ops(args) -> dict:
 
 
 def cmd_import(args) -> dict:
-    from nas.latency.devices import table_out
-    from nas.latency.portable import import_timings
+    from nas.latency.devices import table_out  # deferred: loads torch
+    from nas.latency.portable import import_timings  # deferred: loads torch
 
     out = table_out(args.device, args.out, args.force)
     data = load_json_file(args.timings)
@@ -277,8 +271,6 @@ def main(argv: list[str] | None = None) -> int:
     args.parser = p
     args.argv = sys.argv[1:] if argv is None else argv
     if hasattr(args, "func"):  # a subcommand that prints its own output
-        from nas.core.spec_file import spec_limits
-
         with spec_limits(getattr(args, "max_params", None), getattr(args, "max_macs", None)):
             return args.func(args) or 0
     result = args.run(args)

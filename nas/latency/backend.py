@@ -23,6 +23,7 @@ from torch import nn
 
 from nas.core.model import build_model
 from nas.core.spec import ArchSpec
+from nas.export.quantize import quantize_onnx, random_calibration, tflite_int8
 from nas.latency.ops import Op, build_op_module
 from nas.runtime.errors import UserError
 from nas.runtime.files import atomic_write_bytes
@@ -143,7 +144,7 @@ class Backend(ABC):
 
 
 def _randomized(module: nn.Module, seed: int) -> nn.Module:
-    from nas.export.onnx import randomize_for_check
+    from nas.export.onnx import randomize_for_check  # deferred: loads onnxruntime
     return randomize_for_check(module, seed)
 
 
@@ -162,19 +163,18 @@ class OnnxBackend(Backend):
         return dict(machine) if self.precision == "fp32" else {**machine, "precision": self.precision}
 
     def converter(self) -> str:
-        from nas.export.onnx import OPSET
+        from nas.export.onnx import OPSET  # deferred: loads onnxruntime
         return f"{_version('torch')} opset {OPSET}; {_version('onnxruntime')}"
 
     def convert(self, module, input_shape, keep_4d_output):
-        from nas.export.onnx import export_onnx
+        from nas.export.onnx import export_onnx  # deferred: loads onnxruntime
         onnx = export_onnx(module, tuple(input_shape))
         if self.precision == "int8":
-            from nas.export.quantize import quantize_onnx, random_calibration
             onnx = quantize_onnx(onnx, random_calibration(input_shape))
         return onnx
 
     def runner(self, model, threads, seed=0):
-        from nas.export.timing import make_session, random_input  # onnxruntime: only for this runtime
+        from nas.export.timing import make_session, random_input  # deferred: loads onnxruntime
         session = make_session(model, threads)
         feeds = random_input(session, seed)
         return lambda: session.run(None, feeds)
@@ -189,12 +189,12 @@ class LiteRTBackend(Backend):
     suffix = ".tflite"
 
     def __init__(self, precision: str = "fp32"):
-        from nas.export.tflite import require_tflite
+        from nas.export.tflite import require_tflite  # deferred: loads onnxruntime
         require_tflite("the host-litert device")
         super().__init__(precision)
 
     def fingerprint(self, machine: dict) -> dict:
-        from nas.export.tflite import runtime_version
+        from nas.export.tflite import runtime_version  # deferred: loads onnxruntime
         return {**machine, "runtime": runtime_version(), "provider": "XNNPACK", "converter": self.converter(),
                 "precision": self.precision}
 
@@ -205,13 +205,12 @@ class LiteRTBackend(Backend):
         # channels-last (as every exported .tflite): an op carries no layout transposes that the
         # whole network would not have
         if self.precision == "int8":
-            from nas.export.quantize import random_calibration, tflite_int8
             return tflite_int8(module, input_shape, random_calibration(input_shape), keep_4d_output=keep_4d_output)
-        from nas.export.tflite import to_tflite
+        from nas.export.tflite import to_tflite  # deferred: loads onnxruntime
         return to_tflite(module, input_shape, keep_4d_output=keep_4d_output)
 
     def runner(self, model, threads, seed=0):
-        from nas.export.tflite import make_interpreter, random_input
+        from nas.export.tflite import make_interpreter, random_input  # deferred: loads onnxruntime
         interp = make_interpreter(model, threads)
         interp.set_tensor(interp.get_input_details()[0]["index"], random_input(interp, seed))
         return interp.invoke

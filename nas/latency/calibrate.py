@@ -55,7 +55,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
-    from nas.latency.devices import table_out
+    from nas.latency.devices import table_out  # deferred: loads torch
 
     out = table_out(args.device, args.out, args.force)  # checked before any work
     device_info, ms_list = load_measurements(args.measurements)

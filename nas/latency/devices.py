@@ -23,6 +23,9 @@ from nas.latency.table import LatencyTable
 from nas.runtime.paths import TABLES_DIR, USER_TABLES_DIR, cache_dir
 from nas.core.spec import ArchSpec
 from nas.runtime.files import load_yaml_file
+from nas.core.check import MAX_RESOLUTION, MIN_RESOLUTION, Checker
+from nas.latency import build
+from nas.latency.calibrate_host import calibrate_host_table
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +145,6 @@ class ResolutionTableDevice:
 
 
 def load_resolution_device(path: Path, data: Mapping) -> ResolutionTableDevice:
-    from nas.core.check import MAX_RESOLUTION, MIN_RESOLUTION, Checker
-
     c = Checker(str(path))
     d = c.mapping(data, "", ("kind", "device", "unit", "tables", "n_tables"), ("kind", "device", "tables", "n_tables"))
     tables = c.mapping(d["tables"], "tables", tuple(d["tables"]) if isinstance(d["tables"], Mapping) else (), ())
@@ -227,8 +228,6 @@ def load_host_table(threads: int = 1, path: Path | None = None, force_new: bool 
 def host_device(threads: int = 1, lazy: bool = True, path: Path | None = None,
                 backend: Backend | None = None) -> TableDevice:
     """A host device: ops missing from its table are measured on demand and saved (lazy fill)."""
-    from nas.latency import build
-
     backend = backend or OnnxBackend()
     table = load_host_table(threads, path, backend=backend)
 
@@ -240,7 +239,6 @@ def host_device(threads: int = 1, lazy: bool = True, path: Path | None = None,
 
     device = TableDevice(backend.device_name, table, measure if lazy else None, backend=backend)
     if lazy and not device.calibrated:
-        from nas.latency.calibrate_host import calibrate_host_table
         log.info("calibrating the %s table on whole networks ...", backend.device_name)
         calibrate_host_table(device, threads=threads)
     return device
@@ -297,7 +295,7 @@ def load_device_file(name: str, path: Path):
         return TableDevice(path.stem, LatencyTable.from_dict(data, source=str(path)))
     if isinstance(data, dict) and data.get("kind") == "per_resolution":
         return load_resolution_device(path, data)
-    from nas.latency.calibrated import load_calibrated_device
+    from nas.latency.calibrated import load_calibrated_device  # deferred: loads scipy
     return load_calibrated_device(path)
 
 

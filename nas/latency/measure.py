@@ -5,6 +5,7 @@ The sessions and the timing loop are nas.export.timing's (the export checks time
 from __future__ import annotations
 
 import os
+import platform
 
 import onnxruntime as ort
 
@@ -30,5 +31,4 @@ def _cpu_model() -> str:
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    import platform
     return platform.processor() or platform.machine()

@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import time
+from importlib.metadata import version
 
 REMOTE_DIR = "/data/local/tmp/nas_ops"
 BENCHMARK = "/data/local/tmp/benchmark_model"
@@ -158,21 +159,20 @@ def time_adb(args, manifest):
 # ---- LiteRT interpreter on the device ------------------------------------------------------------
 def _interpreter_class():
     try:
-        from ai_edge_litert.interpreter import Interpreter
-        from importlib.metadata import version
+        from ai_edge_litert.interpreter import Interpreter  # deferred: optional, one of two runtimes (interpreter mode)
         return Interpreter, f"ai-edge-litert {version('ai-edge-litert')}"
     except ImportError:
         pass
     try:
-        from tflite_runtime.interpreter import Interpreter
-        import tflite_runtime
+        from tflite_runtime.interpreter import Interpreter  # deferred: optional, as above
+        import tflite_runtime  # deferred: optional, as above
         return Interpreter, f"tflite-runtime {getattr(tflite_runtime, '__version__', '?')}"
     except ImportError:
         sys.exit("interpreter mode needs ai-edge-litert (pip install ai-edge-litert) or tflite-runtime, and numpy")
 
 
 def time_interpreter(args, manifest):
-    import numpy as np
+    import numpy as np  # deferred: the adb mode runs on the standard library alone
 
     Interpreter, runtime = _interpreter_class()
     entries = manifest["entries"]

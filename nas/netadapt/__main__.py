@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.address and (args.parallel or budget.parallel) != "ray":  # it would be ignored: refused
         raise UserError(f"takes effect only with --parallel ray (the {budget.name} budget runs proposals in this "
                         f"process)", field="--address")
-    from nas.netadapt.netadapt_run import run_netadapt  # torch: after the flags are checked
+    from nas.netadapt.netadapt_run import run_netadapt  # deferred: loads torch, after the flags are checked
 
     try:
         result = run_netadapt(

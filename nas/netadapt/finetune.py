@@ -9,11 +9,16 @@ from typing import Any, Iterator, Mapping, Sequence
 import torch
 
 from nas.accuracy.proxy_config import TrainConfig
+from nas.accuracy.proxy_data import load_data
+from nas.accuracy.short_training import Trainer, adapt_spec
+from nas.core.model import build_model
 from nas.core.spec import ArchSpec, spec_from_dict
 from nas.netadapt.netadapt_config import NetAdaptConfig
 from nas.netadapt.proposals import Proposal
 from nas.netadapt.surgery import shrink
 from nas.runtime.files import save_state
+from nas.runtime.ray_tune import run_tune, trial_error
+from nas.runtime.session import select_device, set_threads
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +31,6 @@ class ProxyTask:
     """The proxy data and the train / fine-tune / evaluate steps NetAdapt needs, all seeded."""
 
     def __init__(self, config: NetAdaptConfig, threads: int | None = None):
-        from nas.accuracy.proxy_data import load_data
-        from nas.runtime.session import select_device, set_threads
-
         self.config = config
         set_threads(threads if threads is not None else config.threads)
         self.device = select_device(config.train_device)
@@ -41,13 +43,9 @@ class ProxyTask:
         return int(self.data.val_y.shape[0])
 
     def adapt(self, spec: ArchSpec) -> ArchSpec:
-        from nas.accuracy.short_training import adapt_spec
-
         return adapt_spec(spec, self.data.num_classes, self.data.resolution, self.config.data.stem_stride)
 
     def model(self, spec: ArchSpec, state: Mapping[str, torch.Tensor]):
-        from nas.core.model import build_model
-
         net = build_model(self.adapt(spec))
         net.load_state_dict(state)
         return net
@@ -55,8 +53,6 @@ class ProxyTask:
     def run(self, spec: ArchSpec, state: Mapping[str, torch.Tensor] | None, train: TrainConfig | None,
             seed: int) -> dict[str, Any]:
         """Train `spec` from `state` (None: from scratch) with `train` (None: evaluate only)."""
-        from nas.accuracy.short_training import Trainer
-
         started = time.perf_counter()
         trainer = Trainer(spec, self.data, train or self.config.finetune(1), seed, self.config.data.stem_stride)
         if state is not None:
@@ -89,7 +85,7 @@ def finetune_in_process(task: ProxyTask, parent_spec: ArchSpec, parent_state, pr
 
 def _proposal_trial(config: dict[str, Any], payload: dict[str, Any]) -> None:
     """One proposal as a Ray Tune trial: rebuild the parent, inherit, fine-tune, save weights, report."""
-    from ray import tune
+    from ray import tune  # deferred: Ray takes 1-5 s to load
 
     task = ProxyTask(payload["config"], threads=payload["threads"])
     index = config["index"]
@@ -103,10 +99,7 @@ def _proposal_trial(config: dict[str, Any], payload: dict[str, Any]) -> None:
 def finetune_with_ray(config: NetAdaptConfig, parent_spec: ArchSpec, parent_state, proposals: Sequence[Proposal],
                       seed: int, work_dir: Path, name: str) -> list[dict[str, Any]]:
     """Every proposal of one iteration as a parallel Ray Tune trial (one CPU each; a GPU each on CUDA)."""
-    from ray import tune
-
-    from nas.runtime.session import select_device
-    from nas.runtime.ray_tune import run_tune, trial_error
+    from ray import tune  # deferred: Ray takes 1-5 s to load
 
     weights_dir = work_dir / "proposals" / name
     weights_dir.mkdir(parents=True, exist_ok=True)

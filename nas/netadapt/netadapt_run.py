@@ -46,7 +46,7 @@ class NetAdapt:
 
     def __init__(self, spec: ArchSpec, config: NetAdaptConfig, out: Path, device=None,
                  weights: str | os.PathLike | Mapping[str, torch.Tensor] | None = None, progress: bool = True):
-        from nas.latency.devices import get_device
+        from nas.latency.devices import get_device  # deferred: loads onnxruntime
 
         self.spec, self.config, self.out, self.progress = spec, config, Path(out), progress
         self.device = device if device is not None else get_device(config.device)

@@ -33,8 +33,8 @@ class Scaled:
 
 def width_scaled(spec: ArchSpec, target_ms: float, device, tolerance: float = TOLERANCE) -> Scaled:
     """`spec` scaled in width until its predicted latency on `device` is closest to `target_ms`."""
-    from nas.netadapt.proposals import predict_ms
-    from nas.netadapt.surgery import structure
+    from nas.netadapt.proposals import predict_ms  # deferred: loads torch
+    from nas.netadapt.surgery import structure  # deferred: loads torch
 
     def ms(s: ArchSpec) -> float:
         return float(device.predict(s).ms)

@@ -8,18 +8,25 @@ interrupted compare stage resumes without training anything twice.
 """
 from __future__ import annotations
 
+import ctypes
 import logging
 import math
+import os
+import signal
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from nas.accuracy.proxy import TrainingProxy, make_proxy
+from nas.accuracy.proxy_config import ProxyConfig
 from nas.budgets import Budget
-from nas.core.spec import ArchSpec, save_spec, scale_width
+from nas.core.counts import count_macs, count_params
+from nas.core.spec import ArchSpec, save_spec, scale_width, spec_from_dict
 from nas.core.spec_file import load_spec
+from nas.pipeline.baselines import TOLERANCE, width_scaled
 from nas.runtime.jsonl import JsonlWriter, jsonable, read_jsonl
 from nas.runtime.paths import REFERENCE_DIR
-from nas.runtime.stats import judge, paired_difference, seed_summary, verdict
+from nas.runtime.session import available_cpus, select_device
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +50,6 @@ def seeds_of(budget: Budget, seed: int) -> list[int]:
 
 def baseline_networks(ctx) -> list[dict[str, Any]]:
     """(name, kind, spec, note) of the final network and each of the run's baselines (--baselines, else the budget's)."""
-    from nas.pipeline.baselines import TOLERANCE, width_scaled
-
     config, p, target = ctx.config, ctx.prepared, ctx.config.target_ms
     out = ctx.run_dir / "compare"
     networks = [{"name": ctx.final.name, "kind": "final", "spec": ctx.final, "note": ""}]
@@ -54,7 +59,7 @@ def baseline_networks(ctx) -> list[dict[str, Any]]:
         note = scaled.describe() + ("" if scaled.within else f"; no width lands within {TOLERANCE:.0%} of the target")
         networks.append({"name": scaled.spec.name, "kind": "width_scaled", "spec": scaled.spec, "note": note})
     if "netadapted" in ctx.baselines:
-        from nas.netadapt.netadapt_run import run_netadapt
+        from nas.netadapt.netadapt_run import run_netadapt  # deferred: loads torch
 
         # NetAdapt only narrows: below the target, it starts from the width step just above it. Its
         # choices are the pipeline's; its final fine-tune is skipped: only the architecture is kept.
@@ -77,9 +82,6 @@ def _train_one(job: tuple) -> tuple:
     if callable(job[1]):
         key, fn, args = job
         return key, fn(*args)
-    from nas.accuracy.proxy_config import ProxyConfig
-    from nas.accuracy.proxy import TrainingProxy
-    from nas.core.spec import spec_from_dict
 
     key, spec, config, weights = job
     proxy = TrainingProxy("final", ProxyConfig.from_dict(config))
@@ -94,10 +96,6 @@ def final_weights_path(run_dir: Path, seeds: list[int]) -> Path:
 def _worker_init(parent: int) -> None:
     """Ctrl-C is the parent's (it stops the workers itself); a parent killed outright takes its
     workers with it (Linux: PR_SET_PDEATHSIG), so no training goes on for nobody."""
-    import ctypes
-    import os
-    import signal
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
@@ -119,9 +117,6 @@ def train_networks(networks: list[dict[str, Any]], seeds: list[int], ctx,
     conversions), is queued after the trainings: 9 trainings on 2 workers leave one CPU idle for
     the last one, and the side job fills it.
     """
-    from nas.accuracy.proxy import make_proxy
-    from nas.runtime.session import available_cpus, select_device
-
     path: Path = ctx.run_dir / "compare" / "trainings.jsonl"
     proxies = {s: make_proxy("train", ctx.budget, data=ctx.prepared.data, seed=s, train=ctx.budget.accuracy.final,
                              threads=1) for s in seeds}
@@ -164,8 +159,7 @@ def train_networks(networks: list[dict[str, Any]], seeds: list[int], ctx,
 
 
 def _train_in_pool(jobs: dict, proxies: dict, workers: int, record, weights_for: dict, side: tuple | None) -> None:
-    import multiprocessing
-    import os
+    import multiprocessing  # deferred: multiprocessing (~20 ms), for a pool of trainings only
 
     log.info(f"compare: {len(jobs)} trainings, {workers} at a time")
     work = [(key, n["spec"].to_dict(), proxies[s].config.to_dict(), weights_for.get(key))
@@ -185,7 +179,7 @@ def comparison(networks: list[dict[str, Any]], trainings: dict[tuple[str, int], 
                device, target_ms: float) -> dict[str, Any]:
     """`rows` (one per network: latency, accuracy mean and sd over the seeds, and for a baseline the
     paired difference final - baseline with its 95% CI) and the one-sentence `verdict`."""
-    from nas.core.counts import count_macs, count_params
+    from nas.runtime.stats import judge, paired_difference, seed_summary, verdict  # deferred: scipy.stats costs ~1.5 s
 
     final_acc = [trainings[("final", s)]["accuracy"] for s in seeds]
     rows, clauses = [], []
@@ -221,7 +215,7 @@ def run_comparison(ctx, side: tuple | None = None) -> dict[str, Any]:
     return result
 def latency_points(device_name: str, device, final: ArchSpec, measured: float, predicted: float):
     """Predicted vs measured: on the host, the final network; on a calibrated phone, its calibration set."""
-    from nas.latency.backend import parse_host_name
+    from nas.latency.backend import parse_host_name  # deferred: loads torch
 
     if parse_host_name(device_name) is not None:  # host, host-litert, and their :int8
         return [{"name": "final", "predicted_ms": predicted, "measured_ms": measured}], \

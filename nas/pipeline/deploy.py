@@ -17,10 +17,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from nas.accuracy.proxy import make_proxy
+from nas.budgets import get_budget
 from nas.core.spec import ArchSpec, spec_from_dict
 from nas.pipeline.compare import final_weights_path, seeds_of
 from nas.pipeline.results import DeployStage
-from nas.runtime.files import atomic_write_bytes
+from nas.runtime.files import atomic_write_bytes, load_state
+from nas.runtime.session import set_threads
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +58,8 @@ def convert_all(spec: dict, run_dir: str, parts: list[str], weights: str, data_c
 def trained_int8(spec: ArchSpec, run_dir: Path, weights: Path, data_config, budget: str) -> dict[str, bytes] | None:
     """int8 models of the compare stage's trained final network (deploy/trained-int8.onnx, .tflite),
     made once; None without its weights."""
-    from nas.export.quantize import int8_models
-    from nas.export.tflite import tflite_available
-    from nas.runtime.session import set_threads
+    from nas.export.quantize import int8_models  # deferred: loads numpy
+    from nas.export.tflite import tflite_available  # deferred: loads torch
 
     if not weights.exists():
         return None
@@ -75,10 +77,9 @@ def trained_int8(spec: ArchSpec, run_dir: Path, weights: Path, data_config, budg
 def convert_deployment(spec: dict | ArchSpec, out: str | Path, parts=("tflite", "int8")) -> dict[str, float]:
     """Under `out`, for `parts`: int8 -> int8.onnx; with the 'tflite' extra, tflite -> fp32.tflite and
     both -> int8.tflite (each written whole, and skipped when already there). The seconds each took."""
-    from nas.export.onnx import export_onnx, model_for_export
-    from nas.export.quantize import quantize_onnx, random_calibration, tflite_int8
-    from nas.export.tflite import tflite_available, to_tflite
-    from nas.runtime.session import set_threads
+    from nas.export.onnx import export_onnx, model_for_export  # deferred: loads torch
+    from nas.export.quantize import quantize_onnx, random_calibration, tflite_int8  # deferred: loads numpy
+    from nas.export.tflite import tflite_available, to_tflite  # deferred: loads torch
 
     set_threads(1)
     spec = spec if isinstance(spec, ArchSpec) else spec_from_dict(spec, source="deploy")
@@ -104,10 +105,10 @@ def convert_deployment(spec: dict | ArchSpec, out: str | Path, parts=("tflite", 
 
 def int8_latency(fp32: bytes, int8: bytes, runtime: str, threads: int = 1) -> dict[str, Any]:
     """fp32 and int8 medians, timed interleaved (rounds alternate in a random order), and the speed-up."""
-    import numpy as np
+    import numpy as np  # deferred: numpy takes ~0.2 s to load
 
-    from nas.latency.backend import make_backend
-    from nas.latency.build import MODEL_SCHEDULE, time_interleaved
+    from nas.latency.backend import make_backend  # deferred: loads torch
+    from nas.latency.build import MODEL_SCHEDULE, time_interleaved  # deferred: loads torch
 
     runs = time_interleaved([fp32, int8], threads, MODEL_SCHEDULE, backend=make_backend(runtime))
     fp32_ms, int8_ms = (float(np.median(r)) for r in runs)
@@ -121,11 +122,8 @@ def int8_latency(fp32: bytes, int8: bytes, runtime: str, threads: int = 1) -> di
 def trained_final(spec: ArchSpec, data_config, budget: str, weights: Path):
     """The compare stage's trained final network (as trained: the data's classes and resolution)
     and its proxy data (the budget's final recipe's images)."""
-    from nas.accuracy.proxy import make_proxy
-    from nas.accuracy.short_training import adapt_spec
-    from nas.budgets import get_budget
-    from nas.core.model import build_model
-    from nas.runtime.files import load_state
+    from nas.accuracy.short_training import adapt_spec  # deferred: loads torch
+    from nas.core.model import build_model  # deferred: loads torch
 
     b = get_budget(budget)
     proxy = make_proxy("train", b, data=data_config, seed=0, train=b.accuracy.final, threads=1)
@@ -136,9 +134,9 @@ def trained_final(spec: ArchSpec, data_config, budget: str, weights: Path):
 
 
 def run_deploy(ctx) -> DeployStage:
-    from nas.export.onnx import model_for_export
-    from nas.export.quantize import int8_check
-    from nas.export.tflite import INSTALL_HINT, check_tflite, tflite_available
+    from nas.export.onnx import model_for_export  # deferred: loads torch
+    from nas.export.quantize import int8_check  # deferred: loads numpy
+    from nas.export.tflite import INSTALL_HINT, check_tflite, tflite_available  # deferred: loads torch
     run_dir, spec, parts = ctx.run_dir, ctx.final, ctx.deploy
     result: dict[str, Any] = {"tflite": None, "int8": None}
     if not parts:

@@ -25,6 +25,9 @@ from nas.pipeline.results import MemberStage, ReportStage, SupernetStage
 from nas.pipeline.runner import RunState, Stage, run_stages
 from nas.runtime.errors import UserError
 from nas.runtime.files import atomic_write_text
+from nas.supernet.supernet_proxy import SupernetProxy
+from nas.pipeline.rundir import write_config
+from nas.runtime.lock import run_lock
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +61,6 @@ class Family:
     state: RunState
 
     def shares_supernet(self) -> bool:
-        from nas.supernet.supernet_proxy import SupernetProxy
-
         # TuNAS's joint search trains each target's supernet with that target's reward: not shared
         return (isinstance(self.prepared[0].proxy, SupernetProxy) and not self.config.supernet
                 and self.config.algorithm != "tunas")
@@ -74,7 +75,7 @@ class Family:
 
 def train_supernet_stage(name: str, p: Prepared):
     def stage(family: Family) -> SupernetStage:
-        from nas.pipeline.stages import train_run_supernet
+        from nas.pipeline.stages import train_run_supernet  # deferred: loads numpy
 
         config = family.config
         space = p.space.name if config.space == "auto" else config.space  # a file's path, or a built-in's name
@@ -87,9 +88,7 @@ def train_supernet_stage(name: str, p: Prepared):
 
 def member_stage(i: int):
     def stage(family: Family) -> MemberStage:
-        from nas.pipeline.rundir import write_config
-        from nas.pipeline.stages import run_pipeline, run_result
-        from nas.runtime.lock import run_lock
+        from nas.pipeline.stages import run_pipeline, run_result  # deferred: loads numpy
 
         config, p = family.config, family.prepared[i]
         t = config.targets[i]
@@ -109,7 +108,7 @@ def member_stage(i: int):
 
 
 def report_stage(family: Family) -> ReportStage:
-    from nas.export.family_report import write_family_report
+    from nas.export.family_report import write_family_report  # deferred: loads scipy
 
     members = [family.state.done(f"{t:g}ms") for t in family.config.targets]
     supernets = supernets_of(family)

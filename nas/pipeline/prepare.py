@@ -5,12 +5,16 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from nas.accuracy.proxy import make_proxy
+from nas.accuracy.proxy_config import DataConfig
 from nas.budgets import get_budget
 from nas.pipeline.run_config import RunConfig
+from nas.runtime.errors import UserError
+from nas.runtime.session import limit_cpus
+from nas.supernet.supernet_run import read_checkpoint
 
-if TYPE_CHECKING:  # torch-heavy modules, imported when a run is prepared
+if TYPE_CHECKING:  # annotations only
     from nas.accuracy.proxy_interface import Proxy
-    from nas.accuracy.proxy_config import DataConfig
     from nas.core.space import SearchSpace
     from nas.latency.predict import Device
 
@@ -19,7 +23,7 @@ FAMILY_SPACES = {"large": "mobilenetv3_large", "small": "mobilenetv3_small"}
 
 def pick_space(space: str, target_ms: float, device: Device) -> tuple[SearchSpace, str]:
     """`auto`: the family whose seed network's latency on this device is nearest the target."""
-    from nas.core.space import load_space
+    from nas.core.space import load_space  # deferred: loads numpy
 
     if space != "auto":
         return load_space(space), "given"
@@ -47,11 +51,9 @@ class Prepared:
 
 def prepare(config: RunConfig) -> Prepared:
     """Resolve device, space, data and proxy; a bad one is a one-line error naming where it came from."""
-    from nas.accuracy.proxy_config import DataConfig
-    from nas.accuracy.datasets import open_source
-    from nas.accuracy.proxy import make_proxy
-    from nas.latency.devices import get_device
-    from nas.latency.ops import space_ops
+    from nas.accuracy.datasets import open_source  # deferred: loads torch
+    from nas.latency.devices import get_device  # deferred: loads torch
+    from nas.latency.ops import space_ops  # deferred: loads torch
 
     at = config.located
     budget = get_budget(config.budget)
@@ -72,9 +74,6 @@ def prepare(config: RunConfig) -> Prepared:
 
 
 def check_supernet(path: str, space) -> None:
-    from nas.runtime.errors import UserError
-    from nas.supernet.supernet_run import read_checkpoint
-
     state = read_checkpoint(path)
     trained_on = state["identity"]["space"]
     if trained_on != space.name:
@@ -84,6 +83,4 @@ def check_supernet(path: str, space) -> None:
 def limit_local_cpus(config: RunConfig) -> None:
     """--cpus N: the whole local run (torch, ONNX Runtime, a local Ray and its workers) on N CPUs."""
     if config.cpus is not None and config.address is None:
-        from nas.runtime.session import limit_cpus
-
         limit_cpus(config.cpus)

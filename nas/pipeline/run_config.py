@@ -16,6 +16,7 @@ from nas.runtime.errors import UserError
 from nas.runtime.registry import ALGORITHMS, BUDGETS, REWARDS
 from nas.runtime.cli import MAX_SEED
 from nas.runtime.ray_tune import TRIAL_RETRIES
+from nas.runtime.session import available_cpus
 
 T = TypeVar("T")
 
@@ -165,8 +166,6 @@ def _check_count(config, key, fail) -> None:
     if key == "samples" and v is not None and v > MAX_SAMPLES:
         raise fail(key, f"{v} is more than a search can use (at most {MAX_SAMPLES})")
     if key == "cpus" and v is not None and config["address"] is None:
-        from nas.runtime.session import available_cpus
-
         available = available_cpus()
         if v > available:
             raise fail(key, f"this machine lets the run use {available} CPU(s), got {v} (a cluster takes --address)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import yaml
+
 from nas.pipeline.run_config import RunConfig
 from nas.runtime.errors import UserError
 from nas.runtime.files import atomic_write_text
@@ -41,6 +43,4 @@ def create_run_dir(run_dir: Path) -> None:
 
 
 def write_config(run_dir: Path, config: RunConfig) -> None:
-    import yaml
-
     atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=True))

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 
+from nas.accuracy.proxy import make_proxy
 from nas.budgets import Budget
 
 
@@ -24,8 +25,6 @@ def fit_score_map(space, proxy, proxy_name: str, budget: Budget, data, seed: int
     below 0). So the slope is the regression slope implied by the audited rank correlation rho:
     the trained networks give the accuracy scale (mean, sd), many cheap scores the score's scale.
     """
-    from nas.accuracy.proxy import make_proxy
-
     trainer = make_proxy("train", budget.name, data=data, seed=seed)
     rng = np.random.default_rng(seed + 7919)
     trained = [space.seed_spec()] + [space.sample_spec(rng) for _ in range(max(2, budget.search.map_networks) - 1)]

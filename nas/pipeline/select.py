@@ -1,7 +1,7 @@
 """Which searched network NetAdapt starts from."""
 from __future__ import annotations
 
-from nas.core.spec import ArchSpec, scale_width
+from nas.core.spec import ArchSpec, scale_width, spec_from_string
 from nas.runtime.errors import UserError
 
 
@@ -10,8 +10,6 @@ def select_seed(records: list[dict], space, device, target: float, widen: bool =
     found nothing that slow, the best sample widened until it reaches the target, unless NetAdapt
     could not bring the widened network back down to it (then the best sample as it is). Without
     `widen` (an accuracy model of the space, which a widened network leaves) the best sample as it is."""
-    from nas.core.spec import spec_from_string
-
     ok = [r for r in records if not r.get("failed")]
     if not ok:
         raise UserError("every sampled network failed its evaluation; nothing to adapt", source="search")
@@ -42,6 +40,6 @@ def select_seed(records: list[dict], space, device, target: float, widen: bool =
 
 def floor_ms(spec: ArchSpec, device) -> float:
     """The latency of `spec` with every width NetAdapt may cut at its floor: the least it can reach."""
-    from nas.netadapt.surgery import floor_widths, knobs_of
+    from nas.netadapt.surgery import floor_widths, knobs_of  # deferred: loads torch
 
     return device.predict(floor_widths(spec, knobs_of(spec))[1]).ms

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 from dataclasses import dataclass, fields, replace
 from functools import cached_property
 from pathlib import Path
@@ -16,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from nas.core.spec import ArchSpec, save_spec
+from nas.core.spec import ArchSpec, save_spec, spec_from_string
 from nas.core.spec_file import load_spec
 from nas.budgets import Budget, get_budget
 from nas.pipeline.compare import latency_points, run_comparison
-from nas.pipeline.run_config import RunConfig, reward_name
+from nas.pipeline.run_config import DEPLOY, RunConfig, reward_name
 from nas.pipeline.deploy import convert_job, run_deploy
 from nas.pipeline.prepare import Prepared
 from nas.pipeline.results import (AdaptStage, CompareStage, DeployStage, ExportStage, MemberStage, ReportStage,
@@ -32,6 +33,17 @@ from nas.runtime.files import atomic_write_text
 from nas.runtime.jsonl import read_jsonl
 from nas.runtime.registry import REWARDS
 from nas.supernet.supernet_checkpoint import read_checkpoint
+from nas.supernet.supernet_proxy import SupernetProxy
+from nas.runtime.log import progress_enabled
+from nas.supernet.supernet_run import CHECKPOINT, SupernetRequest, load_calibrated_extractor, train_supernet
+from nas.accuracy.proxy import TrainingProxy
+from nas.search.algorithms import make_algorithm
+from nas.search.guided import token_latency
+from nas.search.search_loop import Evaluator, SearchRun
+from nas.runtime.session import set_threads
+from nas.netadapt.choices import adapt_on_choices as adapt_widths_on_choices
+from nas.groundtruth.known_networks import groundtruth_comparison
+from nas.runtime.errors import UserError, VerificationError
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +66,6 @@ class Context:
 
     @property
     def deploy(self) -> tuple[str, ...]:
-        from nas.pipeline.run_config import DEPLOY
-
         return tuple(self.config.deploy) if self.config.deploy is not None else DEPLOY
 
     @property
@@ -96,8 +106,6 @@ def score_map(ctx: Context) -> dict[str, float]:
 def run_supernet(ctx: Context) -> SupernetStage:
     """--proxy supernet: train the run's one weight-sharing supernet (resumable by epoch), or take the
     one --supernet names; other proxies skip this stage."""
-    from nas.supernet.supernet_proxy import SupernetProxy
-
     config, p = ctx.config, ctx.prepared
     if not isinstance(p.proxy, SupernetProxy):
         return SupernetStage(skipped=True, note=f"skipped: the proxy is {p.proxy_name}")
@@ -114,7 +122,7 @@ def run_supernet(ctx: Context) -> SupernetStage:
 
 def joint_learner(ctx: Context) -> dict[str, Any]:
     """--algorithm tunas: the controller that draws the supernet's paths and learns as it trains."""
-    from nas.search.joint import JointConfig, JointLearner
+    from nas.search.joint import JointConfig, JointLearner  # deferred: loads torch
 
     p, config, reward, joint = ctx.prepared, ctx.config, ctx.reward(), JointConfig()
     identity = {"target_ms": config.target_ms, "device": config.device, "reward": reward.to_dict(),
@@ -127,9 +135,6 @@ def train_run_supernet(space: str, data, out: Path, budget: Budget, seed: int, l
                        learner_identity=None) -> SupernetStage:
     """A run's (or a family's) supernet, trained into `out` with the budget's recipe; resumes by epoch.
     With a learner (TuNAS's joint search) the controller trains with it."""
-    from nas.runtime.log import progress_enabled
-    from nas.supernet.supernet_run import CHECKPOINT, SupernetRequest, train_supernet
-
     request = SupernetRequest(space=space, data=data, out=out, config=budget.accuracy.supernet, seed=seed,
                               resume=(out / CHECKPOINT).exists(), progress=progress_enabled(), learner=learner,
                               learner_identity=learner_identity)
@@ -149,13 +154,7 @@ def train_run_supernet(space: str, data, out: Path, budget: Budget, seed: int, l
 
 
 def run_search(ctx: Context) -> SearchStage:
-    from tqdm import tqdm
-
-    from nas.accuracy.proxy import TrainingProxy
-    from nas.runtime.log import progress_enabled
-    from nas.search.algorithms import make_algorithm
-    from nas.search.guided import token_latency
-    from nas.search.search_loop import Evaluator, SearchRun
+    from tqdm import tqdm  # deferred: tqdm takes ~0.1 s to load
 
     p, config, budget = ctx.prepared, ctx.config, ctx.budget
     trained = ctx.state.result("supernet", SupernetStage)
@@ -189,8 +188,6 @@ def run_search(ctx: Context) -> SearchStage:
             if p.proxy.predicts_accuracy:
                 # Only the controller's small LSTM computes here: one thread is fastest, and two fight
                 # anything else on the cores (2,000 queries took 13 times longer beside a busy core).
-                from nas.runtime.session import set_threads
-
                 set_threads(1)
             records = run.run_inprocess(batch_size=getattr(algorithm, "batch_size", budget.search.batch_size))
         else:
@@ -211,7 +208,7 @@ def run_select(ctx: Context) -> SelectStage:
 
 
 def run_adapt(ctx: Context) -> AdaptStage:
-    from nas.netadapt.netadapt_run import run_netadapt
+    from nas.netadapt.netadapt_run import run_netadapt  # deferred: loads torch
 
     config, p = ctx.config, ctx.prepared
     if p.proxy.predicts_accuracy:  # an accuracy model of the space: NetAdapt moves its choices
@@ -230,13 +227,9 @@ def run_adapt(ctx: Context) -> AdaptStage:
 
 
 def adapt_on_choices(ctx: Context) -> AdaptStage:
-    from nas.netadapt.choices import adapt_on_choices as adapt
-
-    from nas.core.spec import spec_from_string
-
     config, p = ctx.config, ctx.prepared
-    result = adapt(ctx.best, p.space, p.device, p.proxy, config.target_ms,
-                   log_path=ctx.run_dir / "netadapt" / "netadapt.jsonl")
+    result = adapt_widths_on_choices(ctx.best, p.space, p.device, p.proxy, config.target_ms,
+                                     log_path=ctx.run_dir / "netadapt" / "netadapt.jsonl")
     spec, accuracy, latency, note = result["spec"], result["accuracy"], result["latency_ms"], result["message"]
     # The accuracy model is exact for its space: a sample the search already found under the target
     # may beat what NetAdapt made of the best one above it; the more accurate of the two is final.
@@ -260,8 +253,6 @@ def run_compare(ctx: Context) -> CompareStage:
     p = ctx.prepared
     if not p.proxy.predicts_accuracy:
         return CompareStage(**run_comparison(ctx, side=convert_job(ctx)))
-    from nas.groundtruth.known_networks import groundtruth_comparison
-
     result = groundtruth_comparison(ctx.final, ctx.config.device, p.device, p.proxy, ctx.config.target_ms)
     log.info(result["verdict"])
     return CompareStage(**result)
@@ -273,8 +264,6 @@ def inherited_weights(ctx: Context, spec: ArchSpec):
     trained = ctx.state.result("supernet", SupernetStage)
     if trained is None or not trained.checkpoint:
         return None
-    from nas.runtime.errors import UserError
-    from nas.supernet.supernet_run import load_calibrated_extractor
 
     extract = load_calibrated_extractor(trained.checkpoint)
     try:
@@ -286,8 +275,7 @@ def inherited_weights(ctx: Context, spec: ArchSpec):
 
 def run_export(ctx: Context) -> ExportStage:
     """ONNX, checked against torch and timed on this host."""
-    from nas.export.onnx import export_spec
-    from nas.runtime.errors import VerificationError
+    from nas.export.onnx import export_spec  # deferred: loads torch
 
     # A failed check raises before final.onnx is written; the stage stays undone (--resume retries it).
     try:
@@ -299,7 +287,7 @@ def run_export(ctx: Context) -> ExportStage:
 
 
 def run_report(ctx: Context) -> ReportStage:
-    from nas.export.report import write_report
+    from nas.export.report import write_report  # deferred: loads scipy
 
     summary = summarize(ctx) | {"stages": ctx.state.finished(), "wall_s": round(ctx.state.elapsed(), 1)}
     history = [r for r in read_jsonl(ctx.run_dir / "netadapt" / "netadapt.jsonl") if r.get("type") == "iteration"]
@@ -308,7 +296,7 @@ def run_report(ctx: Context) -> ReportStage:
     measured = ctx.state.result("export", ExportStage).latency_ms  # ONNX Runtime, fp32: the `host` device's runtime
     backend = getattr(device, "backend", None)
     if backend is not None and ctx.config.device != "host":  # host-litert, :int8: time it as its table was
-        from nas.latency.build import measure_specs
+        from nas.latency.build import measure_specs  # deferred: loads torch
 
         measured = float(np.median(measure_specs([ctx.final], backend=backend)[0]))
     points, title = latency_points(ctx.config.device, device, ctx.final, measured, predicted)
@@ -362,8 +350,6 @@ def summarize(ctx: Context) -> dict[str, Any]:
 
 def train_command(config: RunConfig, run_dir: Path) -> str:
     """The command that trains the final network with MobileNetV3's recipe on the run's data set."""
-    import shlex
-
     parts = ["python -m nas.train", str(run_dir / "final.yaml"), "--out", str(run_dir / "train")]
     if config.data:
         parts += ["--data", config.data, "--dataset", config.dataset]

@@ -30,6 +30,13 @@ from nas.accuracy.proxy_config import DATASETS, OPTIMIZERS, data_from_flags, ste
 from nas.runtime.registry import PROXIES
 from nas.budgets import BUDGETS, get_budget
 from nas.runtime.ray_tune import TRIAL_RETRIES
+from nas.audit.imagenet import (ACCEL_NETWORKS, DEFAULT_NETWORKS, DEFAULT_PROXIES, DEFAULT_TRAINED_NETWORKS,
+                                ImageNetAuditConfig, REFERENCE_LABEL, run_imagenet_audit)
+from nas.accuracy.proxy import make_proxy
+from nas.core.spec_file import load_spec, spec_limits
+from nas.runtime.log import progress_enabled
+from nas.runtime.lock import run_lock
+from nas.audit.imagenet_report import markdown_report, write_report as write_imagenet_report
 
 
 # Config fields a flag sets: a bad value is reported under the flag's name.
@@ -114,10 +121,8 @@ def _parser() -> ArgumentParser:
     a.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_common(a)
 
-    from nas.audit.imagenet import (ACCEL_NETWORKS, DEFAULT_NETWORKS, DEFAULT_PROXIES, DEFAULT_TRAINED_NETWORKS,
-                                    REFERENCE_LABEL)
-
-    i = sub.add_parser("imagenet-audit", help=f"rank every proxy against {REFERENCE_LABEL}", config_file=True)
+    i = sub.add_parser("imagenet-audit", help=f"rank every proxy against {REFERENCE_LABEL}",
+                       config_file=True)
     i.add_argument("--networks", type=int_in(4, ACCEL_NETWORKS), default=DEFAULT_NETWORKS,
                    help=f"Accel-NASBench records to draw, uniformly with --seed; every cheap proxy scores them all "
                         f"(4..{ACCEL_NETWORKS}, default {DEFAULT_NETWORKS})")
@@ -148,10 +153,7 @@ def _parser() -> ArgumentParser:
 
 
 def cmd_train(args) -> dict:
-    from nas.accuracy.proxy import make_proxy
-    from nas.core.spec_file import load_spec, spec_limits
-
-    from nas.runtime.stats import seed_summary, standard_error  # scipy: not loaded for --help
+    from nas.runtime.stats import seed_summary, standard_error  # deferred: loads scipy, which --help does not need
 
     with spec_limits(args.max_params, args.max_macs):
         spec = load_spec(args.spec)
@@ -185,7 +187,7 @@ def _human_train(r: dict) -> str:
         status = (f"top-1 {r['accuracy']:.4f} ± {r['standard_error']:.4f} (binomial SE of the measurement; one "
                   f"seed: --seeds 3 adds the seed-to-seed sd)")
     else:
-        from nas.runtime.stats import mean_sd  # scipy: not loaded for --help
+        from nas.runtime.stats import mean_sd  # deferred: as above
 
         status = f"top-1 {mean_sd(r['accuracy'], r['accuracy_sd'])} (seed-to-seed sd, {len(r['seeds'])} seeds)"
     return (f"{r['name']} ({r['arch_hash']}): {status} on {r['val_images']} held-out {r['dataset']} images after "
@@ -194,9 +196,6 @@ def _human_train(r: dict) -> str:
 
 
 def cmd_score(args) -> dict:
-    from nas.accuracy.proxy import make_proxy
-    from nas.core.spec_file import load_spec, spec_limits
-
     with spec_limits(args.max_params, args.max_macs):
         spec = load_spec(args.spec)
     data = data_from_flags(args)
@@ -218,8 +217,8 @@ def _human_score(r: dict) -> str:
 
 
 def cmd_audit(args) -> dict:
-    from nas.audit.fidelity import AuditConfig, run_audit
-    from nas.audit.fidelity_report import markdown_table, write_report
+    from nas.audit.fidelity import AuditConfig, run_audit  # deferred: loads scipy
+    from nas.audit.fidelity_report import markdown_table, write_report  # deferred: loads scipy
 
     data = data_from_flags(args)
     space_tag = Path(args.space).stem
@@ -232,9 +231,6 @@ def cmd_audit(args) -> dict:
                          reference_seeds=args.reference_seeds, population=args.population, published=args.published,
                          supernet=args.supernet)
     set_resume_hint(resume_command("python -m nas.proxies", args.argv) + f"  (results kept in {out})")
-    from nas.runtime.log import progress_enabled
-
-    from nas.runtime.lock import run_lock
 
     specs = config.sample()  # a bad space fails before the lock makes `out`
     with run_lock(out, what="proxy audit", resume_hint="wait for it to finish, or stop it (Ctrl-C) and run "
@@ -276,9 +272,6 @@ def _human_audit(r: dict) -> str:
 
 
 def cmd_imagenet_audit(args) -> dict:
-    from nas.audit.imagenet import ImageNetAuditConfig, run_imagenet_audit
-    from nas.audit.imagenet_report import markdown_report, write_report
-
     proxies = [name for item in args.proxies for name in item.split(",") if name]
     config = ImageNetAuditConfig(networks=args.networks, trained_networks=args.trained_networks,
                                  proxies=tuple(proxies), seed=args.seed, budget=get_budget(args.budget).accuracy,
@@ -288,14 +281,12 @@ def cmd_imagenet_audit(args) -> dict:
     if out.exists() and not out.is_dir():
         raise UserError("exists and is not a directory", source=str(out), field="--out")
     set_resume_hint(resume_command("python -m nas.proxies", args.argv) + f"  (results kept in {out})")
-    from nas.runtime.lock import run_lock
-    from nas.runtime.log import progress_enabled
 
     with run_lock(out, what="ImageNet proxy audit", resume_hint="wait for it to finish, or stop it (Ctrl-C) and "
                                                                 "run this command again: it resumes from the "
                                                                 "results kept"):
         audit = run_imagenet_audit(config, out, progress=not args.no_progress and progress_enabled())
-        files = write_report(audit, out)
+        files = write_imagenet_report(audit, out)
     summary = dict(audit["summary"], files=files)
     if not args.json:
         print(markdown_report(summary), end="")

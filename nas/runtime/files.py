@@ -174,7 +174,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 def save_state(state: Mapping[str, Any], path: str | os.PathLike) -> None:
     """torch.save `state` (a state_dict, or any weights-only object), whole or not at all."""
-    import torch  # lazily: flag errors answer before torch loads
+    import torch  # deferred: torch (~2 s); flag errors answer before it loads
 
     atomic_write(path, lambda f: torch.save(state, f))
 
@@ -189,7 +189,7 @@ def load_state(path: str | os.PathLike, *, source: str | None = None, field: str
     With `finite` (weights a user gives), a NaN or inf in any tensor is one too, naming the tensor:
     such weights would load, train or export, and only fail far later and less clearly.
     """
-    import torch
+    import torch  # deferred: as above
 
     p = str(path)
 

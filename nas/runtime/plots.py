@@ -8,10 +8,10 @@ from nas.runtime.files import atomic_write
 
 def pyplot():
     """matplotlib's pyplot on the Agg backend (reports are written on machines without a display)."""
-    import matplotlib
+    import matplotlib  # deferred: matplotlib takes ~1 s to load, for plots only
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: as above
 
     return plt
 

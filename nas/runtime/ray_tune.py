@@ -33,8 +33,8 @@ def run_tune(trainable, *, name: str, storage: str | os.PathLike, resources: Map
     reused (a worker loads the data set once), a trial that raises or loses its worker runs again
     `max_failures` times, and each trial keeps its `keep_checkpoints` latest checkpoints (None: all).
     """
-    import ray
-    from ray import tune
+    import ray  # deferred: Ray takes 1-5 s to load
+    from ray import tune  # deferred: Ray takes 1-5 s to load
 
     if not ray.is_initialized():  # Tune would start a Ray of its own, without ray_session's settings
         raise RuntimeError("run_tune needs a running Ray: call it inside nas.runtime.session.ray_session")

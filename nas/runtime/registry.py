@@ -15,6 +15,7 @@ into them, and a command that needs no registry does not pay for importing them.
 from __future__ import annotations
 
 import importlib
+import inspect
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -128,8 +129,6 @@ class Registry(Mapping[str, T]):
 
 
 def _caller_module() -> str:
-    import inspect
-
     frame = inspect.currentframe()
     while frame is not None and frame.f_globals.get("__name__") == __name__:
         frame = frame.f_back

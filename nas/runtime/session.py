@@ -1,4 +1,6 @@
-"""Where and how a proxy runs: device choice, explicit thread counts, seeding."""
+"""Where and how a proxy runs: device choice, explicit thread counts, seeding.
+
+Torch-free on import (torch takes ~2 s to load): the commands count CPUs and check flags first."""
 from __future__ import annotations
 
 import logging
@@ -8,12 +10,12 @@ import shutil
 import tempfile
 import time
 from contextlib import contextmanager
-from typing import Iterator
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING, Iterator
 
 from nas.runtime.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,8 @@ def limit_cpus(n: int) -> int:
             time.sleep(0.2)
             chosen = least_busy(allowed, before, cpu_ticks(), n)
         os.sched_setaffinity(0, chosen)
+    import torch  # deferred: torch costs ~2 s at start-up (the module's docstring)
+
     torch.set_num_threads(n)
     return n
 
@@ -85,6 +89,8 @@ def cpu_load(before: dict, after: dict, cpu: int) -> float:
 
 def set_threads(threads: int | None = None) -> int:
     """Set torch's intra-op threads explicitly (Ray sets OMP_NUM_THREADS per task; torch may not follow)."""
+    import torch  # deferred: as above
+
     n = threads or int(os.environ.get("OMP_NUM_THREADS", 0)) or available_cpus()
     torch.set_num_threads(n)
     return n
@@ -92,6 +98,8 @@ def set_threads(threads: int | None = None) -> int:
 
 def select_device(name: str = "auto") -> torch.device:
     """'auto' is CUDA when there is a GPU, else the CPU."""
+    import torch  # deferred: as above
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
@@ -103,6 +111,9 @@ def select_device(name: str = "auto") -> torch.device:
 
 def seed_everything(seed: int) -> None:
     """Seed every generator a run might touch; cuDNN picks deterministic kernels."""
+    import numpy as np  # deferred: with torch, as above
+    import torch  # deferred: as above
+
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -113,6 +124,9 @@ def seed_everything(seed: int) -> None:
 
 def generator(seed: int, *stream: int) -> torch.Generator:
     """A CPU torch generator for one named stream (e.g. seed, epoch): resumable and order-independent."""
+    import numpy as np  # deferred: with torch, as above
+    import torch  # deferred: as above
+
     mixed = np.random.SeedSequence([seed, *stream]).generate_state(1, dtype=np.uint64)[0]
     return torch.Generator().manual_seed(int(mixed))
 
@@ -122,7 +136,7 @@ def ray_session(address: str | None = None, cpus: int | None = None) -> Iterator
     """Ray for a block: the cluster at `address`, or a private local Ray with `cpus` CPUs that listens
     on the loopback interface only, left as it was afterwards; a Ray already initialised (a
     caller's, a test's) is used as it is."""
-    import ray
+    import ray  # deferred: Ray takes 1-5 s to load
 
     for key, value in RAY_ENV.items():  # before any Tuner runs, whoever started Ray
         os.environ.setdefault(key, value)
@@ -168,7 +182,7 @@ _CLUSTER_MODE_VAR = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 def _loopback_only():
     """Switch Ray's cluster mode off for a local start; returns what puts it back."""
     try:
-        from ray._private import ray_constants
+        from ray._private import ray_constants  # deferred: Ray takes 1-5 s to load
     except ImportError:
         ray_constants = None
     if ray_constants is None or not hasattr(ray_constants, "ENABLE_RAY_CLUSTER"):
@@ -217,7 +231,7 @@ def _use_token_if_found():
     if os.environ.get("RAY_AUTH_MODE") is not None:
         return lambda: None
     try:
-        from ray._raylet import AuthenticationTokenLoader, Config
+        from ray._raylet import AuthenticationTokenLoader, Config  # deferred: Ray takes 1-5 s to load
     except ImportError:  # a Ray without token authentication
         return lambda: None
     if not AuthenticationTokenLoader.instance().has_token(ignore_auth_mode=True):

@@ -121,7 +121,7 @@ def new_run(args) -> tuple[Path, RunConfig]:
 
 def accuracy(row: dict) -> str:
     """mean ± seed-to-seed sd over the row's seeds; or a model's prediction, labelled as one."""
-    from nas.runtime.stats import mean_sd
+    from nas.runtime.stats import mean_sd  # deferred: loads scipy
 
     if row.get("accuracy_label"):
         return f"{row['accuracy_mean']:.4f} ({row['accuracy_label']})"

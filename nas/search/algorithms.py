@@ -1,33 +1,46 @@
 """Search algorithms behind one narrow ask/tell interface (`nas.search.ask_tell`), their registry, their
-checkpoints, and a Ray Tune `Searcher` around them."""
+checkpoints, and a Ray Tune `Searcher` around them.
+
+Torch-free on import, so that the names register (and a command lists them) before torch loads: the
+controller searches and the checkpoints import it when they run."""
 from __future__ import annotations
 
 import hashlib
 import io
+import os
 from collections import deque
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
-import torch
 
 from nas.search.ask_tell import Algorithm, Suggestion, SynchronousBatches  # noqa: F401 - Suggestion re-exported
-from nas.search.controller import Controller, ControllerConfig
 from nas.search.guided import GuidedEvolution
 from nas.search.ofa_evolution import ConstrainedEvolution
 from nas.runtime.errors import UserError
+from nas.runtime.files import atomic_write, atomic_write_bytes, open_no_follow, unreadable
 from nas.runtime.registry import ALGORITHMS
 from nas.core.space import SearchSpace
 
-# The controller a search uses: MnasNet's PPO with ControllerConfig's paper constants except the
-# learning rate, and a batch of 16 (one update per batch). Tuned with
-# experiments/benchmarks/rl_vs_random.py (2000 samples, 5 seeds, pixel1, TuNAS reward): at NASNet's
-# lr 3.5e-4 the policy is still spread in the last quarter (84% +- 15% of samples within 10% of the
-# target at batch 16, 40% at batch 32); at 1e-3 every seed is there (100%) and the best reward
-# still beats random search on both spaces; faster (REINFORCE at 1e-2, PPO at >= 1.5e-3 on the
-# Small space) converges before it has found a better network than random search's best.
-SEARCH_CONTROLLER_CONFIG = ControllerConfig(lr=1e-3)
+if TYPE_CHECKING:
+    import torch
+
+    from nas.search.controller import ControllerConfig
+
 SEARCH_CONTROLLER_BATCH = 16
+
+
+def search_controller_config() -> ControllerConfig:
+    """The controller a search uses: MnasNet's PPO with ControllerConfig's paper constants except the
+    learning rate, and a batch of 16 (one update per batch). Tuned with
+    experiments/benchmarks/rl_vs_random.py (2000 samples, 5 seeds, pixel1, TuNAS reward): at NASNet's
+    lr 3.5e-4 the policy is still spread in the last quarter (84% +- 15% of samples within 10% of the
+    target at batch 16, 40% at batch 32); at 1e-3 every seed is there (100%) and the best reward
+    still beats random search on both spaces; faster (REINFORCE at 1e-2, PPO at >= 1.5e-3 on the
+    Small space) converges before it has found a better network than random search's best."""
+    from nas.search.controller import ControllerConfig  # deferred: torch (see the module's docstring)
+
+    return ControllerConfig(lr=1e-3)
 
 
 class RandomSearch(Algorithm):
@@ -116,13 +129,17 @@ class ControllerSearch(SynchronousBatches):
         super().__init__(space, seed)
         if batch_size < 1:
             raise UserError(f"batch_size must be >= 1, got {batch_size}", field="searcher")
+        from nas.search.controller import Controller  # deferred: torch (see the module's docstring)
+
         self.batch_size = batch_size
-        self.config = config or SEARCH_CONTROLLER_CONFIG
+        self.config = config or search_controller_config()
         self.controller = Controller([(d.kind, len(d.choices)) for d in space.decisions], self.config, seed=seed)
         self.batch_log_probs: torch.Tensor | None = None
         self.last_update: dict[str, float] = {}
 
     def _new_batch(self):
+        import torch  # deferred: torch (see the module's docstring)
+
         with torch.no_grad():
             sample = self.controller.sample(self.batch_size)
         self.batch_log_probs = sample.log_probs
@@ -149,7 +166,7 @@ class TunasSearch(ControllerSearch):
 
     def __init__(self, space: SearchSpace, seed: int = 0, batch_size: int = SEARCH_CONTROLLER_BATCH,
                  controller_state: dict[str, Any] | None = None):
-        from nas.search.joint import TUNAS_CONTROLLER_CONFIG
+        from nas.search.joint import TUNAS_CONTROLLER_CONFIG  # deferred: torch (see the module's docstring)
 
         super().__init__(space, seed, batch_size, config=TUNAS_CONTROLLER_CONFIG)
         if controller_state is not None:
@@ -185,9 +202,7 @@ def save_state(algorithm: Algorithm, path: str | Path, keep_previous: bool = Tru
     file, which is then refused by name rather than loaded with wrong values. With `keep_previous`
     the checkpoint it replaces stays beside it as PATH.prev (a hard link, so no copy is written; a
     copy where the file system has none): a damaged checkpoint then costs one save, not the run."""
-    import os
-
-    from nas.runtime.files import atomic_write, atomic_write_bytes
+    import torch  # deferred: torch (see the module's docstring)
 
     buffer = io.BytesIO()
     torch.save({"format": CHECKPOINT_FORMAT, "state": algorithm.state_dict()}, buffer)
@@ -213,9 +228,7 @@ def load_state(algorithm: Algorithm, path: str | Path) -> None:
 def read_state(path: str | Path, advice: str | None = "start a new run with another --out") -> dict[str, Any]:
     """A checkpoint's algorithm state (see save_state), or one error naming the file and ending in
     `advice` (None: the caller adds its own). A symbolic link is refused, not followed."""
-    import os
-
-    from nas.runtime.files import open_no_follow, unreadable
+    import torch  # deferred: torch (see the module's docstring)
 
     def bad(why: str) -> UserError:
         return UserError(f"{why}; {advice}" if advice else why, source=str(path), field="searcher")
@@ -242,7 +255,7 @@ def read_state(path: str | Path, advice: str | None = "start a new run with anot
 # ---- Ray Tune ---------------------------------------------------------------------------------
 
 def _tune_searcher_class() -> type:
-    from ray.tune.search import Searcher
+    from ray.tune.search import Searcher  # deferred: Ray costs seconds (the module's __getattr__)
 
     class TuneSearcher(Searcher):
         """Ray Tune `Searcher` around an Algorithm: suggest() asks, on_trial_complete() tells.

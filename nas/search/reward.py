@@ -17,7 +17,6 @@ from typing import Any, Literal, Mapping
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.special import ndtr
 
 from nas.runtime.errors import UserError
 from nas.runtime.registry import REWARDS
@@ -106,6 +105,8 @@ def _spread(median: ArrayLike, p10: ArrayLike, p90: ArrayLike, target_ms: ArrayL
 
 def _piece(w: float, mu: np.ndarray, sigma: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """E[exp(w X); a < X <= b] for X ~ N(mu, sigma^2), a <= b; sigma = 0 is a point mass at mu."""
+    from scipy.special import ndtr  # deferred: scipy.special costs ~0.5 s; the rewards' names need none
+
     s = np.maximum(sigma, 1e-12)
     shift = mu + w * s * s
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -25,6 +25,8 @@ from nas.runtime.session import ray_session
 from nas.search.algorithms import Algorithm, Suggestion, read_state, save_state
 from nas.core.space import SearchSpace
 from nas.core.spec import ArchSpec
+from nas.accuracy.tune_trials import _total_epochs, proxy_trainable
+from nas.runtime.ray_tune import run_tune, trial_error
 
 SAMPLES_FILE = "samples.jsonl"
 MAX_FAILED_IN_A_ROW = 20  # then the proxy or the data is broken, not one network: the run stops
@@ -305,12 +307,10 @@ class SearchRun:
         config holds index, tokens, arch, spec (a dict) and proxy (a ProxyConfig dict), reporting
         `accuracy` and, when the network diverged, `failed`.
         """
-        import ray
-        from ray.tune.schedulers import ASHAScheduler
+        import ray  # deferred: Ray takes 1-5 s to load
+        from ray.tune.schedulers import ASHAScheduler  # deferred: Ray takes 1-5 s to load
 
-        from nas.accuracy.tune_trials import _total_epochs, proxy_trainable
-        from nas.runtime.ray_tune import run_tune, trial_error
-        from nas.search.algorithms import TuneSearcher
+        from nas.search.algorithms import TuneSearcher  # deferred: TuneSearcher is built on Ray (seconds to load)
 
         remaining = self.samples - self.done
         if remaining <= 0:
@@ -319,7 +319,7 @@ class SearchRun:
             proxy_config = replace(proxy_config, threads=cpus_per_trial)
         proxy_dict = proxy_config.to_dict()
         if address is None and trainable is None:
-            from nas.accuracy.datasets import open_source
+            from nas.accuracy.datasets import open_source  # deferred: loads torch
 
             open_source(proxy_config.data.dataset, proxy_config.data.path)  # a bad --data: one error, not N trials
         attempt = len(list(self.dir.glob("tune-*")))
@@ -370,7 +370,7 @@ class SearchRun:
 def _trials():
     """A Tune callback that remembers each sample's trial when it starts: the searcher is told that
     a trial failed before any callback hears of it, and the trial holds the exception."""
-    from ray.tune import Callback
+    from ray.tune import Callback  # deferred: Ray takes 1-5 s to load
 
     class Trials(Callback):
         def __init__(self):

@@ -24,18 +24,22 @@ from pathlib import Path
 from typing import Any
 
 from nas.accuracy.proxy_config import DATASETS, data_from_flags, stem_stride_flag
+from nas.core.spec import save_spec
+from nas.core.spec_file import load_spec
 from nas.runtime.cli import (ArgumentParser, THREADS, WORKERS, emit, positive_int, resume_command, run_main,
                              seed_int, set_resume_hint)
+from nas.runtime.files import save_state
+from nas.runtime.log import progress_enabled
 from nas.runtime.paths import RUNS_DIR
+from nas.runtime.session import set_threads
 from nas.supernet.supernet_config import SAMPLERS, SupernetConfig
+from nas.supernet.supernet_proxy import SupernetProxy
+from nas.supernet.supernet_run import CHECKPOINT, SupernetRequest, load_calibrated_extractor, train_supernet
 
 DEFAULTS = SupernetConfig()
 
 
 def cmd_train(args) -> dict[str, Any]:
-    from nas.runtime.log import progress_enabled
-    from nas.supernet.supernet_run import SupernetRequest, train_supernet
-
     data = data_from_flags(args)
     if data.path:
         data = replace(data, path=str(Path(data.path).expanduser().resolve()))
@@ -52,8 +56,6 @@ def cmd_train(args) -> dict[str, Any]:
     try:
         result = train_supernet(request)
     except KeyboardInterrupt:
-        from nas.supernet.supernet_run import CHECKPOINT
-
         set_resume_hint(again if (out / CHECKPOINT).exists() else None)
         raise
     if not result["finished"] and not result["failed"]:
@@ -62,9 +64,6 @@ def cmd_train(args) -> dict[str, Any]:
 
 
 def cmd_score(args) -> dict[str, Any]:
-    from nas.core.spec_file import load_spec
-    from nas.supernet.supernet_proxy import SupernetProxy
-
     specs = [load_spec(s) for s in args.spec]
     proxy = SupernetProxy(args.supernet, device=args.device, threads=args.threads)
     rows = [{"spec": s.name, **proxy.evaluate(s)} for s in specs]
@@ -72,12 +71,6 @@ def cmd_score(args) -> dict[str, Any]:
 
 
 def cmd_extract(args) -> dict[str, Any]:
-    from nas.core.spec import save_spec
-    from nas.core.spec_file import load_spec
-    from nas.runtime.files import save_state
-    from nas.runtime.session import set_threads
-    from nas.supernet.supernet_run import load_calibrated_extractor
-
     set_threads(args.threads)
     model = load_calibrated_extractor(args.supernet)(load_spec(args.spec))
     spec = model.spec

@@ -10,7 +10,7 @@ give the same output.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import torch
@@ -279,7 +279,6 @@ class Supernet(nn.Module):
 
     def adapt(self, spec: ArchSpec) -> ArchSpec:
         """A spec of the space as this supernet runs it (the proxy task's classes, resolution, stem)."""
-        from dataclasses import replace
         return replace(spec, num_classes=self.num_classes, resolution=self.resolution, stem=self.stem_spec)
 
     def sort_channels(self) -> None:

@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from nas.accuracy.proxy_data import ProxyData
@@ -150,8 +151,6 @@ class SupernetTraining:
 def average_gradients(net: nn.Module) -> None:
     """The workers' mean gradient on every worker (torch.distributed). Every worker trained the same
     paths, so the same parameters have gradients everywhere; one flat all-reduce for all of them."""
-    import torch.distributed as dist
-
     grads = [p.grad for p in net.parameters() if p.grad is not None]
     flat = torch.cat([g.reshape(-1) for g in grads])
     dist.all_reduce(flat)

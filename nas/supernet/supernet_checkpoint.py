@@ -24,7 +24,7 @@ def save_checkpoint(training, out: Path, identity: dict[str, Any], space: str, d
 
 def read_checkpoint(path: Path, setting: str = "supernet") -> dict[str, Any]:
     """A supernet checkpoint on the CPU; a missing, damaged or foreign file is one line naming it."""
-    import torch  # only when a checkpoint is read: the commands' flag errors answer before torch loads
+    import torch  # deferred: torch (~2 s); the commands' flag errors answer before it loads
 
     path = Path(path)
     if path.is_dir():

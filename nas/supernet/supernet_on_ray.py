@@ -12,19 +12,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from nas.accuracy.proxy_config import DataConfig
+from nas.runtime.session import set_threads
 from nas.supernet.supernet_checkpoint import CHECKPOINT, read_checkpoint, save_checkpoint
+from nas.supernet.supernet_config import SupernetConfig
 
 
 def supernet_worker_loop(config: dict[str, Any]) -> None:
-    import ray.train
-    import ray.train.torch
+    import ray.train  # deferred: Ray takes 1-5 s to load
+    import ray.train.torch  # deferred: Ray takes 1-5 s to load
 
-    from nas.accuracy.proxy_config import DataConfig
-    from nas.accuracy.proxy_data import load_data
-    from nas.core.space import load_space
-    from nas.runtime.session import set_threads
-    from nas.supernet.supernet_config import SupernetConfig
-    from nas.supernet.path_training import SupernetTraining
+    from nas.accuracy.proxy_data import load_data  # deferred: loads torch
+    from nas.core.space import load_space  # deferred: loads numpy
+    from nas.supernet.path_training import SupernetTraining  # deferred: loads torch
 
     set_threads(config["threads"])
     context = ray.train.get_context()

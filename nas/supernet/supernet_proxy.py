@@ -15,6 +15,10 @@ from nas.accuracy.proxy_interface import Proxy
 from nas.core.spec import ArchSpec
 from nas.runtime.errors import UserError
 from nas.runtime.registry import PROXIES
+from nas.runtime.session import select_device, set_threads
+from nas.supernet.supernet_config import SupernetConfig
+from nas.supernet.supernet_run import load_supernet
+from nas.train.training_state import file_digest
 
 
 class SupernetProxy(Proxy):
@@ -37,7 +41,6 @@ class SupernetProxy(Proxy):
     def fingerprint(self) -> str:
         if self.checkpoint is None:
             return "supernet-untrained"
-        from nas.train.training_state import file_digest
 
         return hashlib.sha256(f"supernet:{file_digest(self.checkpoint)}".encode()).hexdigest()[:12]
 
@@ -47,9 +50,7 @@ class SupernetProxy(Proxy):
             raise UserError("the supernet proxy has no trained supernet: train one with `python -m nas.supernet "
                             "train` and give it with --supernet", setting="supernet")
         if self._loaded is None:
-            from nas.accuracy.proxy_data import load_data
-            from nas.runtime.session import select_device
-            from nas.supernet.supernet_run import load_supernet
+            from nas.accuracy.proxy_data import load_data  # deferred: loads torch
 
             net, state, data_config = load_supernet(self.checkpoint)
             device = select_device(self.device)
@@ -59,9 +60,7 @@ class SupernetProxy(Proxy):
         return self._loaded
 
     def evaluate(self, spec: ArchSpec) -> dict[str, Any]:
-        from nas.runtime.session import set_threads
-        from nas.supernet.supernet_config import SupernetConfig
-        from nas.supernet.path_training import evaluate_path
+        from nas.supernet.path_training import evaluate_path  # deferred: loads torch
 
         set_threads(self.threads)
         start = time.perf_counter()

@@ -19,6 +19,14 @@ from nas.accuracy.proxy_config import DataConfig
 from nas.runtime.errors import UserError
 from nas.supernet.supernet_config import SupernetConfig
 from nas.supernet.supernet_checkpoint import CHECKPOINT, read_checkpoint, save_checkpoint
+from nas.runtime.files import atomic_write_text
+from nas.runtime.jsonl import jsonable
+from nas.runtime.lock import run_lock
+from nas.runtime.session import select_device, set_threads
+from nas.train.training_state import check_identity
+from nas.train.recipe import split_batch
+from nas.supernet.supernet_on_ray import supernet_worker_loop
+from nas.train.train_on_ray import fit_on_ray
 
 log = logging.getLogger(__name__)
 
@@ -59,15 +67,9 @@ def identity_of(req: SupernetRequest, space) -> dict[str, Any]:
 
 
 def train_supernet(req: SupernetRequest) -> dict[str, Any]:
-    from nas.accuracy.proxy_data import load_data
-    from nas.core.space import load_space
-    from nas.runtime.files import atomic_write_text
-    from nas.runtime.jsonl import jsonable
-    from nas.runtime.lock import run_lock
-    from nas.runtime.session import select_device, set_threads
-    from nas.supernet.path_training import SupernetTraining
-    from nas.train.training_state import check_identity
-    from nas.train.recipe import split_batch
+    from nas.accuracy.proxy_data import load_data  # deferred: loads torch
+    from nas.core.space import load_space  # deferred: loads numpy
+    from nas.supernet.path_training import SupernetTraining  # deferred: loads torch
 
     started = time.perf_counter()
     set_threads(req.threads)
@@ -101,9 +103,6 @@ def train_supernet(req: SupernetRequest) -> dict[str, Any]:
             training.load_state_dict(saved)
         done_before = training.epoch
         if on_ray:
-            from nas.supernet.supernet_on_ray import supernet_worker_loop
-            from nas.train.train_on_ray import fit_on_ray
-
             config = {"space": space_source(req.space), "data": asdict(req.data), "config": c.as_dict(),
                       "seed": req.seed, "identity": identity, "out": str(out.resolve()), "until": until,
                       "resume": saved is not None or training.epoch > 0, "batch_size": c.batch_size}
@@ -112,7 +111,7 @@ def train_supernet(req: SupernetRequest) -> dict[str, Any]:
             if (out / CHECKPOINT).exists():
                 training.load_state_dict(read_checkpoint(out / CHECKPOINT))
         else:
-            from tqdm import tqdm
+            from tqdm import tqdm  # deferred: tqdm takes ~0.1 s to load
 
             with tqdm(total=training.steps_per_epoch * until, initial=training.step, desc="supernet", unit="step",
                       leave=False, mininterval=1, disable=not req.progress) as bar:
@@ -142,8 +141,8 @@ def train_supernet(req: SupernetRequest) -> dict[str, Any]:
 
 def load_supernet(path: str | Path, setting: str = "supernet"):
     """(Supernet with the trained weights in eval mode, the checkpoint's dict, the DataConfig it was trained on)."""
-    from nas.core.space import load_space
-    from nas.supernet.net import Supernet
+    from nas.core.space import load_space  # deferred: loads numpy
+    from nas.supernet.net import Supernet  # deferred: loads torch
 
     state = read_checkpoint(Path(path), setting)
     space = load_space(state["space_source"])
@@ -166,8 +165,8 @@ def _space_hash(space) -> str:
 def load_calibrated_extractor(path: str | Path, device: str = "cpu", setting: str = "supernet"):
     """A function spec -> stand-alone network with the supernet's weights and BN statistics
     re-estimated for its path on the training images the supernet saw (its recipe's bn_images)."""
-    from nas.accuracy.proxy_data import load_data
-    from nas.supernet.path_training import extract_calibrated
+    from nas.accuracy.proxy_data import load_data  # deferred: loads torch
+    from nas.supernet.path_training import extract_calibrated  # deferred: loads torch
 
     net, state, data_config = load_supernet(path, setting)
     config = SupernetConfig(**state["config"])

@@ -17,16 +17,20 @@ if __name__ == "__main__":  # Ctrl-C while the imports below load torch: one lin
 
     exit_quietly_on_ctrl_c()
 
+import shlex
 import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from nas.accuracy.proxy_config import DATASETS, data_from_flags, stem_stride_flag
+from nas.core.spec_file import load_spec, spec_limits
 from nas.runtime.cli import (ArgumentParser, THREADS, WORKERS, add_spec_limit_flags, emit,
                              positive_int, resume_command, run_main, seed_int, set_resume_hint)
 from nas.runtime.errors import UserError
+from nas.runtime.log import progress_enabled
 from nas.runtime.paths import RUNS_DIR, path_slug
+from nas.train.training_state import CHECKPOINT
 
 DEFAULT_EPOCHS = 10
 DEFAULT_BATCH = 128
@@ -68,7 +72,6 @@ def _parser() -> ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
-    from nas.core.spec_file import load_spec, spec_limits
 
     with spec_limits(args.max_params, args.max_macs):
         spec = load_spec(args.spec)
@@ -79,8 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError("file not found" if not Path(args.init).exists() else "not a weights file",
                         source=args.init, field="--init")
     out = Path(args.out) if args.out else RUNS_DIR / f"train-{path_slug(spec.name)}-s{args.seed}"
-    from nas.runtime.log import progress_enabled
-    from nas.train.training_run import TrainRequest, run_training  # torch: after the flags are checked
+    from nas.train.training_run import TrainRequest, run_training  # deferred: loads torch, after the flags are checked
 
     request = TrainRequest(spec=spec, data=data, out=out, epochs=args.epochs, batch_size=args.batch_size,
                            train_images=args.train_images, val_images=args.val_images, seed=args.seed,
@@ -92,8 +94,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = run_training(request)
     except KeyboardInterrupt:
-        from nas.train.training_state import CHECKPOINT
-
         set_resume_hint(again if (out / CHECKPOINT).exists() else None)
         raise
     if not result["finished"] and not result["failed"]:
@@ -103,8 +103,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _without_stop_after(command: str) -> str:
-    import shlex
-
     words = shlex.split(command)
     if "--stop-after" in words:
         i = words.index("--stop-after")

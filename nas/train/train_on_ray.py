@@ -13,22 +13,24 @@ import time
 from pathlib import Path
 from typing import Any
 
+from nas.accuracy.proxy_config import DataConfig
+from nas.core.spec import spec_from_dict
+from nas.runtime.errors import UserError
+from nas.runtime.files import load_state
+from nas.runtime.session import ray_session, set_threads
+from nas.train.recipe import Recipe
+from nas.train.training_state import load_checkpoint, save_checkpoint
+
 log = logging.getLogger(__name__)
 
 
 def worker_loop(config: dict[str, Any]) -> None:
     """One Ray Train worker: train from the config's state to epoch `until`, checkpointing on rank 0."""
-    import ray.train
-    import ray.train.torch
+    import ray.train  # deferred: Ray takes 1-5 s to load
+    import ray.train.torch  # deferred: Ray takes 1-5 s to load
 
-    from nas.accuracy.proxy_config import DataConfig
-    from nas.accuracy.proxy_data import load_data
-    from nas.core.spec import spec_from_dict
-    from nas.runtime.files import load_state
-    from nas.runtime.session import set_threads
-    from nas.train.training_state import load_checkpoint, save_checkpoint
-    from nas.train.training_loop import Training, run_epochs
-    from nas.train.recipe import Recipe
+    from nas.accuracy.proxy_data import load_data  # deferred: loads torch
+    from nas.train.training_loop import Training, run_epochs  # deferred: loads torch
 
     set_threads(config["threads"])  # Ray sets OMP_NUM_THREADS per worker; torch is told explicitly
     context = ray.train.get_context()
@@ -55,13 +57,10 @@ def fit_on_ray(config: dict[str, Any], out: Path, workers: int, address: str | N
                threads: int, loop=worker_loop, name: str = "train") -> str | None:
     """Run `loop` (a network's `worker_loop`, or the supernet's) on `workers` Ray Train workers (a
     private local Ray unless `address`); returns the divergence a worker reported, if any."""
-    from nas.runtime.errors import UserError
-    from nas.runtime.session import ray_session
-
     with ray_session(address, None if address else workers * threads):
-        import ray
-        from ray.train import FailureConfig, RunConfig, ScalingConfig
-        from ray.train.torch import TorchTrainer
+        import ray  # deferred: Ray takes 1-5 s to load
+        from ray.train import FailureConfig, RunConfig, ScalingConfig  # deferred: Ray takes 1-5 s to load
+        from ray.train.torch import TorchTrainer  # deferred: Ray takes 1-5 s to load
 
         gpus = ray.cluster_resources().get("GPU", 0)
         use_gpu = device == "cuda" or (device == "auto" and gpus >= workers)

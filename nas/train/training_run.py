@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
 from nas.accuracy.proxy_config import DataConfig
 from nas.accuracy.proxy_data import load_data
@@ -31,6 +32,7 @@ from nas.runtime.stats import standard_error
 from nas.train import training_state as ck
 from nas.train.training_loop import Training, check_fits, run_epochs, training_spec
 from nas.train.recipe import scale_recipe, split_batch
+from nas.train.train_on_ray import fit_on_ray
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +106,6 @@ def run_training(req: TrainRequest) -> dict[str, Any]:
         if done_before >= until:  # finished before (or stopped here): evaluate and export again
             failure, state = None, saved
         elif req.on_ray:
-            from nas.train.train_on_ray import fit_on_ray
-
             config = {"spec": spec.to_dict(), "data": asdict(req.data), "train_images": n,
                       "val_images": int(data.val_x.shape[0]), "recipe": recipe.as_dict(), "seed": req.seed,
                       "out": str(out.resolve()), "resume": saved is not None,
@@ -143,8 +143,6 @@ def run_training(req: TrainRequest) -> dict[str, Any]:
 
 
 def _train_here(training: Training, until: int, out: Path, identity: dict, progress: bool):
-    from tqdm import tqdm
-
     def on_epoch(t: Training) -> None:
         if t.failure is None:  # a diverged epoch is not saved: the last checkpoint stays the last good one
             ck.save_checkpoint(out, {"identity": identity, **t.state_dict()})
@@ -158,8 +156,8 @@ def _train_here(training: Training, until: int, out: Path, identity: dict, progr
 
 def _finish(spec: ArchSpec, data, state: dict, out: Path) -> dict[str, Any]:
     """Top-1 of the EMA weights (BN re-estimated) and of the last weights; the EMA's files."""
-    from nas.export import tflite
-    from nas.export.onnx import check_onnx, export_onnx
+    from nas.export import tflite  # deferred: loads onnxruntime
+    from nas.export.onnx import check_onnx, export_onnx  # deferred: loads onnxruntime
 
     results = {}
     for key, weights in (("accuracy", "ema"), ("accuracy_last_weights", "model")):

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from nas.runtime.errors import UserError
+from nas.runtime.files import save_state
 
 CHECKPOINT = "checkpoint.pt"
 WEIGHTS = "weights.pt"
@@ -35,8 +36,6 @@ def file_digest(path: str | Path) -> str:
 
 
 def save_checkpoint(out: Path, state: Mapping[str, Any]) -> Path:
-    from nas.runtime.files import save_state
-
     path = Path(out) / CHECKPOINT
     save_state({"format": FORMAT, **state}, path)
     return path
@@ -44,7 +43,7 @@ def save_checkpoint(out: Path, state: Mapping[str, Any]) -> Path:
 
 def load_checkpoint(out: Path) -> dict[str, Any]:
     """The whole checkpoint in OUT, on the CPU; a missing or damaged one is a one-line UserError."""
-    import torch
+    import torch  # deferred: torch takes ~2 s to load
 
     path = Path(out) / CHECKPOINT
     if not path.is_file():

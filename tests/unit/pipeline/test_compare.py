@@ -67,11 +67,8 @@ class FakeProxy:
 
 
 def test_trainings_resume_without_training_twice(tmp_path, monkeypatch):
-    from nas.accuracy import proxy
-    from nas.runtime import session
-
-    monkeypatch.setattr(proxy, "make_proxy", lambda name, budget, data, seed, train, threads: FakeProxy(seed, train))
-    monkeypatch.setattr(session, "available_cpus", lambda: 1)  # in this process: the fake cannot travel
+    monkeypatch.setattr(compare, "make_proxy", lambda name, budget, data, seed, train, threads: FakeProxy(seed, train))
+    monkeypatch.setattr(compare, "available_cpus", lambda: 1)  # in this process: the fake cannot travel
     (tmp_path / "compare").mkdir()
     ctx = SimpleNamespace(run_dir=tmp_path, budget=get_budget("smoke"), prepared=SimpleNamespace(data=None))
     nets = [{**networks()[0], "spec": replace(LARGE, name="final")}, networks()[1]]
@@ -98,7 +95,6 @@ def test_budgets_name_their_seeds_and_baselines():
 def test_trainings_in_worker_processes_equal_those_made_here(tmp_path, monkeypatch, fashion_mnist):
     """One thread per training, in a pool or here: the same numbers, whatever the CPU count."""
     from nas.accuracy.proxy_config import DataConfig
-    from nas.runtime import session
     from helpers.data import TINY
 
     budget = get_budget("smoke")
@@ -110,7 +106,7 @@ def test_trainings_in_worker_processes_equal_those_made_here(tmp_path, monkeypat
         run_dir = tmp_path / f"cpus{cpus}"
         (run_dir / "compare").mkdir(parents=True)
         ctx = SimpleNamespace(run_dir=run_dir, budget=budget, prepared=SimpleNamespace(data=data))
-        monkeypatch.setattr(session, "available_cpus", lambda: cpus)
+        monkeypatch.setattr(compare, "available_cpus", lambda: cpus)
         results[cpus] = compare.train_networks(nets, [0, 1], ctx)
     accuracy = {cpus: {k: r["accuracy"] for k, r in res.items()} for cpus, res in results.items()}
     assert accuracy[1] == accuracy[2] and len(accuracy[1]) == 4

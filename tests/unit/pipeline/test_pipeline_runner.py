@@ -116,7 +116,6 @@ def test_score_map_is_kept_as_soon_as_it_is_fitted(tmp_path, monkeypatch):
     """A search interrupted after the score map was fitted resumes with that map, not a refit."""
     from nas.core.space import load_space
     from nas.latency.devices import get_device
-    from nas.search import search_loop as loop
 
     fits = []
 
@@ -132,7 +131,7 @@ def test_score_map_is_kept_as_soon_as_it_is_fitted(tmp_path, monkeypatch):
             raise KeyboardInterrupt
 
     monkeypatch.setattr(stages, "fit_score_map", fake_fit)
-    monkeypatch.setattr(loop, "SearchRun", InterruptedSearch)
+    monkeypatch.setattr(stages, "SearchRun", InterruptedSearch)
     config = validate_config({"target_ms": 5.0, "budget": "smoke", "algorithm": "random"}, "test.yaml")
     space = load_space(DATA / "tiny_space.yaml")
     prepared = Prepared(get_device("pixel1"), space, "given", None, SimpleNamespace(cheap=True, predicts_accuracy=False), "macs")
