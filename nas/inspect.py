@@ -11,7 +11,7 @@ if __name__ == "__main__":  # Ctrl-C while the imports below load torch: one lin
 
 from nas.runtime.cli import ArgumentParser, add_spec_limit_flags, emit, run_main
 from nas.core.counts import count_macs, count_params  # from the spec alone: no torch
-from nas.core.spec_file import load_spec, spec_limits
+from nas.core.spec_file import load_spec_capped
 
 
 def inspect_spec(spec, device: str | None = None) -> dict:
@@ -54,8 +54,7 @@ def _parser() -> ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    with spec_limits(args.max_params, args.max_macs):
-        spec = load_spec(args.spec)
+    spec = load_spec_capped(args.spec, args.max_params, args.max_macs)
     emit(inspect_spec(spec, args.device), args.json, _human)
     return 0
 

@@ -43,6 +43,12 @@ def spec_limits(max_params: int | None = None, max_macs: int | None = None) -> I
         _LIMITS.update(saved)
 
 
+def load_spec_capped(source, max_params: int | None = None, max_macs: int | None = None) -> ArchSpec:
+    """load_spec under a command's --max-params / --max-macs (None: the default caps)."""
+    with spec_limits(max_params, max_macs):
+        return load_spec(source)
+
+
 def check_totals(spec: ArchSpec, source: str) -> None:
     """A UserError naming the file and the network's largest part when its parameters or MACs exceed
     the caps: per-block bounds alone admit networks that would exhaust memory when built."""

@@ -34,7 +34,7 @@ from typing import Any
 
 from nas.accuracy.proxy_config import data_from_flags, stem_stride_flag
 from nas.budgets import BUDGETS
-from nas.core.spec_file import load_spec, spec_limits
+from nas.core.spec_file import load_spec_capped
 from nas.netadapt.checkpoints import LOG_NAME
 from nas.netadapt.netadapt_config import PARALLEL, SELECT_RULES, default_out, netadapt_budget
 from nas.runtime.cli import (ArgumentParser, THREADS, add_spec_limit_flags, emit, non_negative_int, positive_float,
@@ -93,8 +93,7 @@ def _parser() -> ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    with spec_limits(args.max_params, args.max_macs):
-        spec = load_spec(args.spec)
+    spec = load_spec_capped(args.spec, args.max_params, args.max_macs)
     data = data_from_flags(args)
     budget = netadapt_budget(args.budget)
     changes = {k: v for k, v in {"train_images": args.train_images, "val_images": args.val_images,

@@ -33,7 +33,7 @@ from nas.runtime.ray_tune import TRIAL_RETRIES
 from nas.audit.imagenet import (ACCEL_NETWORKS, DEFAULT_NETWORKS, DEFAULT_PROXIES, DEFAULT_TRAINED_NETWORKS,
                                 ImageNetAuditConfig, REFERENCE_LABEL, run_imagenet_audit)
 from nas.accuracy.proxy import make_proxy
-from nas.core.spec_file import load_spec, spec_limits
+from nas.core.spec_file import load_spec_capped
 from nas.runtime.log import progress_enabled
 from nas.runtime.lock import run_lock
 from nas.audit.imagenet_report import markdown_report, write_report as write_imagenet_report
@@ -155,8 +155,7 @@ def _parser() -> ArgumentParser:
 def cmd_train(args) -> dict:
     from nas.runtime.stats import seed_summary, standard_error  # deferred: loads scipy, which --help does not need
 
-    with spec_limits(args.max_params, args.max_macs):
-        spec = load_spec(args.spec)
+    spec = load_spec_capped(args.spec, args.max_params, args.max_macs)
     accuracy_budget = get_budget(args.budget).accuracy
     recipe = accuracy_budget.final if args.recipe == "final" else accuracy_budget.proxy
     changes = {k: v for k, v in {"train_images": args.train_images, "val_images": args.val_images,
@@ -196,8 +195,7 @@ def _human_train(r: dict) -> str:
 
 
 def cmd_score(args) -> dict:
-    with spec_limits(args.max_params, args.max_macs):
-        spec = load_spec(args.spec)
+    spec = load_spec_capped(args.spec, args.max_params, args.max_macs)
     data = data_from_flags(args)
     names = zero_cost_names() if args.proxy == "all" else [args.proxy]
     results = [make_proxy(n, args.budget, data, args.seed, args.device, args.threads).evaluate(spec) for n in names]

@@ -5,6 +5,7 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import shlex
 import signal
 import sys
@@ -231,6 +232,19 @@ def resume_command(prog: str, argv: Sequence[str], add: Sequence[str] = (), drop
     """`prog argv...` with flags `add`ed (if missing) and `drop`ped: what reruns a command to resume it."""
     args = [a for a in argv if a not in drop] + [a for a in add if a not in argv]
     return shlex.join([*prog.split(), *args])
+
+
+def resumable(work: Callable[[], dict[str, Any]], again: str, checkpoint: os.PathLike) -> dict[str, Any]:
+    """work(), a training that saves `checkpoint` as it goes: Ctrl-C names `again`, the command that
+    continues it, once the checkpoint exists; a result that stopped early (--stop-after) carries it."""
+    try:
+        result = work()
+    except KeyboardInterrupt:
+        set_resume_hint(again if os.path.exists(checkpoint) else None)
+        raise
+    if not result["finished"] and not result["failed"]:
+        result["resume_command"] = again
+    return result
 
 
 class Terminated(KeyboardInterrupt):

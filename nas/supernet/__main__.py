@@ -26,8 +26,8 @@ from typing import Any
 from nas.accuracy.proxy_config import DATASETS, data_from_flags, stem_stride_flag
 from nas.core.spec import save_spec
 from nas.core.spec_file import load_spec
-from nas.runtime.cli import (ArgumentParser, THREADS, WORKERS, emit, positive_int, resume_command, run_main,
-                             seed_int, set_resume_hint)
+from nas.runtime.cli import (ArgumentParser, THREADS, WORKERS, emit, positive_int, resume_command, resumable,
+                             run_main, seed_int)
 from nas.runtime.files import save_state
 from nas.runtime.log import progress_enabled
 from nas.runtime.paths import RUNS_DIR
@@ -53,14 +53,7 @@ def cmd_train(args) -> dict[str, Any]:
                               address=args.address)
     again = resume_command("python -m nas.supernet", args.argv,
                            add=["--resume"] + ([] if args.out else ["--out", str(out)]))
-    try:
-        result = train_supernet(request)
-    except KeyboardInterrupt:
-        set_resume_hint(again if (out / CHECKPOINT).exists() else None)
-        raise
-    if not result["finished"] and not result["failed"]:
-        result["resume_command"] = again
-    return result
+    return resumable(lambda: train_supernet(request), again, out / CHECKPOINT)
 
 
 def cmd_score(args) -> dict[str, Any]:

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from nas.accuracy.proxy_config import DATASETS, data_from_flags, stem_stride_flag
-from nas.core.spec_file import load_spec, spec_limits
+from nas.core.spec_file import load_spec_capped
 from nas.runtime.cli import (ArgumentParser, THREADS, WORKERS, add_spec_limit_flags, emit,
-                             positive_int, resume_command, run_main, seed_int, set_resume_hint)
+                             positive_int, resume_command, resumable, run_main, seed_int)
 from nas.runtime.errors import UserError
 from nas.runtime.log import progress_enabled
 from nas.runtime.paths import RUNS_DIR, path_slug
@@ -73,8 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
 
-    with spec_limits(args.max_params, args.max_macs):
-        spec = load_spec(args.spec)
+    spec = load_spec_capped(args.spec, args.max_params, args.max_macs)
     data = data_from_flags(args)  # a bad value names its setting: run_main shows it as the flag
     if data.path:  # absolute: Ray workers run in folders of their own
         data = replace(data, path=str(Path(data.path).expanduser().resolve()))
@@ -91,13 +90,7 @@ def main(argv: list[str] | None = None) -> int:
                            progress=progress_enabled() and not args.no_progress)
     again = _without_stop_after(resume_command("python -m nas.train", argv,
                                                add=["--resume"] + ([] if args.out else ["--out", str(out)])))
-    try:
-        result = run_training(request)
-    except KeyboardInterrupt:
-        set_resume_hint(again if (out / CHECKPOINT).exists() else None)
-        raise
-    if not result["finished"] and not result["failed"]:
-        result["resume_command"] = again
+    result = resumable(lambda: run_training(request), again, out / CHECKPOINT)
     emit(result, args.json, _human)
     return 0
 
