@@ -212,7 +212,7 @@ def test_validate_command_on_a_lazily_filled_table(tmp_path, capsys):
     saved = json.loads(rows.read_text())["rows"]
     assert [row["arch"] for row in saved] == [spec.to_string() for spec in sampled]
     assert all(row["measured_ms"] > 0 and row["predicted_ms"] > 0 for row in saved)
-    assert result["within_5pct"] * 3 == pytest.approx(round(result["within_5pct"] * 3))  # a count of 3
+    assert result["within_5pct"] in (0.0, 0.3333, 0.6667, 1.0)  # a count of 3, rounded to 4 digits
     assert {op.key for spec in sampled for op in ops_of(spec)} <= set(LatencyTable.load(path).ops)  # lazily filled
 
 
