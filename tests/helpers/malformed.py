@@ -151,7 +151,7 @@ def _spec_several() -> list[Bad]:
     ]
 
 
-def _oversized_spec(width: int, cap: int = 8192, resolution: int | None = None) -> str:
+def oversized_spec(width: int, cap: int = 8192, resolution: int | None = None) -> str:
     """The Small spec with every block's channels times `width` (at most `cap`): each block within
     its bounds, the whole network beyond the caps on its totals (nas.core.check.MAX_PARAMS, MAX_MACS)."""
     d = yaml.safe_load(SPEC)
@@ -166,8 +166,8 @@ def _spec_cases() -> list[Bad]:
     s = SPEC
     return _broken_files("spec") + [
         # 1.05e9 parameters (and 394e9 MACs: the parameters are named first), 128 blocks' worth of bounds
-        Bad("spec-totals-params.yaml", _oversized_spec(10**6), ("parameters", "--max-params"), ("--max-macs",)),
-        Bad("spec-totals-macs.yaml", _oversized_spec(6, resolution=2048), ("MACs", "--max-macs"), ("--max-params",)),
+        Bad("spec-totals-params.yaml", oversized_spec(10**6), ("parameters", "--max-params"), ("--max-macs",)),
+        Bad("spec-totals-macs.yaml", oversized_spec(6, resolution=2048), ("MACs", "--max-macs"), ("--max-params",)),
         Bad("spec-deeply-nested.yaml", _swap(s, 'name: "mobilenetv3_small"', "name: " + "[" * 5000 + "]" * 5000),
             ("nesting",)),
         Bad("spec-unknown-key.yaml", _swap(s, "resolution:", "resolutoin:"), ("resolutoin",)),
@@ -526,8 +526,9 @@ def _bomb(levels: int = 9, width: int = 9) -> str:
 
 def bomb_cases() -> list[Bad]:
     """YAML alias bombs and values that contain themselves, in fields whose error quotes the value:
-    they must fail at once. Kept out of the in-process corpus: a loader that expanded one would take
-    the test process's memory (test_alias_bombs_fail_fast runs them in a bounded subprocess)."""
+    they must fail without expanding. Kept out of the in-process corpus: a loader that expanded one
+    would take the test process's memory (test_alias_bombs_fail_within_a_memory_cap runs them in a
+    subprocess capped at 1 GB)."""
     bomb, loop = _bomb(), "&me [*me]"
     cases = {
         "spec": [("spec-bomb-name.yaml", _swap(SPEC, 'name: "mobilenetv3_small"', f"name: {bomb}")),

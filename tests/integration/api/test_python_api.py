@@ -86,7 +86,7 @@ def test_registered_names_are_the_config_choices(toys):
     assert err.value.setting == "algorithm" and err.value.source is None
 
 
-def test_a_values_origin_and_a_bad_value_caught_once_with_one_message(tmp_path):
+def test_a_values_origin_is_the_file_key_the_flag_the_default_or_python(tmp_path):
     config_file = tmp_path / "run.yaml"
     config_file.write_text("target_ms: 20\nbudget: smoke\nseed: 3\n")
     from nas.search.__main__ import parser
@@ -96,14 +96,20 @@ def test_a_values_origin_and_a_bad_value_caught_once_with_one_message(tmp_path):
     assert [config.origin(k) for k in ("target_ms", "budget", "seed", "device")] == [
         f"{config_file}:target_ms", f"{config_file}:budget", "flag --seed", "default"]
     assert nas.Pipeline(target_ms=20).config.origin("target_ms") == "python"
-    # a bad value in the file: one line naming the file and key, from the one check of that key
+
+
+def test_a_bad_value_in_a_config_file_is_one_line_naming_the_file_and_key(tmp_path):
+    """From the one check of that key."""
+    config_file = tmp_path / "run.yaml"
     config_file.write_text("target_ms: 20\nbudget: huge\n")
     proc = subprocess.run([sys.executable, "-m", "nas.search", "--config", str(config_file), "--out",
                            str(tmp_path / "never")], capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 2 and not (tmp_path / "never").exists()
     assert proc.stderr.strip().splitlines() == [
         f"error: {config_file}: budget: must be smoke, default or paper, got 'huge'"]
-    # the same check, the same words, when the value comes from Python
+
+
+def test_a_bad_value_from_python_gets_the_same_check_and_words():
     with pytest.raises(nas.UserError) as err:
         nas.Pipeline(target_ms=20, budget="huge")
     assert str(err.value) == "budget: must be smoke, default or paper, got 'huge'"

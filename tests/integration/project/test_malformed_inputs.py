@@ -4,9 +4,9 @@ Each run must end with exit status 2 and exactly one stderr line naming the file
 message (the line less the file's path), the field at fault, with no traceback, and must leave
 nothing behind: no output file, no run directory, no change under latency_tables/, ./runs/ or the
 cache. Commands run in-process through the same `run_main` as `python -m ...` (a subprocess per
-case would cost ~2 s of torch import each); test_cli_foundation.py and the subprocess cases here
+case would cost a torch import each); test_cli_foundation.py and the subprocess cases here
 cover the real entry points. Unreadable and oversized files, and alias bombs (in a subprocess
-bounded in time and memory), follow the corpus, with checks on the corpus itself.
+bounded in memory), follow the corpus, with checks on the corpus itself.
 """
 from __future__ import annotations
 
@@ -505,10 +505,10 @@ def test_a_file_over_the_size_limit_is_refused(kind, command, large_files, sandb
     check_blames(code, err, [path], ("MB", "too large"))
 
 
-# ---- alias bombs: bounded in time and memory, in a subprocess -----------------------------------
+# ---- alias bombs: bounded in memory, in a subprocess --------------------------------------------
 
 BOMB_RUNNER = r"""
-import contextlib, importlib, io, json, resource, sys, time
+import contextlib, importlib, io, json, resource, sys
 from nas.runtime.cli import run_main
 jobs = json.load(sys.stdin)
 modules = {a[0]: importlib.import_module(a[0] if a[0] == "nas.inspect" else a[0] + ".__main__") for a in jobs}
@@ -517,7 +517,6 @@ with open("/proc/self/status") as f:
 resource.setrlimit(resource.RLIMIT_AS, (vm + 2**30, resource.RLIM_INFINITY))  # an expansion fails here
 for argv in jobs:
     err = io.StringIO()
-    start = time.perf_counter()
     try:
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
             run_main(modules[argv[0]].main, argv[1:])
@@ -526,16 +525,16 @@ for argv in jobs:
         code = exit_.code
     except BaseException as e:  # MemoryError: what an expanded bomb gives under the limit
         code, err = repr(e), io.StringIO(repr(e))
-    seconds = time.perf_counter() - start
-    print(json.dumps({"argv": argv, "code": code, "err": err.getvalue(), "s": seconds}), flush=True)
-    if code != 2 or seconds > 10:
-        break  # the first that fails is enough (each would take as long)
+    print(json.dumps({"argv": argv, "code": code, "err": err.getvalue()}), flush=True)
+    if code != 2:
+        break  # the first that fails is enough (each would fail alike)
 """
 
 
-def test_alias_bombs_fail_fast(tmp_path):
+def test_alias_bombs_fail_within_a_memory_cap(tmp_path):
     """Billion laughs (9**9 strings in 2 KB) and a value that contains itself, to every command of
-    their kind: one line each, within 10 s and 1 GB (generous: it takes milliseconds)."""
+    their kind: one line each, in a process capped at 1 GB of memory (expanded, a bomb fails there).
+    How long each takes is in docs/benchmarks.md, not asserted here."""
     jobs, paths = [], []
     for bad in malformed.bomb_cases():
         path = bad.write(tmp_path)
@@ -550,6 +549,5 @@ def test_alias_bombs_fail_fast(tmp_path):
     results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     for result, (bad, path, out) in zip(results, paths):
         check_blames(result["code"], result["err"], [path], bad.needles)
-        assert result["s"] < 10, (bad.label, result["argv"], result["s"])
         assert list(out.iterdir()) == []
     assert len(results) == len(jobs), proc.stdout[-3000:]

@@ -3,6 +3,7 @@ published ranking, on fake proxies whose results are functions of the architectu
 import hashlib
 import json
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from nas.accuracy.proxy_config import DataConfig
 from nas.accuracy.proxy import TrainingProxy, ZeroCostScorer
 from nas.budgets import get_budget
 from nas.runtime.errors import UserError
+from helpers.data import one_torch_thread  # noqa: F401 (autouse fixture)
 
 
 def _unit(*parts) -> float:
@@ -32,8 +34,8 @@ class Calls:
         self.log.append(what)
 
 
-@pytest.fixture
-def fake(monkeypatch):
+def install_fakes(monkeypatch) -> Calls:
+    """Training proxies and zero-cost scorers replaced by functions of the architecture and the seed."""
     calls = Calls()
 
     def train(self, spec):
@@ -49,6 +51,11 @@ def fake(monkeypatch):
     monkeypatch.setattr(TrainingProxy, "evaluate", train)
     monkeypatch.setattr(ZeroCostScorer, "evaluate", score)
     return calls
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    return install_fakes(monkeypatch)
 
 
 def _config(**changes):
@@ -133,23 +140,39 @@ def test_reference_seeds_are_distinct_and_seed_zero_is_an_old_audits():
     assert err.value.setting == "reference_seeds"
 
 
-def test_audit_with_two_seeds_and_published_resumes(fake, tmp_path):
-    config = _config()
-    specs = sample_specs(config.space, config.samples, config.seed)
-    fake.fail_after = 10
-    with pytest.raises(KeyboardInterrupt):
-        run_audit(config, tmp_path, progress=False, specs=specs)
-    done = list(fake.log)
-    fake.fail_after = None
-    first = run_audit(config, tmp_path, progress=False, specs=specs)
-    assert not set(done) & set(fake.log[len(done):])  # nothing computed twice
-    lines = (tmp_path / "results.jsonl").read_text().splitlines()
-    # 4 networks x (2 reference seeds + 2 trainings + 6 zero-cost) + 12 published x (1 training + 6 zero-cost)
-    assert len(lines) == len(fake.log) == 4 * 10 + 12 * 7
-    assert sorted({c[1] for c in fake.log if c[0] == "reference"}) == [0, 1]
+@pytest.fixture(scope="module")
+def two_seed_audit(tmp_path_factory):
+    """An audit at two reference seeds, with the published networks, stopped after 10 results, resumed
+    to its end, then run again."""
+    out = tmp_path_factory.mktemp("audit")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        fake = install_fakes(monkeypatch)
+        config = _config()
+        specs = sample_specs(config.space, config.samples, config.seed)
+        fake.fail_after = 10
+        with pytest.raises(KeyboardInterrupt):
+            run_audit(config, out, progress=False, specs=specs)
+        done = list(fake.log)  # the calls before the stop
+        fake.fail_after = None
+        first = run_audit(config, out, progress=False, specs=specs)
+        calls, lines = list(fake.log), (out / "results.jsonl").read_text().splitlines()
+        again = run_audit(config, out, progress=False, specs=specs)
+        return SimpleNamespace(done=done, first=first, calls=calls, lines=lines, again=again,
+                               calls_again=fake.log[len(calls):],
+                               lines_again=(out / "results.jsonl").read_text().splitlines())
 
-    summary = first["summary"]
-    row = first["rows"][0]
+
+def test_a_stopped_audit_resumes_without_computing_anything_twice(two_seed_audit):
+    run = two_seed_audit
+    assert not set(run.done) & set(run.calls[len(run.done):])  # nothing computed twice
+    # 4 networks x (2 reference seeds + 2 trainings + 6 zero-cost) + 12 published x (1 training + 6 zero-cost)
+    assert len(run.lines) == len(run.calls) == 4 * 10 + 12 * 7
+    assert sorted({c[1] for c in run.calls if c[0] == "reference"}) == [0, 1]
+
+
+def test_the_summary_has_the_seeds_mean_their_ceiling_and_the_published_ranking(two_seed_audit):
+    summary = two_seed_audit.first["summary"]
+    row = two_seed_audit.first["rows"][0]
     seeds = [r["accuracy"] for r in row["reference_seeds"]]
     assert row["reference"]["accuracy"] == pytest.approx(sum(seeds) / 2)
     assert summary["reference_seeds"] == [0, 1] and -1 <= summary["reference_ceiling_tau"] <= 1
@@ -163,11 +186,13 @@ def test_audit_with_two_seeds_and_published_resumes(fake, tmp_path):
     assert "Seed-to-seed Kendall tau" in text and "Against published ImageNet top-1 (12 networks" in text
     json.dumps(summary, allow_nan=False)
 
-    calls = len(fake.log)
-    again = run_audit(config, tmp_path, progress=False, specs=specs)
-    assert len(fake.log) == calls and (tmp_path / "results.jsonl").read_text().splitlines() == lines
-    assert again["summary"]["published"]["partial_tau"] == pub["partial_tau"]
-    assert again["summary"]["reference_ceiling_tau"] == summary["reference_ceiling_tau"]
+
+def test_a_finished_audit_run_again_computes_nothing_and_answers_the_same(two_seed_audit):
+    run = two_seed_audit
+    assert run.calls_again == [] and run.lines_again == run.lines
+    summary, again = run.first["summary"], run.again["summary"]
+    assert again["published"]["partial_tau"] == summary["published"]["partial_tau"]
+    assert again["reference_ceiling_tau"] == summary["reference_ceiling_tau"]
 
 
 def test_an_older_audits_results_load_as_reference_seed_zero(fake, tmp_path):
@@ -218,9 +243,15 @@ def test_the_supernet_is_trained_once_and_its_training_is_spread_over_the_networ
     each row's seconds are its score plus the training over N, and a resumed audit trains nothing."""
     from helpers import DATA
     from helpers.data import write_idx_dataset
+    from nas.supernet.supernet_config import SupernetConfig
 
     data = DataConfig(path=str(write_idx_dataset(tmp_path / "fm", n=1200)))
-    config = _config(space=str(DATA / "tiny_space.yaml"), samples=3, published=False, supernet=True, data=data)
+    # A recipe of a few steps (the smoke budget's trains 64): what counts here is where the training
+    # goes and that it happens once, not what it learns.
+    recipe = SupernetConfig(epochs=1, train_images=128, val_images=64, batch_size=32, paths=2, bn_images=32)
+    budget = replace(get_budget("smoke").accuracy, supernet=recipe)
+    config = _config(space=str(DATA / "tiny_space.yaml"), samples=3, published=False, supernet=True, data=data,
+                     budget=budget)
     first = run_audit(config, tmp_path / "audit", progress=False)["summary"]
     supernet = first["supernet"]
     assert supernet["training_s"] > 0 and (tmp_path / "audit" / "supernet" / "supernet.pt").is_file()

@@ -47,34 +47,53 @@ def _results(scores, seconds):
     return [{"score": float(s), "seconds": seconds, "failed": False} for s in scores]
 
 
-def test_summary_gives_the_known_answers():
+@pytest.fixture(scope="module")
+def summary():
+    """The audit's summary of five proxies whose answers are known: the truth, its opposite, latency
+    itself, the truth with a little noise (and cheapest), and a trained proxy on the first 20 networks."""
     top1, latency, hidden = _case()
     noisy = np.array(top1) + np.random.default_rng(1).normal(0, 0.05, len(top1))
     results = {"oracle": _results(top1, 2.0), "anti": _results(-np.array(top1), 2.0),
                "latency": _results(latency, 0.01), "noisy": _results(noisy, 0.001),
                "trained": _results(top1[:20], 30.0)}  # a trained proxy: the first M networks only
     s = ia.summarise(top1, latency, results, trained_networks=20)
-    rows = {t["proxy"]: t for t in s["table"]}
+    return s, {t["proxy"]: t for t in s["table"]}, results
+
+
+def test_the_truth_and_its_opposite_rank_perfectly_both_ways(summary):
+    s, rows, _ = summary
     assert rows["oracle"]["kendall_tau"] == pytest.approx(1) and rows["oracle"]["partial_tau"] == pytest.approx(1)
     assert rows["anti"]["kendall_tau"] == pytest.approx(-1) and rows["anti"]["partial_tau"] == pytest.approx(-1)
-    # A score that is latency: ranks as latency does, and at equal latency says nothing.
+    assert rows["oracle"]["seconds"] == 2.0
+
+
+def test_a_score_that_is_latency_ranks_as_latency_and_says_nothing_at_equal_latency(summary):
+    s, rows, _ = summary
     assert rows["latency"]["partial_tau"] == 0
     assert rows["latency"]["kendall_tau"] == pytest.approx(s["latency_kendall_tau"])
     assert 0.2 < s["latency_kendall_tau"] < 0.9
-    # Each proxy on its own n, with the noise of that n.
+
+
+def test_each_proxy_is_judged_on_its_own_n_with_the_noise_of_that_n(summary):
     from nas.audit.ranks import partial_tau_standard_error, tau_standard_error
 
+    s, rows, _ = summary
     assert rows["oracle"]["n"] == 60 and rows["trained"]["n"] == 20
     assert rows["trained"]["tau_se"] == pytest.approx(tau_standard_error(20))
     assert rows["trained"]["partial_tau_se"] == pytest.approx(partial_tau_standard_error(20))
     assert [b["n"] for b in s["latency"]] == [60, 20] and all(b["partial_tau"] == 0 for b in s["latency"])
-    # Like for like: every proxy again on the 20 trained networks.
+
+
+def test_every_proxy_is_judged_again_on_the_trained_networks(summary):
+    s, _, results = summary
     assert s["subset_n"] == 20 and {t["n"] for t in s["subset"]} == {20}
     assert {t["proxy"] for t in s["subset"]} == {*results, "latency alone"}
-    # The one-SE rule at equal latency: `noisy` is within noise of the best and cheapest.
+
+
+def test_the_recommendation_is_the_cheapest_within_one_se_of_the_best_at_equal_latency(summary):
+    s, rows, _ = summary
     assert rows["noisy"]["partial_tau"] > 1 - rows["oracle"]["partial_tau_se"]
     assert s["recommended"] == "noisy"
-    assert rows["oracle"]["seconds"] == 2.0
 
 
 def test_a_hidden_quality_shows_at_equal_latency_and_a_missing_result_leaves_tau_undefined():

@@ -1,17 +1,16 @@
-"""NetAdapt: weight surgery, admissible widths, the shrinking loop, its log and resume, the command line."""
-import json
+"""NetAdapt: weight surgery, admissible widths, the shrinking loop, its log and resume, the command line
+(in-process; in a real process: tests/integration/netadapt/test_netadapt_cli.py)."""
 import logging
 import math
 import random
 from dataclasses import replace
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
-from helpers import REFERENCE, check_user_error, run_cli, run_inprocess
+from helpers import REFERENCE, check_user_error, run_inprocess
 from helpers.netadapt import FAST, TRAIN, data, iterations, tiny  # noqa: F401 (data, tiny: fixtures)
 from nas.runtime.errors import UserError
 from nas.export.onnx import randomize_for_check
@@ -218,25 +217,45 @@ def test_latency_falls_at_every_iteration(full_run, tiny):
         assert [p["knob"] for p in record["proposals"] if p["tied"]] == noise["tied"]
 
 
-def test_resume_continues_from_the_last_iteration(full_run, tiny, data, tmp_path):
-    target, full_out, full = full_run
+@pytest.fixture(scope="module")
+def resumed(full_run, tiny, data, tmp_path_factory):
+    """A run stopped after two iterations, its log ending in a torn line (a crash in the middle of a
+    line), then resumed to its end: the stopped run's result, the folder, the resumed run's result."""
+    target, _, _ = full_run
     spec, _ = tiny
-    part = run_netadapt(spec, target, "pixel1", data=data, out_dir=tmp_path, max_iterations=2, **FAST)
+    out = tmp_path_factory.mktemp("resumed")
+    part = run_netadapt(spec, target, "pixel1", data=data, out_dir=out, max_iterations=2, **FAST)
+    with open(out / "netadapt.jsonl", "a") as f:
+        f.write('{"type": "iteration", "iterat')
+    return part, out, run_netadapt(spec, target, "pixel1", data=data, out_dir=out, resume=True, **FAST)
+
+
+def test_a_run_stopped_by_max_iterations_has_not_reached_the_target(resumed):
+    part, _, _ = resumed
     assert not part["reached"] and part["iterations"] == 2
-    with open(tmp_path / "netadapt.jsonl", "a") as f:
-        f.write('{"type": "iteration", "iterat')  # a crash in the middle of a line
-    with pytest.raises(UserError, match="--resume"):
-        run_netadapt(spec, target, "pixel1", data=data, out_dir=tmp_path, **FAST)
-    resumed = run_netadapt(spec, target, "pixel1", data=data, out_dir=tmp_path, resume=True, **FAST)
-    a, b = iterations(full_out), iterations(tmp_path)
+
+
+def test_resume_continues_from_the_last_iteration(full_run, resumed):
+    _, full_out, full = full_run
+    _, out, done = resumed
+    a, b = iterations(full_out), iterations(out)
     assert [r["spec"] for r in a] == [r["spec"] for r in b]
     assert [r["accuracy"] for r in a] == [r["accuracy"] for r in b]
-    assert resumed["arch_hash"] == full["arch_hash"] and resumed["accuracy"] == full["accuracy"]
-    # A completed run resumes to its result; another run's settings are refused.
-    again = run_netadapt(spec, target, "pixel1", data=data, out_dir=tmp_path, resume=True, **FAST)
+    assert done["arch_hash"] == full["arch_hash"] and done["accuracy"] == full["accuracy"]
+
+
+def test_a_completed_run_resumes_to_its_result(full_run, resumed, tiny, data):
+    target, _, full = full_run
+    _, out, _ = resumed
+    again = run_netadapt(tiny[0], target, "pixel1", data=data, out_dir=out, resume=True, **FAST)
     assert again["arch_hash"] == full["arch_hash"]
+
+
+def test_a_resume_with_another_runs_settings_is_refused(full_run, resumed, tiny, data):
+    target, _, _ = full_run
+    _, out, _ = resumed
     with pytest.raises(UserError, match="seed"):
-        run_netadapt(spec, target, "pixel1", data=data, out_dir=tmp_path, resume=True, seed=1, **FAST)
+        run_netadapt(tiny[0], target, "pixel1", data=data, out_dir=out, resume=True, seed=1, **FAST)
 
 
 def test_read_log_tolerates_only_a_torn_last_line(tmp_path):
@@ -308,20 +327,6 @@ def test_seed_weights_holding_nan_are_one_line_naming_the_tensor_before_any_trai
                                   str(tmp_path / "nan.pt"), "--data", str(fashion_mnist), "--out", str(out)], capsys)
     check_user_error(code, err, "nan.pt", "--weights", "stem.0.weight", "non-finite")
     assert not list(out.glob("*.pt"))  # nothing trained
-
-
-def test_cli_json(tiny, fashion_mnist, tmp_path):
-    spec, path = tiny
-    target = 0.95 * get_device("pixel1").predict(spec).ms
-    proc = run_cli("nas.netadapt", "--spec", str(path), "--target-ms", f"{target:.4f}", "--device", "pixel1",
-                   "--budget", "smoke", "--train-images", "128", "--val-images", "64", "--steps", "1",
-                   "--final-steps", "2", "--threads", "1", "--data", str(fashion_mnist), "--out", str(tmp_path),
-                   "--json", timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert {"latency_ms", "spec_path", "iterations", "accuracy", "reached", "weights_path"} <= set(result)
-    assert result["latency_ms"] <= target and result["iterations"] >= 1 and result["reached"]
-    assert Path(result["spec_path"]).is_file() and Path(result["weights_path"]).is_file()
 
 
 # ---- the decision rules, on scripted runs ------------------------------------------------------
@@ -622,12 +627,14 @@ def test_only_weights_that_can_still_win_are_kept(rule):
             assert all(best in may_win(outcomes[:j], rule, n) for j in range(best + 1, len(outcomes) + 1))
 
 
+# One iteration (9.5 -> 9.2 ms). blocks[1].exp is luckiest (0.45, SE 0.0497 on 100 images); the group
+# bottleneck(blocks[3]..blocks[4]) is 0.01 behind, within noise, and cuts 0.5 ms instead of 0.375.
+NEAR_TIE = {"blocks[1].exp": 0.45, "bottleneck(blocks[3]..blocks[4])": 0.44}
+
+
 def test_the_log_records_the_noise_and_the_tie_the_choice_used(tiny, scripted, tmp_path, caplog):
     spec, _ = tiny
-    # One iteration (9.5 -> 9.2 ms). blocks[1].exp is luckiest (0.45, SE 0.0497 on 100 images); the group
-    # bottleneck(blocks[3]..blocks[4]) is 0.01 behind, within noise, and cuts 0.5 ms instead of 0.375.
-    accuracy = {"blocks[1].exp": 0.45, "bottleneck(blocks[3]..blocks[4])": 0.44}
-    scripted.score = lambda p: accuracy.get(p.knob.label, 0.3)
+    scripted.score = lambda p: NEAR_TIE.get(p.knob.label, 0.3)
     caplog.set_level(logging.DEBUG, logger="nas.netadapt.netadapt_run")
     result = scripted_run(spec, 9.2, tmp_path, select="noise-aware")
     seed, record = iterations(tmp_path)
@@ -643,20 +650,43 @@ def test_the_log_records_the_noise_and_the_tie_the_choice_used(tiny, scripted, t
     line = next(m for m in caplog.messages if m.startswith("iteration 1: 9.000 ms"))
     assert "± 0.0497 (1 SE on 100 images" in line
     assert "tied: 2 proposals within 1 SE of the best top-1 0.4500, broken by the largest latency cut" in line
-    # The old rule is still there: the luckiest wins, and the log says that it was a tie.
-    caplog.clear()
-    scripted_run(spec, 9.2, tmp_path / "accuracy", select="accuracy")
-    record = iterations(tmp_path / "accuracy")[1]
+
+
+def test_the_accuracy_rule_takes_the_luckiest_and_logs_that_it_was_a_tie(tiny, scripted, tmp_path, caplog):
+    spec, _ = tiny
+    scripted.score = lambda p: NEAR_TIE.get(p.knob.label, 0.3)
+    caplog.set_level(logging.DEBUG, logger="nas.netadapt.netadapt_run")
+    scripted_run(spec, 9.2, tmp_path, select="accuracy")
+    record = iterations(tmp_path)[1]
     assert record["chosen"]["knob"] == "blocks[1].exp" and len(record["noise"]["tied"]) == 2
     assert any("accuracy chose among them by noise" in m for m in caplog.messages)
-    # A clear winner (0.60, SE 0.049: 0.44 is 3 SE behind) wins under noise-aware too.
-    accuracy["blocks[1].exp"] = 0.60
-    scripted_run(spec, 9.2, tmp_path / "clear", select="noise-aware")
-    record = iterations(tmp_path / "clear")[1]
+
+
+def test_a_clear_winner_wins_under_noise_aware_too(tiny, scripted, tmp_path):
+    spec, _ = tiny
+    clear = {**NEAR_TIE, "blocks[1].exp": 0.60}  # SE 0.049: 0.44 is 3 SE behind
+    scripted.score = lambda p: clear.get(p.knob.label, 0.3)
+    scripted_run(spec, 9.2, tmp_path, select="noise-aware")
+    record = iterations(tmp_path)[1]
     assert record["chosen"]["knob"] == "blocks[1].exp" and record["noise"]["tied"] == ["blocks[1].exp"]
-    # --select latency: the largest cut (the first two-node group), whatever its accuracy.
-    scripted_run(spec, 9.2, tmp_path / "latency", select="latency")
-    assert iterations(tmp_path / "latency")[1]["chosen"]["knob"] == "bottleneck(blocks[1]..blocks[2])"
+
+
+def test_select_latency_takes_the_largest_cut_whatever_its_accuracy(tiny, scripted, tmp_path):
+    spec, _ = tiny
+    clear = {**NEAR_TIE, "blocks[1].exp": 0.60}
+    scripted.score = lambda p: clear.get(p.knob.label, 0.3)
+    scripted_run(spec, 9.2, tmp_path, select="latency")
+    assert iterations(tmp_path)[1]["chosen"]["knob"] == "bottleneck(blocks[1]..blocks[2])"  # the first two-node group
+
+
+def test_a_stopped_run_with_a_torn_log_is_refused_without_resume(tiny, scripted, tmp_path):
+    spec, _ = tiny
+    scripted.score = prefer("blocks[4].exp")
+    scripted_run(spec, 8.0, tmp_path, max_iterations=2)
+    with open(tmp_path / "netadapt.jsonl", "a") as f:
+        f.write('{"type": "iteration", "iterat')  # a crash in the middle of a line
+    with pytest.raises(UserError, match="--resume"):
+        scripted_run(spec, 8.0, tmp_path)
 
 
 def test_noise_aware_resume_gives_the_uninterrupted_run(tiny, scripted, tmp_path):

@@ -1,6 +1,5 @@
 """The compare stage: rows with noise, paired differences, the verdict, and trainings that resume."""
 from dataclasses import replace
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -90,27 +89,6 @@ def test_budgets_name_their_seeds_and_baselines():
     assert compare.seeds_of(get_budget("default"), 7) == [21, 22, 23]
     # neighbouring run seeds share no training seed
     assert not set(compare.seeds_of(get_budget("default"), 0)) & set(compare.seeds_of(get_budget("default"), 1))
-
-
-def test_trainings_in_worker_processes_equal_those_made_here(tmp_path, monkeypatch, fashion_mnist):
-    """One thread per training, in a pool or here: the same numbers, whatever the CPU count."""
-    from nas.accuracy.proxy_config import DataConfig
-    from helpers.data import TINY
-
-    budget = get_budget("smoke")
-    nets = [{"name": "tiny", "kind": "final", "spec": TINY, "note": ""},
-            {"name": "wide", "kind": "width_scaled", "spec": scale_width(TINY, 1.5, name="wide"), "note": ""}]
-    data = DataConfig(path=str(fashion_mnist))
-    results = {}
-    for cpus in (1, 2):
-        run_dir = tmp_path / f"cpus{cpus}"
-        (run_dir / "compare").mkdir(parents=True)
-        ctx = SimpleNamespace(run_dir=run_dir, budget=budget, prepared=SimpleNamespace(data=data))
-        monkeypatch.setattr(compare, "available_cpus", lambda: cpus)
-        results[cpus] = compare.train_networks(nets, [0, 1], ctx)
-    accuracy = {cpus: {k: r["accuracy"] for k, r in res.items()} for cpus, res in results.items()}
-    assert accuracy[1] == accuracy[2] and len(accuracy[1]) == 4
-    assert len(set(accuracy[1].values())) > 1
 
 
 @pytest.mark.parametrize("name", ["host", "host:int8", "host-litert", "host-litert:int8"])

@@ -81,9 +81,8 @@ def test_resume_may_change_where_it_runs_but_not_what_it_computes(tmp_path):
         saved_run_config(tmp_path, args())
 
 
-def test_baselines_default_to_the_budgets_and_a_bad_list_names_its_key(tmp_path):
+def test_baselines_default_to_the_budgets(tmp_path):
     from nas.pipeline.stages import Context
-    from nas.search.__main__ import parser
 
     def baselines(config):
         return Context(config, tmp_path, None, False, None).baselines
@@ -92,11 +91,19 @@ def test_baselines_default_to_the_budgets_and_a_bad_list_names_its_key(tmp_path)
     assert baselines(validate_config({"target_ms": 50, "budget": "smoke"}, "x")) == ("width_scaled",)
     assert baselines(validate_config({"target_ms": 50, "budget": "paper"}, "x")) == ("width_scaled", "netadapted")
     assert baselines(validate_config({"target_ms": 50, "baselines": []}, "x")) == ()
+
+
+def test_the_baselines_flag_takes_none_or_a_list_of_known_names():
+    from nas.search.__main__ import parser
+
     assert parser().parse_args(["--baselines", "none"]).baselines == []
     assert parser().parse_args(["--baselines", "netadapted,width_scaled"]).baselines == ["netadapted", "width_scaled"]
     with pytest.raises(SystemExit) as exit_:
         parser().parse_args(["--baselines", "width_scaled,uniform"])
     assert exit_.value.code == 2
+
+
+def test_a_bad_baselines_list_in_a_file_names_its_key(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("target_ms: 50\nbaselines: [width_scaled, width_scaled]\n")
     with pytest.raises(UserError) as err:

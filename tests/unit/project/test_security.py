@@ -5,6 +5,8 @@ import ast
 import re
 import tomllib
 
+import pytest
+
 from helpers import ROOT
 
 # The one reader of pickles: CIFAR's python batches are pickles by definition, read by an
@@ -114,25 +116,6 @@ def test_deeply_nested_json_is_one_error_naming_the_file(tmp_path):
     log.write_text('{"i": 0}\n' + "[" * 100_000 + "]" * 100_000 + '\n{"i": 1}\n')
     with pytest.raises(UserError, match="line 2 is not a JSON object"):
         read_jsonl(log)
-
-
-def test_seeds_targets_and_counts_out_of_range_are_one_line_and_exit_2():
-    from helpers import run_cli
-
-    for args in (["nas.search", "--target-ms", "20", "--seed", "-1"], ["nas.latency", "validate", "--seed", "-3"],
-                 ["nas.search", "--target-ms", "1e-310"], ["nas.search", "--target-ms", "20", "--seed", str(2**40)],
-                 ["nas.latency", "validate", "--samples", "99999999"], ["nas.train", "x.yaml", "--workers", "100000"],
-                 ["nas.proxies", "audit", "--samples", "10", "--reference-seeds", "1000"]):
-        proc = run_cli(*args)
-        assert proc.returncode == 2 and "Traceback" not in proc.stderr, (args, proc.stderr)
-
-
-def test_a_flag_that_cannot_take_effect_is_refused():
-    from helpers import run_cli
-
-    proc = run_cli("nas.netadapt", "--spec", "mobilenetv3_small", "--target-ms", "10", "--budget", "smoke",
-                   "--address", "10.0.0.1:6379")
-    assert proc.returncode == 2 and "--address" in proc.stderr and "--parallel ray" in proc.stderr, proc.stderr
 
 
 def test_a_full_disk_is_one_line_naming_the_path(tmp_path, monkeypatch):
@@ -299,27 +282,24 @@ def test_a_linked_searcher_checkpoint_is_refused_not_followed(tmp_path):
 
 
 # ---- specs of absurd size --------------------------------------------------------------------
+# Every block within its bounds, the whole network over the caps on parameters or MACs (through the
+# commands: tests/integration/project/test_security_commands.py).
 
-def test_a_spec_of_absurd_size_is_refused_by_its_totals(tmp_path, monkeypatch):
-    """Every block within its bounds, the whole network over the caps on parameters or MACs: one
-    error naming the file and its largest part, counted from the spec alone (no model is built);
-    --max-params / --max-macs (spec_limits) raise the caps for a command; MobileNetV3-Large at 6x
-    its width is well inside them."""
-    import pytest
-    import yaml
+@pytest.fixture
+def huge(tmp_path):
+    """MobileNetV3-Small with every block at the per-block bound (8192 channels): 1e9 parameters."""
+    from helpers.malformed import oversized_spec
 
-    from helpers import REFERENCE, assert_user_error, run_cli
-    from nas.core.check import MAX_MACS, MAX_PARAMS
-    from nas.core.spec import save_spec, scale_width
-    from nas.core.spec_file import load_spec, spec_limits
-    from nas.runtime.errors import UserError
+    path = tmp_path / "huge.yaml"
+    path.write_text(oversized_spec(10**6))
+    return path
 
-    small = yaml.safe_load((REFERENCE / "mobilenetv3_small.yaml").read_text())
-    for row in small["blocks"]:
-        row["exp"] = row["out"] = 8192  # the per-block bound
-    huge = tmp_path / "huge.yaml"
-    huge.write_text(yaml.safe_dump(small))
+
+def test_a_spec_of_absurd_size_is_refused_by_its_totals_before_a_model_is_built(huge, monkeypatch):
+    """One error naming the file and its largest part, counted from the spec alone."""
     import nas.core.model
+    from nas.core.spec_file import load_spec
+    from nas.runtime.errors import UserError
 
     def no_model(*args):  # the totals come from the spec alone: a 1e9-parameter model is never built
         raise AssertionError("load_spec built the model")
@@ -327,19 +307,25 @@ def test_a_spec_of_absurd_size_is_refused_by_its_totals(tmp_path, monkeypatch):
     monkeypatch.setattr(nas.core.model, "build_model", no_model)
     with pytest.raises(UserError, match=r"1,048,983,096 parameters, more than the cap of 1,000,000,000") as err:
         load_spec(huge)
-    monkeypatch.undo()
     assert err.value.source == str(huge) and err.value.field == "blocks[0]" and "--max-params" in str(err.value)
+
+
+def test_spec_limits_raise_the_caps_inside_its_block_only(huge):
+    """What --max-params / --max-macs do for a command."""
+    from nas.core.check import MAX_MACS, MAX_PARAMS
+    from nas.core.spec_file import load_spec, spec_limits
+    from nas.runtime.errors import UserError
+
     with spec_limits(max_params=2 * MAX_PARAMS, max_macs=10 * MAX_MACS):
         assert len(load_spec(huge).blocks) == 11
     with pytest.raises(UserError, match="parameters"):  # the caps are back after the block
         load_spec(huge)
-    wide = tmp_path / "wide.yaml"
-    save_spec(scale_width(load_spec("mobilenetv3_large"), 6), wide)  # as wide as the bounds allow
-    load_spec(wide)
 
-    proc = run_cli("nas.inspect", str(huge))
-    assert_user_error(proc, "huge.yaml", "blocks[0]", "--max-params")
-    out = tmp_path / "m.onnx"
-    proc = run_cli("nas.export", str(REFERENCE / "mobilenetv3_small.yaml"), "--onnx", str(out), "--max-macs", "1e6")
-    assert_user_error(proc, "mobilenetv3_small.yaml", "MACs, more than the cap of 1,000,000")
-    assert not out.exists()
+
+def test_mobilenetv3_large_as_wide_as_the_bounds_allow_is_inside_the_caps(tmp_path):
+    from nas.core.spec import save_spec, scale_width
+    from nas.core.spec_file import load_spec
+
+    wide = tmp_path / "wide.yaml"
+    save_spec(scale_width(load_spec("mobilenetv3_large"), 6), wide)  # 6x its width
+    load_spec(wide)

@@ -127,15 +127,23 @@ def test_zero_spread_is_the_point_reward():
             tunas_reward(0.7, latency, 50.0), abs=1e-9)
 
 
-def test_spread_costs_under_hard_and_tunas_but_not_soft():
+def test_a_latency_spread_costs_under_the_hard_reward():
     point_hard = mnasnet_reward(0.7, 49.0, 50.0, 0.0, -1.0)
     assert expected_mnasnet_reward(0.7, 49.0, 40.0, 65.0, 50.0, 0.0, -1.0) < point_hard - 0.01
-    # Soft: a spread symmetric in log-latency changes nothing; a right skew counts as slower.
+
+
+def test_under_the_soft_reward_a_symmetric_spread_costs_nothing_and_a_right_skew_counts_as_slower():
+    # Symmetric in log-latency: the point reward.
     assert expected_mnasnet_reward(0.7, 49.0, 49.0 / 1.3, 49.0 * 1.3, 50.0) == pytest.approx(
         mnasnet_reward(0.7, 49.0, 50.0), rel=1e-3)
     assert expected_mnasnet_reward(0.7, 49.0, 40.0, 65.0, 50.0) < mnasnet_reward(0.7, 49.0, 50.0)
+
+
+def test_a_latency_spread_costs_under_the_tunas_reward():
     assert expected_tunas_reward(0.7, 50.0, 45.0, 56.0, 50.0) < 0.7 - 0.005
-    # More spread, more cost.
+
+
+def test_more_spread_costs_more():
     assert (expected_mnasnet_reward(0.7, 49.0, 30.0, 80.0, 50.0, 0.0, -1.0)
             < expected_mnasnet_reward(0.7, 49.0, 40.0, 65.0, 50.0, 0.0, -1.0))
 

@@ -1,8 +1,9 @@
-"""Host tables measured with the LiteRT interpreter, int8 host tables, the conversion cache, and the
-parser of TFLite's benchmark_model output.
+"""Host tables measured with the LiteRT interpreter, int8 host tables and the conversion cache: real
+conversions in the converter process, and builds that calibrate in a child process.
 
-A TFLite conversion costs ~1.5-4 s an op, so everything here runs on MICRO, tiny_space.yaml cut down to
-five ops (one searchable block, kernel 3 or 5) and two calibration networks, built once per module."""
+A TFLite conversion costs seconds an op (docs/benchmarks.md), so everything here runs on MICRO,
+tiny_space.yaml cut down to five ops (one searchable block, kernel 3 or 5) and two calibration
+networks, built once per module."""
 import contextlib
 import io
 import json
@@ -19,7 +20,6 @@ from nas.latency.build import Schedule, measure_ops
 from nas.latency.devices import get_device, host_device, host_fingerprint_of, host_table_path, load_host_table
 from nas.latency.measure import host_fingerprint
 from nas.latency.ops import ops_of, space_ops
-from nas.latency.standalone_tflite_timer import parse_benchmark_output
 from nas.latency.table import LatencyTable
 from nas.runtime.errors import UserError
 from helpers import DATA, check_user_error, run_inprocess
@@ -169,66 +169,6 @@ def test_int8_tflite_ops_are_quantized(micro):
     assert list(interp.get_input_details()[0]["shape"]) == [1, 16, 16, 8]  # channels-last, as converted
 
 
-@pytest.mark.parametrize("name, needle", [("host:int4", "unknown precision"), ("host-litert:fp16", "unknown precision")])
-def test_bad_host_device_names(name, needle):
-    with pytest.raises(UserError, match=needle):
-        get_device(name)
-
-
-# Real benchmark_model output: the --help-era format (no prefix), the INFO: prefix with percentiles and
-# exponent notation, and the all-same statistics line of a run whose every run took the same time.
-BENCH_PLAIN = """\
-STARTING!
-Log parameter values verbosely: [0]
-Num threads: [4]
-Graph: [./mobilenet_v1_1.0_224.tflite]
-Loaded model ./mobilenet_v1_1.0_224.tflite
-The input model file size (MB): 16.9008
-Initialized session in 17.187ms.
-Running benchmark for at least 1 iterations and at least 0.5 seconds but terminate if exceeding 150 seconds.
-count=1 curr=3512391
-
-Running benchmark for at least 50 iterations and at least 1 seconds but terminate if exceeding 150 seconds.
-count=50 first=2990275 curr=2913402 min=2727568 max=3189954 avg=2.95034e+06 std=109798
-
-Inference timings in us: Init: 17187, First inference: 3512391, Warmup (avg): 3.51239e+06, Inference (avg): 2.95034e+06
-Note: as the benchmark tool itself affects memory footprint, the following is only APPROXIMATE to the actual memory footprint of the model at runtime. Take the information at your discretion.
-Memory footprint delta from the start of the tool (MB): init=4.21094 overall=46.0859
-"""
-BENCH_PERCENTILES = """\
-INFO: Loaded model /usr/share/models/ssd_mobilenet_v2_coco.tflite
-INFO: The input model file size (MB): 67.3128
-INFO: Initialized session in 5.579ms.
-INFO: Running benchmark for at least 1 iterations and at least 0.5 seconds but terminate if exceeding 150 seconds.
-INFO: count=1 curr=1357602 p5=1357602 median=1357602 p95=1357602
-
-INFO: Running benchmark for at least 50 iterations and at least 1 seconds but terminate if exceeding 150 seconds.
-INFO: count=50 first=1249964 curr=1240143 min=1238588 max=1252566 avg=1.24027e+06 std=2565 p5=1238753 median=1239807 p95=1247415
-
-INFO: Inference timings in us: Init: 5579, First inference: 1357602, Warmup (avg): 1.3576e+06, Inference (avg): 1.24027e+06
-INFO: Memory footprint delta from the start of the tool (MB): init=6.36328 overall=109.832
-"""
-BENCH_ALL_SAME = """\
-INFO: Running benchmark for at least 6 iterations and at least 0 seconds but terminate if exceeding 150 seconds.
-INFO: count=6 curr=41(all same)
-
-INFO: Inference timings in us: Init: 812, First inference: 57, Warmup (avg): 44.5, Inference (avg): 41
-"""
-
-
-def test_benchmark_model_output_parser():
-    plain = parse_benchmark_output(BENCH_PLAIN)
-    assert plain["init_us"] == 17187 and plain["first_us"] == 3512391 and plain["warmup_avg_us"] == 3.51239e6
-    assert plain["avg_us"] == 2.95034e6 and plain["avg"] == 2.95034e6 and plain["count"] == 50
-    assert plain["min"] == 2727568 and plain["std"] == 109798 and "median" not in plain
-    pct = parse_benchmark_output(BENCH_PERCENTILES)
-    assert pct["avg_us"] == 1.24027e6 and pct["count"] == 50  # the timed runs, not the warm-up line
-    assert (pct["p5"], pct["median"], pct["p95"]) == (1238753, 1239807, 1247415)
-    same = parse_benchmark_output(BENCH_ALL_SAME)
-    assert same["avg"] == same["min"] == same["max"] == 41 and same["std"] == 0 and same["count"] == 6
-    assert parse_benchmark_output("ERROR: Could not open '/data/local/tmp/x.tflite'.\nBenchmarking failed.\n") is None
-
-
 CONVERT_THEN_CHECK = """
 import sys
 from nas.core.space import load_space
@@ -242,8 +182,8 @@ if __name__ == "__main__":
 
 
 def test_the_timing_process_never_loads_the_converter(micro, tmp_path):
-    """With litert-torch (and jax) loaded, LiteRT ran 10-13% faster in the same process: conversions
-    happen in a converter process, so what a host-litert table times is what an app would see."""
+    """With litert-torch (and jax) loaded, LiteRT ran faster in the same process (docs/benchmarks.md):
+    conversions happen in a converter process, so what a host-litert table times is what an app would see."""
     import os
     import subprocess
     import sys
