@@ -37,7 +37,7 @@ search: $(STAMP) data
 	$(PY) -m nas.search --target-ms $(TARGET_MS)
 
 # Two pytest workers (pytest-xdist): the suite's heavy tests are single processes that leave a core
-# idle; then, alone, the few tests marked `serial` (they measure which CPUs are idle).
+# idle; then, alone, the few tests marked `serial` (they measure which CPUs are idle, or run a multi-node Ray cluster).
 TEST_WORKERS ?= 2
 test: $(STAMP) data
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal -m "not slow and not serial" $(PYTEST_ARGS)
