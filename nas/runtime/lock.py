@@ -53,7 +53,23 @@ def run_lock(directory: str | os.PathLike, *, what: str = "run",
     if not directory.is_dir():
         raise UserError("exists and is not a directory", source=str(directory))
     with lock_file(directory / LOCK_NAME, what=what, resume_hint=resume_hint, source=str(directory)) as path:
+        _remove_stale_temporaries(directory)
         yield path
+
+
+def _remove_stale_temporaries(directory: Path) -> None:
+    """The `.NAME.tmpPID` files (nas.runtime.files.atomic_write) of writers that died between write
+    and rename, as a kill -9 leaves them: the lock's holder is the directory's only writer now, and
+    no later write of the same name comes from that pid to replace them."""
+    for tmp in directory.rglob(".*.tmp*"):
+        pid = tmp.name.rpartition(".tmp")[2]
+        if not pid.isdigit() or tmp.is_dir() or _alive(int(pid), None):
+            continue
+        try:
+            tmp.unlink()
+            log.debug("removed %s, left by process %s", tmp, pid)
+        except OSError:
+            pass  # another file system's rules: the next write of that name still works
 
 
 @contextmanager

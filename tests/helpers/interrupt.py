@@ -294,15 +294,15 @@ def interrupt_twice_then_finish(cmd, out, sigint_when, sigkill_when, timeout=600
     the resumed run to the end; returns the three outcomes."""
     first = run_until(cmd, signal.SIGINT, 0, sigint_when, timeout, env)
     assert first.hit, "finished before the SIGINT"
-    assert broken_files(out, finished=False) == []
+    assert (broken := broken_files(out, finished=False)) == [], broken  # helpers: no assert rewriting
     assert first.left_running == []
     again = resume_hint(first)
     second = run_until(again, signal.SIGKILL, 0, sigkill_when, timeout=timeout, env=env, probe=probe)
     assert second.hit and second.returncode == -signal.SIGKILL, second.stderr[-2000:]
-    assert broken_files(out, finished=False) == []
+    assert (broken := broken_files(out, finished=False)) == [], broken  # helpers: no assert rewriting
     assert second.left_running == []
     last = run_until(again, None, timeout=timeout, env=env)
     assert last.returncode == 0, last.stderr[-3000:]
-    assert broken_files(out, finished=True) == []
+    assert (broken := broken_files(out, finished=True)) == [], broken  # helpers: no assert rewriting
     assert last.left_running == []
     return first, second, last

@@ -73,3 +73,17 @@ def test_wait_lock_serialises_critical_sections(tmp_path):
         order.append("main")
     t.join()
     assert order == ["other", "main"]
+
+
+def test_taking_a_run_lock_removes_the_temporaries_of_dead_writers(tmp_path):
+    """A kill -9 between an atomic write and its rename leaves `.NAME.tmpPID`; whoever takes the run's
+    lock next removes it (it is the only writer), but not a live process's, nor anything else."""
+    dead = 2**22 + 12345  # above the kernel's pid_max default of 4,194,304: no such process
+    (tmp_path / "search").mkdir()
+    stale = [tmp_path / f".pipeline.json.tmp{dead}", tmp_path / "search" / f".samples.jsonl.tmp{dead}"]
+    kept = [tmp_path / f".live.json.tmp{os.getpid()}", tmp_path / "notes.tmp1", tmp_path / "pipeline.json"]
+    for path in stale + kept:
+        path.write_text("{}")
+    with run_lock(tmp_path):
+        assert [p.exists() for p in stale] == [False, False]
+        assert all(p.exists() for p in kept)
