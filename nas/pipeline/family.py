@@ -19,15 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from nas.budgets import get_budget
-from nas.pipeline.run_config import RunConfig
 from nas.pipeline.prepare import Prepared, prepare
 from nas.pipeline.results import MemberStage, ReportStage, SupernetStage
+from nas.pipeline.run_config import RunConfig
+from nas.pipeline.rundir import write_config
 from nas.pipeline.runner import RunState, Stage, run_stages
 from nas.runtime.errors import UserError
 from nas.runtime.files import atomic_write_text
-from nas.supernet.supernet_proxy import SupernetProxy
-from nas.pipeline.rundir import write_config
 from nas.runtime.lock import run_lock
+from nas.supernet.supernet_proxy import SupernetProxy
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +47,7 @@ def prepare_family(config: RunConfig) -> list[Prepared]:
         try:
             prepared.append(prepare(config.for_target(t, None)))
         except UserError as err:
-            raise UserError(f"{err.message} (target {t:g} ms)", source=err.source, field=err.field,
-                            setting=err.setting) from None
+            raise err.reworded(f"{err.message} (target {t:g} ms)") from None
     return prepared
 
 
@@ -139,7 +138,8 @@ def run_family(config: RunConfig, run_dir: Path, resume: bool, prepared: list[Pr
     result = {
         "targets": list(config.targets), "device": config.device, "budget": config.budget,
         "family": [state.result(f"{t:g}ms", MemberStage).printed() for t in config.targets],
-        "supernets": supernets_of(family), "report": done.report, "plot": done.plot, "run_dir": str(run_dir), "wall_s": round(state.elapsed(), 1),
+        "supernets": supernets_of(family), "report": done.report, "plot": done.plot, "run_dir": str(run_dir),
+        "wall_s": round(state.elapsed(), 1),
     }
     atomic_write_text(run_dir / "summary.json", json.dumps(result, indent=1, sort_keys=True))
     return result

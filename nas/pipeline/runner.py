@@ -79,7 +79,7 @@ class RunState:
         except UserError as err:
             keep = (f"; the state before the last stage is in {self.previous.name}: copy it over "
                     f"{self.path.name} to resume from there") if self.previous.is_file() else ""
-            raise UserError(f"{err.message}{keep}", source=err.source, field=err.field, setting=err.setting) from None
+            raise err.reworded(f"{err.message}{keep}") from None
         return state
 
     def save(self) -> None:

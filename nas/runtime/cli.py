@@ -75,16 +75,10 @@ def _chosen_parsers(parser: argparse.ArgumentParser, namespace) -> list[argparse
     return chain
 
 
-def _all_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
-    subs = [p for a in parser._actions if isinstance(a, argparse._SubParsersAction)
-            for p in dict.fromkeys(a.choices.values())]
-    return [parser, *[q for p in subs for q in _all_parsers(p)]]
-
-
-def _given_on_command_line(parser: argparse.ArgumentParser, args) -> set[str]:
-    """The settings the command line gave: parsed again with every default hidden."""
-    parsers = _all_parsers(parser)
-    saved = [(a, a.default) for p in parsers for a in p._actions]
+def _given_on_command_line(parser: argparse.ArgumentParser, args, namespace) -> set[str]:
+    """The settings the command line gave: parsed again with every default hidden (the same
+    subcommands parse it again, so only theirs need hiding)."""
+    saved = [(a, a.default) for p in _chosen_parsers(parser, namespace) for a in p._actions]
     try:
         for action, _ in saved:
             action.default = argparse.SUPPRESS
@@ -124,7 +118,7 @@ def _apply_config_file(parser: argparse.ArgumentParser, args, namespace) -> None
     settings = {a.dest: a for p in _chosen_parsers(parser, namespace) for a in p._actions
                 if a.option_strings and a.dest not in NOT_SETTINGS and a.help != argparse.SUPPRESS}
     values = read_config_file(path, settings)
-    given = _given_on_command_line(parser, args)
+    given = _given_on_command_line(parser, args, namespace)
     for key, value in values.items():
         if key in given:
             continue  # the flag overrides the file

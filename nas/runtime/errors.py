@@ -30,6 +30,10 @@ class UserError(Exception):
         where = ": ".join(p for p in (source, setting, field) if p)
         super().__init__(f"{where}: {message}" if where else message)
 
+    def reworded(self, message: str) -> "UserError":
+        """This error, about the same file, field and setting, saying `message` (what it said, and more)."""
+        return UserError(message, source=self.source, field=self.field, setting=self.setting)
+
     def located(self, source: str | None = None, field: str | None = None, setting: str | None = None) -> "UserError":
         """This error, about a value that came from `source`/`field` (a config file's key) or `setting`
         (a flag, an argument from Python, a default).

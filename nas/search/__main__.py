@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     if config.is_family:
         emit(result, args.json, human_family)
     else:
-        emit(run_result(result, run_dir).to_json(), args.json, human)
+        emit(run_result(result, run_dir).printed(), args.json, human)
     return 0
 
 

@@ -140,8 +140,7 @@ class SearchRun:
             try:
                 saved = read_state(state, advice=None)
             except UserError as err:
-                raise UserError(f"{err.message}; {self._previous_copy(in_order)}", source=err.source,
-                                field=err.field, setting=err.setting) from None
+                raise err.reworded(f"{err.message}; {self._previous_copy(in_order)}") from None
             self.algorithm.load_state_dict(saved)
         elif self.logged:  # a log without a state: the process died before its first save
             raise UserError(f"has samples.jsonl but no {STATE_FILE}; {self._previous_copy(in_order)}",
